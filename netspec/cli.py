@@ -1,0 +1,263 @@
+"""The command line: a thin typer layer that parses flags, calls the library and renders with rich.
+
+Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error. Tracebacks
+only with --debug. check, summarize, ops and schema never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .errors import Diagnostic, SpecError
+
+app = typer.Typer(
+    name="netspec",
+    help="A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+
+class UserError(Exception):
+    """A mistake in what the user gave us (not a spec diagnostic): exit code 1."""
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"netspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _parse_dims(values: list[str] | None) -> dict[str, int]:
+    dims = {}
+    for item in values or []:
+        name, sep, num = item.partition("=")
+        if not sep or not name.isidentifier() or not num.strip().isdigit() or int(num) < 1:
+            raise UserError(f"--dim expects NAME=SIZE with a positive integer size, e.g. --dim T=128; got {item!r}")
+        dims[name] = int(num)
+    return dims
+
+
+DimOpt = Annotated[
+    list[str] | None, typer.Option("--dim", help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)")
+]
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class SummaryFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    text = "text"
+
+
+def _print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool = True) -> None:
+    out = sys.stderr if stderr else sys.stdout
+    for d in diags:
+        print(d.render(lines), file=out)
+    n_err = sum(d.is_error for d in diags)
+    n_warn = len(diags) - n_err
+    if n_err:
+        print(
+            f"{n_err} error{'s' * (n_err != 1)}" + (f", {n_warn} warning{'s' * (n_warn != 1)}" if n_warn else ""),
+            file=out,
+        )
+
+
+def _compile(spec: Path, dims: dict, *, stderr: bool = True):
+    from .compiler import compile_file
+
+    res = compile_file(spec, dims)
+    if not res.ok:
+        _print_diagnostics(res.diagnostics, res.source_lines(), stderr)
+        raise typer.Exit(1)
+    if res.warnings:
+        _print_diagnostics(res.warnings, res.source_lines(), True)
+    return res
+
+
+@app.command()
+def check(
+    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
+    dim: DimOpt = None,
+) -> None:
+    """Validate a spec and check every shape statically; report all problems at once."""
+    from .compiler import compile_file
+
+    res = compile_file(spec, _parse_dims(dim))
+    if fmt == CheckFormat.json:
+        out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
+        if res.ok:
+            t = res.typed
+            out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
+        print(json.dumps(out, indent=2))
+        raise typer.Exit(0 if res.ok else 1)
+    if res.diagnostics:
+        _print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
+    if not res.ok:
+        raise typer.Exit(1)
+    t = res.typed
+    macs = "" if t.total_macs is None else f", {t.total_macs:,} MACs"
+    print(f"{spec}: OK  {t.graph.name}: {t.input.show()} -> {t.output.show()}, {t.total_params:,} params{macs}")
+
+
+@app.command()
+def summarize(
+    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
+    fmt: Annotated[
+        SummaryFormat, typer.Option("--format", "-f", help="table, json, markdown or text")
+    ] = SummaryFormat.table,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="batch size for activation memory")] = 1,
+    dim: DimOpt = None,
+) -> None:
+    """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass."""
+    from .summary import fmt_int, fmt_shape, markdown, summary_data, text, totals_lines
+
+    res = _compile(spec, _parse_dims(dim))
+    data = summary_data(res.typed, batch_size)
+    if fmt == SummaryFormat.json:
+        print(json.dumps(data, indent=2))
+        return
+    if fmt == SummaryFormat.markdown:
+        print(markdown(data), end="")
+        return
+    if fmt == SummaryFormat.text or not sys.stdout.isatty():
+        print(text(data), end="")
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{data['name']}  input {fmt_shape(data['input_shape'])}", title_justify="left")
+    for col, justify in (
+        ("Layer", "left"),
+        ("Type", "left"),
+        ("Output shape", "left"),
+        ("Params", "right"),
+        ("MACs", "right"),
+    ):
+        table.add_column(col, justify=justify)
+    for lay in data["layers"]:
+        table.add_row(
+            lay["name"], lay["type"], fmt_shape(lay["output_shape"]), fmt_int(lay["params"]), fmt_int(lay["macs"])
+        )
+    console = _console()
+    console.print(table)
+    for k, v in totals_lines(data):
+        console.print(f"{k}: {v}")
+
+
+@app.command()
+def build(
+    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("build"),
+    seed: Annotated[int, typer.Option(help="seed for weight initialization")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="overwrite files in an existing output directory")] = False,
+    dim: DimOpt = None,
+) -> None:
+    """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary."""
+    res = _compile(spec, _parse_dims(dim))
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} exists and is not empty; pass --force to overwrite, or choose another --out")
+    from .lower.build import write_build
+
+    files = write_build(res.typed, res.doc.data, out, spec_file=str(spec), seed=seed)
+    t = res.typed
+    print(f"built {t.graph.name}: {t.total_params:,} params -> {out}/")
+    for f in files:
+        print(f"  {f.name}")
+
+
+@app.command()
+def ops(
+    name: Annotated[str | None, typer.Argument(help="show one layer type in detail")] = None,
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
+) -> None:
+    """List the layer types with their parameters and defaults."""
+    from .docs import op_table, ops_json
+    from .errors import did_you_mean
+    from .ops import all_ops
+
+    table = all_ops()
+    if name is not None and name not in table:
+        raise UserError(
+            f"unknown layer type {name!r}. {did_you_mean(name, table) or 'Run `netspec ops` for the list.'}"
+        )
+    selected = [table[name]] if name else list(table.values())
+    if fmt == CheckFormat.json:
+        print(json.dumps(ops_json(selected), indent=2))
+        return
+    print(op_table(selected, detail=name is not None), end="")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of a spec (generated from the layer registry)."""
+    from .spec.schema import schema_text
+
+    print(schema_text(), end="")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app and map failures to exit codes (1 user error, 2 internal)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SpecError as exc:
+        _print_diagnostics(exc.diagnostics, [])
+        return 1
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return 1 if isinstance(exc, click.UsageError) else exc.exit_code
+        if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        print(f"netspec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("This is a bug in netspec. Run again with --debug for the traceback.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

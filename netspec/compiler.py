@@ -1,0 +1,81 @@
+"""The front end in one call: text -> source-mapped data -> schema check -> IR -> canonical IR ->
+typed IR. Every stage reports all the errors it can; a later stage runs only on a clean input."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import Diagnostic, SpecError
+from .ir import Graph
+from .passes.canonicalize import canonicalize
+from .passes.infer import TypedGraph, infer
+from .spec.loader import Document, load_file, load_text
+from .spec.parse import parse
+from .spec.validate import validate
+
+
+@dataclass
+class Result:
+    doc: Document | None = None
+    graph: Graph | None = None
+    typed: TypedGraph | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.typed is not None and not any(d.is_error for d in self.diagnostics)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if not d.is_error]
+
+    def source_lines(self) -> list[str]:
+        return self.doc.text.splitlines() if self.doc else []
+
+
+def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
+    res = Result(doc)
+    res.diagnostics = validate(doc)
+    if res.errors:
+        return res
+    graph, diags = parse(doc)
+    res.diagnostics += diags
+    graph, diags = canonicalize(graph)
+    res.diagnostics += diags
+    res.graph = graph
+    if res.errors:
+        return res
+    graph.lint()
+    res.typed, diags = infer(graph, dims)
+    res.diagnostics += diags
+    return res
+
+
+def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None = None) -> Result:
+    try:
+        doc = load_text(text, file)
+    except SpecError as exc:
+        return Result(diagnostics=exc.diagnostics)
+    return compile_doc(doc, dims)
+
+
+def compile_file(path: str | Path, dims: Mapping[str, int] | None = None) -> Result:
+    try:
+        doc = load_file(path)
+    except SpecError as exc:
+        return Result(diagnostics=exc.diagnostics)
+    return compile_doc(doc, dims)
+
+
+def load_typed(path: str | Path, dims: Mapping[str, int] | None = None) -> TypedGraph:
+    """Compile a spec file or raise SpecError with every diagnostic."""
+    res = compile_file(path, dims)
+    if not res.ok:
+        raise SpecError(res.diagnostics)
+    return res.typed

@@ -1,0 +1,114 @@
+"""One diagnostic type for every user mistake, and the exception that carries a batch of them.
+
+A diagnostic says where (file:line:col and the key path), what was expected, what was received,
+and a hint. Every stage of the front end appends diagnostics instead of raising on the first one,
+so a single `netspec check` run reports all independent errors in a file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    file: str = "<spec>"
+    line: int = 0  # 1-based; 0 when unknown
+    col: int = 0  # 1-based; 0 when unknown
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}"
+        return self.file
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    message: str
+    path: str = ""  # key path, e.g. "layers[3].conv2d.kernel_size"
+    loc: Location = field(default_factory=Location)
+    expected: str | None = None
+    received: str | None = None
+    hint: str | None = None
+    severity: str = ERROR
+    code: str = "spec"  # a short category: yaml, schema, unknown-key, shape, ...
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["loc"] = {"file": self.loc.file, "line": self.loc.line, "col": self.loc.col}
+        return d
+
+    def render(self, source_lines: Sequence[str] | None = None) -> str:
+        """Plain-text form: `file:line:col: error[code]: path: message` plus detail lines."""
+        head = f"{self.loc}: {self.severity}[{self.code}]: "
+        head += f"{self.path}: {self.message}" if self.path else self.message
+        out = [head]
+        if source_lines and 0 < self.loc.line <= len(source_lines):
+            text = source_lines[self.loc.line - 1].rstrip("\n")
+            out.append(f"  {self.loc.line:>4} | {text}")
+            out.append("       | " + " " * max(self.loc.col - 1, 0) + "^")
+        if self.expected is not None:
+            out.append(f"  expected: {self.expected}")
+        if self.received is not None:
+            out.append(f"  received: {self.received}")
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+
+class SpecError(Exception):
+    """Raised when a spec has at least one error; carries every diagnostic found."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic]):
+        self.diagnostics = list(diagnostics)
+        first = next((d for d in self.diagnostics if d.is_error), None)
+        super().__init__(first.render() if first else "invalid spec")
+
+
+class ShapeError(Exception):
+    """Raised by a pure shape rule; the pass that calls it adds the node's location.
+
+    `param` names the parameter to blame, so the diagnostic points at its line.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str | None = None,
+        received: str | None = None,
+        hint: str | None = None,
+        param: str | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.expected = expected
+        self.received = received
+        self.hint = hint
+        self.param = param
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """A 'did you mean' hint for a misspelt key or name, or None if nothing is close."""
+    match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """('layers', 3, 'conv2d', 'kernel_size') -> 'layers[3].conv2d.kernel_size'."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

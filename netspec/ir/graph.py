@@ -1,0 +1,80 @@
+"""The IR: immutable nodes in a graph. Passes map Graph -> Graph (or Graph -> TypedGraph).
+
+A node keeps where it came from (file, line, column, key path) so every later pass can name the
+spec line when something goes wrong. `params` holds exactly what the user wrote until the
+canonicalize pass fills defaults; `user_set` remembers which keys the user wrote either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import Location
+from .types import TensorType
+
+
+def frozen_map(d: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    name: str
+    type: TensorType
+    loc: Location = field(default_factory=Location)
+    path: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    op: str
+    params: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    user_set: frozenset[str] = frozenset()
+    loc: Location = field(default_factory=Location)
+    path: tuple = ()  # key path of the layer in the spec, e.g. ("layers", 3)
+    param_locs: Mapping[str, Location] = field(default_factory=frozen_map)
+
+    def with_params(self, params: Mapping[str, Any]) -> Node:
+        return replace(self, params=frozen_map(params))
+
+    def loc_of(self, param: str | None) -> Location:
+        if param and param in self.param_locs:
+            return self.param_locs[param]
+        return self.loc
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    name: str
+    inputs: tuple[Input, ...]
+    nodes: tuple[Node, ...]
+    outputs: tuple[str, ...]
+    dims: Mapping[str, int] = field(default_factory=frozen_map)  # nominal sizes of symbols
+    file: str = "<spec>"
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def lint(self) -> None:
+        """Check the invariants every pass relies on: unique names, defined before use."""
+        seen = {i.name for i in self.inputs}
+        if len(seen) != len(self.inputs):
+            raise AssertionError("duplicate graph input names")
+        for n in self.nodes:
+            if n.name in seen:
+                raise AssertionError(f"duplicate node name {n.name!r}")
+            for src in n.inputs:
+                if src not in seen:
+                    raise AssertionError(f"node {n.name!r} reads {src!r} before it is defined")
+            seen.add(n.name)
+        for out in self.outputs:
+            if out not in seen:
+                raise AssertionError(f"output {out!r} is not defined")

@@ -1,0 +1,104 @@
+"""Tensor types of the IR and the small pure helpers for symbolic dimensions.
+
+Shapes are per sample: the batch dimension is implicit and always symbolic, so it never appears
+here. A dimension is an int or a symbolic expression kept as a string ("T", "T-4",
+"(T-8)//2+1"). Symbolic strings are for display and checking only; counts are computed in a
+second pass where every symbol is bound to a nominal size (spec `dims:` or `--dim T=...`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+Dim = int | str
+FLOAT = "float32"
+INT = "int64"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    shape: tuple[Dim, ...]
+    dtype: str = FLOAT
+    # What produced the layout: "channels" for (C, *spatial) from conv/pool/batchnorm,
+    # "sequence" for (T, F) from recurrent/embedding, "" when unknown. Used only for warnings.
+    layout: str = ""
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_static(self) -> bool:
+        return all(isinstance(d, int) for d in self.shape)
+
+    def numel(self) -> int | None:
+        """Elements per sample, or None when a dimension is symbolic."""
+        return numel(self.shape)
+
+    def show(self, batch: str | None = "B") -> str:
+        dims = ([batch] if batch else []) + [str(d) for d in self.shape]
+        return "(" + ", ".join(dims) + ")"
+
+
+def numel(shape) -> int | None:
+    n = 1
+    for d in shape:
+        if not isinstance(d, int):
+            return None
+        n *= d
+    return n
+
+
+def _atom(d: Dim) -> str:
+    """Parenthesize a compound symbolic expression before it is combined further."""
+    s = str(d)
+    return s if isinstance(d, int) or _IDENT.match(s) or (s.startswith("(") and s.endswith(")")) else f"({s})"
+
+
+def add(d: Dim, k: int) -> Dim:
+    if isinstance(d, int):
+        return d + k
+    if k == 0:
+        return d
+    return f"{d}{k:+d}"
+
+
+def floordiv_plus1(num: Dim, stride: int, *, ceil: bool = False) -> Dim:
+    """floor(num / stride) + 1 (or ceil) for an int or symbolic numerator."""
+    if isinstance(num, int):
+        q = -(-num // stride) if ceil else num // stride
+        return q + 1
+    if stride == 1:
+        return add(num, 1)
+    op = "ceil" if ceil else "floor"
+    return f"{op}({num}/{stride})+1"
+
+
+def mul(dims) -> Dim:
+    """Product of dims; symbolic when any factor is."""
+    n = numel(dims)
+    if n is not None:
+        return n
+    const = 1
+    syms = []
+    for d in dims:
+        if isinstance(d, int):
+            const *= d
+        else:
+            syms.append(_atom(d))
+    parts = ([str(const)] if const != 1 else []) + syms
+    return "*".join(parts)
+
+
+def substitute(d: Dim, bindings: dict[str, int]) -> Dim:
+    """Bind a plain symbol; compound expressions are only ever produced by layers, not inputs."""
+    if isinstance(d, str) and d in bindings:
+        return bindings[d]
+    return d
+
+
+def symbols(shape) -> list[str]:
+    return [d for d in shape if isinstance(d, str)]

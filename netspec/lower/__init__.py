@@ -1,0 +1,1 @@
+"""Back end: typed IR -> nn.Module and -> readable Python source. Imports torch."""

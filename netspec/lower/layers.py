@@ -1,0 +1,91 @@
+"""The few modules PyTorch lacks as nn.Modules. The code generator copies these classes' source
+into the generated model.py, so it stays standalone: keep them dependent on torch alone."""
+
+import torch
+from torch import nn
+
+
+class Recurrent(nn.Module):
+    """LSTM/GRU/RNN, batch first, passing on the sequence, the last state, or a mean/max over time.
+
+    "last" is the top layer's final hidden state in each direction (h_n), concatenated
+    [forward, backward]; output[:, -1] would give a backward half that has seen one step.
+    """
+
+    def __init__(
+        self,
+        mode,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bias=True,
+        dropout=0.0,
+        bidirectional=False,
+        proj_size=0,
+        nonlinearity="tanh",
+        output="sequence",
+    ):
+        super().__init__()
+        kwargs = dict(num_layers=num_layers, bias=bias, batch_first=True, dropout=dropout, bidirectional=bidirectional)
+        if mode == "LSTM":
+            kwargs["proj_size"] = proj_size
+        if mode == "RNN":
+            kwargs["nonlinearity"] = nonlinearity
+        self.rnn = getattr(nn, mode)(input_size, hidden_size, **kwargs)
+        self.output = output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq, state = self.rnn(x)
+        if self.output == "sequence":
+            return seq
+        if self.output == "mean":
+            return seq.mean(dim=1)
+        if self.output == "max":
+            return seq.amax(dim=1)
+        h_n = state[0] if isinstance(state, tuple) else state  # (num_layers * D, B, H_out)
+        directions = 2 if self.rnn.bidirectional else 1
+        return h_n[-directions:].transpose(0, 1).reshape(x.shape[0], -1)
+
+
+class GlobalPool(nn.Module):
+    """Mean or max over every spatial axis of (B, C, *spatial)."""
+
+    def __init__(self, mode, dims, keepdim=False):
+        super().__init__()
+        self.mode = mode
+        self.axes = tuple(range(2, 2 + dims))
+        self.keepdim = keepdim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "avg":
+            return x.mean(dim=self.axes, keepdim=self.keepdim)
+        return x.amax(dim=self.axes, keepdim=self.keepdim)
+
+
+class Reshape(nn.Module):
+    """Reshape each sample, keeping the batch dimension."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(-1 if isinstance(d, str) else d for d in shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class Permute(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
+class Transpose(nn.Module):
+    def __init__(self, dim0, dim1):
+        super().__init__()
+        self.dim0, self.dim1 = dim0, dim1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(self.dim0, self.dim1)

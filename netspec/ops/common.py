@@ -1,0 +1,95 @@
+"""Pure helpers shared by the layer families: spatial arithmetic with readable error messages,
+axis names, and kwargs for the lowering that omit PyTorch's defaults so generated code stays short.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..ir import types as T
+from ..ir.types import Dim
+
+AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+LAYOUT = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}
+
+
+def sliding_window(
+    axis: str,
+    size: Dim,
+    kernel: int,
+    stride: int,
+    pad_total: int,
+    dilation: int = 1,
+    *,
+    ceil_mode: bool = False,
+    pad_left: int | None = None,
+    param: str = "kernel_size",
+) -> Dim:
+    """Output size of a convolution or pooling window along one axis, as PyTorch computes it.
+
+    floor((L + pad - d*(k-1) - 1) / s) + 1; with ceil_mode the last window must still start
+    inside the input or the left padding. A result below 1 is a ShapeError showing the arithmetic.
+    """
+    span = dilation * (kernel - 1) + 1
+    if isinstance(size, str):
+        return T.floordiv_plus1(T.add(size, pad_total - span), stride, ceil=ceil_mode)
+    num = size + pad_total - span
+    out = (-(-num // stride) if ceil_mode else num // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + (pad_left if pad_left is not None else pad_total // 2):
+        out -= 1
+    if num < 0 or out < 1:
+        rnd = "ceil" if ceil_mode else "floor"
+        expr = f"{rnd}(({size} + {pad_total} - {dilation}*({kernel}-1) - 1)/{stride}) + 1"
+        raise ShapeError(
+            f"output {axis} would be {max(out, 0) if num >= 0 else 'negative'}",
+            expected=f"an input {axis} of at least {span - pad_total} for this window",
+            received=f"input {axis} {size}: {expr} = {out if num >= 0 else num // stride + 1}",
+            hint=f"reduce {param} (window spans {span}), add padding, or remove a downsampling layer before this one",
+            param=param,
+        )
+    return out
+
+
+def nondefault(params, defaults: dict, names) -> dict:
+    """kwargs for the lowering: the listed params whose value differs from PyTorch's default."""
+    out = {}
+    for n in names:
+        v = params[n]
+        if isinstance(v, tuple) and len(set(v)) == 1 and not isinstance(defaults.get(n), tuple):
+            v = v[0]  # (3, 3) -> 3, as a person would write it
+        if n in defaults and defaults[n] == v:
+            continue
+        out[n] = v
+    return out
+
+
+def torch_dim(dim: int, rank: int, what: str = "dim", param: str = "dim") -> int:
+    """Normalize a PyTorch dim index (batch is 0) for a per-sample rank; the batch can't be named."""
+    full = rank + 1
+    if not -full <= dim < full:
+        raise ShapeError(
+            f"{what} {dim} is out of range",
+            expected=f"a dim in [{-full}, {full - 1}] for input of rank {full} with the batch",
+            received=str(dim),
+            param=param,
+        )
+    d = dim % full
+    if d == 0:
+        raise ShapeError(
+            f"{what} {dim} is the batch dimension",
+            expected="a dim >= 1 (dim 0 is the batch, as in PyTorch)",
+            received=str(dim),
+            param=param,
+        )
+    return d
+
+
+def check_inferred(name: str, given, actual, hint: str) -> None:
+    """A user-written value of an inferred parameter must equal what inference finds."""
+    if given is not None and given != actual:
+        raise ShapeError(
+            f"{name} does not match the input",
+            expected=f"{name} = {actual} (inferred from the input)",
+            received=f"{name} = {given}",
+            hint=hint,
+            param=name,
+        )

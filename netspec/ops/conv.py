@@ -1,0 +1,120 @@
+"""Convolutions: conv1d, conv2d, conv3d with PyTorch's semantics and defaults."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ShapeError
+from ..ir.types import TensorType, numel
+from .common import AXES, LAYOUT, check_inferred, nondefault, sliding_window
+from .params import Accepts, Bool, Enum, Int, Ints, Padding, Param
+from .registry import Ctor, Example, OpDef, register
+
+_TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "padding_mode": "zeros"}
+
+
+def _validate(p) -> list[ShapeError]:
+    errs = []
+    if p["padding"] == "same" and any(s != 1 for s in p["stride"]):
+        errs.append(
+            ShapeError(
+                "padding='same' needs stride 1",
+                expected="stride 1 with padding 'same' (PyTorch does not support strided 'same')",
+                received=f"stride {list(p['stride'])}",
+                hint="use an explicit padding such as (kernel_size - 1) // 2 with the stride",
+                param="padding",
+            )
+        )
+    if p["out_channels"] % p["groups"]:
+        errs.append(
+            ShapeError(
+                "out_channels must be divisible by groups",
+                expected=f"a multiple of groups={p['groups']}",
+                received=f"out_channels={p['out_channels']} ({p['out_channels']} % {p['groups']} = "
+                f"{p['out_channels'] % p['groups']})",
+                param="out_channels",
+            )
+        )
+    return errs
+
+
+def _make(n: int) -> OpDef:
+    axes = AXES[n]
+
+    def infer(p, x: TensorType):
+        cin = x.shape[0]
+        if not isinstance(cin, int):
+            raise ShapeError("the channel dimension must be a fixed size", received=f"channels {cin}")
+        check_inferred("in_channels", p.get("in_channels"), cin, "remove in_channels: it is inferred")
+        if cin % p["groups"]:
+            raise ShapeError(
+                "in_channels must be divisible by groups",
+                expected=f"a multiple of groups={p['groups']}",
+                received=f"in_channels={cin} from the input ({cin} % {p['groups']} = {cin % p['groups']})",
+                hint="change groups or the channels of the previous layer",
+                param="groups",
+            )
+        out = []
+        for i, size in enumerate(x.shape[1:]):
+            k, s, d = p["kernel_size"][i], p["stride"][i], p["dilation"][i]
+            if p["padding"] == "same":
+                out.append(size)
+                continue
+            pad = p["padding"][i]
+            out.append(sliding_window(axes[i], size, k, s, 2 * pad, d))
+        return TensorType((p["out_channels"], *out), x.dtype, "channels"), {"in_channels": cin}
+
+    def params(p, x, y):
+        w = p["out_channels"] * (p["in_channels"] // p["groups"]) * math.prod(p["kernel_size"])
+        return w + (p["out_channels"] if p["bias"] else 0)
+
+    def macs(p, x, y):
+        out = numel(y.shape)
+        if out is None:
+            return None
+        return out * (p["in_channels"] // p["groups"]) * math.prod(p["kernel_size"])
+
+    def lower(p, x, y):
+        kw = {"in_channels": p["in_channels"], "out_channels": p["out_channels"]}
+        kw.update(nondefault(p, {}, ["kernel_size"]))
+        kw.update(nondefault(p, _TORCH_DEFAULTS, ["stride", "padding", "dilation", "groups", "bias", "padding_mode"]))
+        return Ctor(f"nn.Conv{n}d", kw)
+
+    return OpDef(
+        name=f"conv{n}d",
+        family="convolution",
+        doc=f"{n}-D convolution over {LAYOUT[n]} inputs (nn.Conv{n}d). in_channels is inferred.",
+        params=(
+            Param("out_channels", Int(), doc="number of output channels (filters)"),
+            Param("kernel_size", Ints(n, sample_values=(1, 2, 3)), doc="window size: an int or one per axis"),
+            Param("stride", Ints(n), 1, doc="step of the window"),
+            Param("padding", Padding(n), 0, doc="zero padding per side: int, per-axis list, 'same' or 'valid'"),
+            Param("dilation", Ints(n, sample_values=(1, 2)), 1, doc="spacing between kernel elements"),
+            Param("groups", Int(sample_values=(1, 2)), 1, doc="blocked connections; divides both channel counts"),
+            Param("bias", Bool(), True, doc="add a learnable bias"),
+            Param(
+                "padding_mode",
+                Enum(("zeros", "reflect", "replicate", "circular")),
+                "zeros",
+                doc="how padding is filled",
+                sample=False,
+            ),
+            Param("in_channels", Int(), None, doc="inferred from the input; checked if given", inferred=True),
+        ),
+        infer=infer,
+        lower=lower,
+        accepts=Accepts((n + 1,), axes=LAYOUT[n], sample_dims=(4, 6, 9) if n < 3 else (4, 5)),
+        param_count=params,
+        macs=macs,
+        validate=_validate,
+        examples=(
+            Example({"out_channels": 6, "kernel_size": 5}, (1, 32, 32)[: n + 1] if n < 3 else (1, 8, 8, 8)),
+            Example({"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 2}, (4,) + (10,) * n),
+            Example({"out_channels": 4, "kernel_size": 3, "stride": 2, "dilation": 2, "bias": False}, (2,) + (11,) * n),
+        ),
+        torch_equivalent=f"torch.nn.Conv{n}d",
+    )
+
+
+for _n in (1, 2, 3):
+    register(_make(_n))

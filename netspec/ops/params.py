@@ -1,0 +1,276 @@
+"""Parameter kinds. Each kind knows its JSON Schema fragment, how to normalize a validated value
+(ints to tuples of the right rank, integral floats to ints), and a few small valid values that the
+registry-driven tests draw from. One definition feeds the schema, `netspec ops`, docs and tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+INT_MAX = 2**31 - 1  # larger sizes are never real and would overflow torch's indexing
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+class ParamValueError(ValueError):
+    """A value the JSON Schema cannot express as invalid (NaN, inf)."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    def schema(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def normalize(self, value: Any) -> Any:
+        return value
+
+    def samples(self) -> tuple:
+        return ()
+
+    def describe(self) -> str:
+        return type(self).__name__.lower()
+
+
+def _int_schema(lo: int | None, hi: int | None = INT_MAX) -> dict:
+    s: dict = {"type": "integer"}
+    if lo is not None:
+        s["minimum"] = lo
+    if hi is not None:
+        s["maximum"] = hi
+    return s
+
+
+@dataclass(frozen=True)
+class Int(Kind):
+    min: int | None = 1
+    max: int | None = INT_MAX
+    sample_values: tuple = (1, 2, 3, 4, 7)
+
+    def schema(self) -> dict:
+        return _int_schema(self.min, self.max)
+
+    def normalize(self, value):
+        return int(value)
+
+    def samples(self):
+        return tuple(v for v in self.sample_values if (self.min is None or v >= self.min))
+
+    def describe(self):
+        if self.min is None:
+            return "int"
+        return f"int >= {self.min}"
+
+
+@dataclass(frozen=True)
+class Float(Kind):
+    min: float | None = None
+    max: float | None = None
+    exclusive_max: bool = False
+    sample_values: tuple = (0.0, 0.1, 0.5)
+
+    def schema(self):
+        s: dict = {"type": "number"}
+        if self.min is not None:
+            s["minimum"] = self.min
+        if self.max is not None:
+            s["exclusiveMaximum" if self.exclusive_max else "maximum"] = self.max
+        return s
+
+    def normalize(self, value):
+        value = float(value)
+        if not math.isfinite(value):
+            raise ParamValueError(f"a finite number, not {value}")
+        return value
+
+    def samples(self):
+        return self.sample_values
+
+    def describe(self):
+        lo = "" if self.min is None else f"{self.min} <= "
+        hi = "" if self.max is None else (" < " if self.exclusive_max else " <= ") + str(self.max)
+        return f"{lo}float{hi}" if lo or hi else "float"
+
+
+@dataclass(frozen=True)
+class Bool(Kind):
+    def schema(self):
+        return {"type": "boolean"}
+
+    def samples(self):
+        return (True, False)
+
+    def describe(self):
+        return "bool"
+
+
+@dataclass(frozen=True)
+class Enum(Kind):
+    values: tuple = ()
+
+    def schema(self):
+        return {"enum": list(self.values)}
+
+    def samples(self):
+        return self.values
+
+    def describe(self):
+        return " | ".join(str(v) for v in self.values)
+
+
+@dataclass(frozen=True)
+class Ints(Kind):
+    """An int or a list of `rank` ints (one per spatial axis), normalized to a tuple."""
+
+    rank: int = 1
+    min: int = 1
+    sample_values: tuple = (1, 2, 3)
+
+    def schema(self):
+        item = _int_schema(self.min)
+        return {
+            "type": ["integer", "array"],
+            **{k: v for k, v in item.items() if k != "type"},
+            "items": item,
+            "minItems": self.rank,
+            "maxItems": self.rank,
+        }
+
+    def normalize(self, value):
+        if isinstance(value, list | tuple):
+            return tuple(int(v) for v in value)
+        return (int(value),) * self.rank
+
+    def samples(self):
+        return tuple(v for v in self.sample_values if v >= self.min)
+
+    def describe(self):
+        return f"int >= {self.min} or list of {self.rank}" if self.rank > 1 else f"int >= {self.min}"
+
+
+@dataclass(frozen=True)
+class Padding(Kind):
+    """PyTorch conv padding: int, per-axis list, 'same' or 'valid'."""
+
+    rank: int = 1
+
+    def schema(self):
+        item = _int_schema(0)
+        return {
+            "type": ["integer", "array", "string"],
+            "minimum": 0,
+            "maximum": INT_MAX,
+            "items": item,
+            "minItems": self.rank,
+            "maxItems": self.rank,
+            "if": {"type": "string"},
+            "then": {"enum": ["same", "valid"]},
+        }
+
+    def normalize(self, value):
+        if value == "valid":
+            return (0,) * self.rank
+        if isinstance(value, str):
+            return value
+        return Ints(self.rank, 0).normalize(value)
+
+    def samples(self):
+        return (0, 1, 2, "same", "valid")
+
+    def describe(self):
+        return "int >= 0, list, 'same' or 'valid'"
+
+
+@dataclass(frozen=True)
+class IntList(Kind):
+    """A list of ints (reshape targets, permutations)."""
+
+    min_items: int = 1
+    max_items: int | None = None
+    item_min: int | None = None
+
+    def schema(self):
+        s: dict = {"type": "array", "items": _int_schema(self.item_min, INT_MAX), "minItems": self.min_items}
+        if self.max_items is not None:
+            s["maxItems"] = self.max_items
+        return s
+
+    def normalize(self, value):
+        return tuple(int(v) for v in value)
+
+    def describe(self):
+        return "list of int"
+
+
+@dataclass(frozen=True)
+class OutputSize(Kind):
+    """Adaptive pooling target: an int or a list with an int or null (keep) per axis."""
+
+    rank: int = 1
+
+    def schema(self):
+        item = {"type": ["integer", "null"], "minimum": 1, "maximum": INT_MAX}
+        return {
+            "type": ["integer", "array"],
+            "minimum": 1,
+            "maximum": INT_MAX,
+            "items": item,
+            "minItems": self.rank,
+            "maxItems": self.rank,
+        }
+
+    def normalize(self, value):
+        if isinstance(value, list | tuple):
+            return tuple(None if v is None else int(v) for v in value)
+        return (int(value),) * self.rank
+
+    def samples(self):
+        return (1, 2, 3)
+
+    def describe(self):
+        return f"int >= 1 or list of {self.rank} (int or null)" if self.rank > 1 else "int >= 1"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    default: Any = REQUIRED
+    doc: str = ""
+    inferred: bool = False  # filled in by shape inference; checked when the user writes it
+    sample: bool = True  # include in random-parameter tests
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED and not self.inferred
+
+    def schema(self) -> dict:
+        s = {"description": self.doc, **self.kind.schema()}
+        if self.default is not REQUIRED and self.default is not None:
+            d = self.default
+            s["default"] = list(d) if isinstance(d, tuple) else d
+        return s
+
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """Inputs a layer takes: ranks per sample (without batch), dtype, and what the axes mean."""
+
+    ranks: tuple[int, ...] | None = None  # None: any rank >= min_rank
+    dtype: str = "float32"
+    axes: str = ""  # e.g. "(C, H, W)", for messages
+    min_rank: int = 1
+    sample_dims: tuple[int, ...] = field(default=(1, 2, 3, 5, 8))
+
+    def ok_rank(self, rank: int) -> bool:
+        return rank in self.ranks if self.ranks is not None else rank >= self.min_rank

@@ -1,0 +1,145 @@
+"""Pooling: max/avg (1d-3d), adaptive max/avg (1d-3d), and global max/avg over all spatial axes."""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..ir.types import TensorType
+from .common import AXES, LAYOUT, nondefault, sliding_window
+from .params import Accepts, Bool, Ints, OutputSize, Param
+from .registry import Ctor, Example, OpDef, register
+
+
+def _window_params(n: int, kind: str) -> tuple[Param, ...]:
+    ps = [
+        Param("kernel_size", Ints(n, sample_values=(1, 2, 3)), doc="window size: an int or one per axis"),
+        Param("stride", Ints(n, sample_values=(1, 2, 3)), None, doc="step of the window; defaults to kernel_size"),
+        Param(
+            "padding", Ints(n, 0, sample_values=(0, 1)), 0, doc="implicit padding per side (at most half the window)"
+        ),
+    ]
+    if kind == "max":
+        ps.append(Param("dilation", Ints(n, sample_values=(1, 2)), 1, doc="spacing between window elements"))
+    ps.append(Param("ceil_mode", Bool(), False, doc="use ceil instead of floor for the output size"))
+    if kind == "avg":
+        ps.append(Param("count_include_pad", Bool(), True, doc="include the zero padding in the average"))
+    return tuple(ps)
+
+
+def _make_window(n: int, kind: str) -> OpDef:
+    axes = AXES[n]
+    name = f"{kind}pool{n}d"
+    cls = f"nn.{'Max' if kind == 'max' else 'Avg'}Pool{n}d"
+
+    def resolve(p):
+        stride = p["stride"] if p["stride"] is not None else p["kernel_size"]
+        dilation = p.get("dilation", (1,) * n)
+        return stride, dilation
+
+    def validate(p):
+        _, dilation = resolve(p)
+        for i in range(n):
+            span = dilation[i] * (p["kernel_size"][i] - 1) + 1
+            limit = span // 2 if kind == "max" else p["kernel_size"][i] // 2
+            if p["padding"][i] > limit:
+                return [
+                    ShapeError(
+                        "padding must be at most half the window",
+                        expected=f"padding <= {limit} for a window of {span}",
+                        received=f"padding {p['padding'][i]} on the {axes[i]} axis",
+                        hint="PyTorch rejects larger padding; reduce it or enlarge kernel_size",
+                        param="padding",
+                    )
+                ]
+        return []
+
+    def infer(p, x: TensorType):
+        stride, dilation = resolve(p)
+        out = []
+        for i, size in enumerate(x.shape[1:]):
+            k, s, pad = p["kernel_size"][i], stride[i], p["padding"][i]
+            out.append(
+                sliding_window(axes[i], size, k, s, 2 * pad, dilation[i], ceil_mode=p["ceil_mode"], pad_left=pad)
+            )
+        return TensorType((x.shape[0], *out), x.dtype, "channels"), {"stride": stride}
+
+    def lower(p, x, y):
+        kw = nondefault(p, {}, ["kernel_size"])
+        if p["stride"] != p["kernel_size"]:
+            kw.update(nondefault(p, {}, ["stride"]))
+        names = ["padding", "ceil_mode"] + (["dilation"] if kind == "max" else ["count_include_pad"])
+        kw.update(nondefault(p, {"padding": 0, "dilation": 1, "ceil_mode": False, "count_include_pad": True}, names))
+        return Ctor(cls, kw)
+
+    return OpDef(
+        name=name,
+        family="pooling",
+        doc=f"{kind} pooling over {LAYOUT[n]} inputs ({cls}).",
+        params=_window_params(n, kind),
+        infer=infer,
+        lower=lower,
+        accepts=Accepts((n + 1,), axes=LAYOUT[n], sample_dims=(4, 6, 9) if n < 3 else (4, 5)),
+        validate=validate,
+        shorthand="kernel_size",
+        examples=(
+            Example(2, (6,) + (28,) * n if n < 3 else (2, 8, 8, 8)),
+            Example({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (3,) + (10,) * n),
+        ),
+        torch_equivalent=f"torch.{cls}",
+    )
+
+
+def _make_adaptive(n: int, kind: str) -> OpDef:
+    cls = f"nn.Adaptive{'Max' if kind == 'max' else 'Avg'}Pool{n}d"
+
+    def infer(p, x: TensorType):
+        out = tuple(size if o is None else o for o, size in zip(p["output_size"], x.shape[1:], strict=True))
+        return TensorType((x.shape[0], *out), x.dtype, "channels"), {}
+
+    def lower(p, x, y):
+        o = p["output_size"]
+        return Ctor(cls, {"output_size": o[0] if len(set(o)) == 1 else o})
+
+    return OpDef(
+        name=f"adaptive_{kind}pool{n}d",
+        family="pooling",
+        doc=f"adaptive {kind} pooling to a fixed output size ({cls}); null keeps an axis.",
+        params=(Param("output_size", OutputSize(n), doc="target size: an int or one per axis (null keeps it)"),),
+        infer=infer,
+        lower=lower,
+        accepts=Accepts((n + 1,), axes=LAYOUT[n], sample_dims=(3, 4, 7) if n < 3 else (3, 4)),
+        shorthand="output_size",
+        examples=(Example(1, (4,) + (7,) * n), Example(3, (2,) + (9,) * n)),
+        torch_equivalent=f"torch.{cls}",
+    )
+
+
+def _make_global(kind: str) -> OpDef:
+    def infer(p, x: TensorType):
+        if p["keepdim"]:
+            return TensorType((x.shape[0],) + (1,) * (x.rank - 1), x.dtype, "channels"), {}
+        return TensorType((x.shape[0],), x.dtype, ""), {}
+
+    def lower(p, x, y):
+        return Ctor("GlobalPool", {"mode": kind, "dims": x.rank - 1, "keepdim": p["keepdim"]})
+
+    return OpDef(
+        name=f"global_{kind}pool",
+        family="pooling",
+        doc=f"global {kind} over every spatial axis of (C, *spatial): (C, L) or (C, H, W) -> (C).",
+        params=(Param("keepdim", Bool(), False, doc="keep the pooled axes with size 1"),),
+        infer=infer,
+        lower=lower,
+        accepts=Accepts(None, axes="(C, *spatial)", min_rank=2, sample_dims=(2, 3, 5)),
+        examples=(Example(None, (64, 7, 7)), Example({"keepdim": True}, (8, 20))),
+        torch_equivalent=f"x.{'mean' if kind == 'avg' else 'amax'}(dim=spatial)",
+    )
+
+
+for _n in (1, 2, 3):
+    for _kind in ("max", "avg"):
+        register(_make_window(_n, _kind))
+for _n in (1, 2, 3):
+    for _kind in ("max", "avg"):
+        register(_make_adaptive(_n, _kind))
+for _kind in ("max", "avg"):
+    register(_make_global(_kind))

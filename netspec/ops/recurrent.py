@@ -1,0 +1,130 @@
+"""Recurrent layers: lstm, gru, rnn over (T, F) sequences (batch first), with a choice of what
+the layer passes on: the whole sequence, the last step, or a mean/max summary over time.
+
+"last" is the final hidden state of the top layer in each direction (h_n), concatenated
+[forward, backward]; never output[:, -1], whose backward half has seen a single element.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..ir.types import TensorType
+from .common import check_inferred
+from .params import Accepts, Bool, Enum, Float, Int, Param
+from .registry import Ctor, Example, OpDef, register
+
+GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+CLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+def _h_out(p) -> int:
+    return p.get("proj_size") or p["hidden_size"]
+
+
+def layer_weights(p, input_size: int) -> list[int]:
+    """Weight elements (no biases) of each layer and direction, in PyTorch's layout."""
+    g, h, dirs = GATES[p["kind"]], p["hidden_size"], 2 if p["bidirectional"] else 1
+    hout, proj = _h_out(p), p.get("proj_size") or 0
+    out = []
+    for layer in range(p["num_layers"]):
+        i = input_size if layer == 0 else dirs * hout
+        out += [g * h * (i + hout) + proj * h] * dirs
+    return out
+
+
+def _make(kind: str) -> OpDef:
+    def validate(p):
+        errs = []
+        proj = p.get("proj_size") or 0
+        if proj and proj >= p["hidden_size"]:
+            errs.append(
+                ShapeError(
+                    "proj_size must be smaller than hidden_size",
+                    expected=f"0 <= proj_size < {p['hidden_size']}",
+                    received=f"proj_size={proj}",
+                    param="proj_size",
+                )
+            )
+        return errs
+
+    def infer(p, x: TensorType):
+        feat = x.shape[-1]
+        if not isinstance(feat, int):
+            raise ShapeError(
+                f"{kind} needs a fixed number of input features",
+                received=f"features {feat} of {x.show()}",
+            )
+        check_inferred("input_size", p.get("input_size"), feat, "remove input_size: it is inferred")
+        width = (2 if p["bidirectional"] else 1) * _h_out(p)
+        if p["output"] == "sequence":
+            y = TensorType((x.shape[0], width), x.dtype, "sequence")
+        else:
+            y = TensorType((width,), x.dtype, "")
+        return y, {"input_size": feat}
+
+    def params(p, x, y):
+        g, h = GATES[kind], p["hidden_size"]
+        biases = 2 * g * h if p["bias"] else 0
+        q = {**p, "kind": kind}
+        return sum(w + biases for w in layer_weights(q, p["input_size"]))
+
+    def macs(p, x, y):
+        t = x.shape[0]
+        if not isinstance(t, int):
+            return None
+        return t * sum(layer_weights({**p, "kind": kind}, p["input_size"]))
+
+    def lower(p, x, y):
+        kw = {"mode": CLS[kind], "input_size": p["input_size"], "hidden_size": p["hidden_size"]}
+        for name, default in [("num_layers", 1), ("bias", True), ("dropout", 0.0), ("bidirectional", False)]:
+            if p[name] != default:
+                kw[name] = p[name]
+        if kind == "lstm" and p["proj_size"]:
+            kw["proj_size"] = p["proj_size"]
+        if kind == "rnn" and p["nonlinearity"] != "tanh":
+            kw["nonlinearity"] = p["nonlinearity"]
+        kw["output"] = p["output"]
+        return Ctor("Recurrent", kw)
+
+    ps = [
+        Param("hidden_size", Int(sample_values=(1, 3, 8)), doc="features of the hidden state"),
+        Param("num_layers", Int(sample_values=(1, 2)), 1, doc="stacked recurrent layers"),
+        Param("bidirectional", Bool(), False, doc="also run backwards; outputs are concatenated"),
+        Param("dropout", Float(0.0, 1.0, sample_values=(0.0,)), 0.0, doc="dropout between stacked layers"),
+        Param("bias", Bool(), True, doc="the two bias vectors (b_ih and b_hh) of PyTorch"),
+        Param(
+            "output",
+            Enum(("sequence", "last", "mean", "max")),
+            "sequence",
+            doc="what is passed on: every step (T, D*H), the final state (D*H), or mean/max over time",
+        ),
+    ]
+    if kind == "lstm":
+        ps.append(Param("proj_size", Int(0, sample_values=(0, 2)), 0, doc="project h to this size (0: off)"))
+    if kind == "rnn":
+        ps.append(Param("nonlinearity", Enum(("tanh", "relu")), "tanh", doc="activation of the cell"))
+    ps.append(Param("input_size", Int(), None, doc="inferred from the input; checked if given", inferred=True))
+
+    return OpDef(
+        name=kind,
+        family="recurrent",
+        doc=f"{CLS[kind]} over (T, F) sequences, batch first (nn.{CLS[kind]}). input_size is inferred.",
+        params=tuple(ps),
+        infer=infer,
+        lower=lower,
+        accepts=Accepts((2,), axes="(T, F)", sample_dims=(1, 3, 5)),
+        param_count=params,
+        macs=macs,
+        validate=validate,
+        shorthand="hidden_size",
+        examples=(
+            Example({"hidden_size": 20}, (7, 10)),
+            Example({"hidden_size": 20, "num_layers": 2, "bidirectional": True, "output": "last"}, (5, 10)),
+            Example({"hidden_size": 8, "output": "mean"}, (6, 3)),
+        ),
+        torch_equivalent=f"torch.nn.{CLS[kind]}",
+    )
+
+
+for _kind in GATES:
+    register(_make(_kind))

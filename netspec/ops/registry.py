@@ -1,0 +1,100 @@
+"""The layer registry: one OpDef per layer type holds every rule about it.
+
+An entry carries its parameter schema, the pure static shape rule, the parameter / buffer / MAC
+counts, and the lowering (a constructor description that both the in-process module builder and
+the Python code generator use, so they cannot disagree). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ir.types import TensorType
+from .params import REQUIRED, Accepts, Param
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Ctor:
+    """How to construct the torch module: `cls` is `nn.X` or a class in netspec.lower.layers."""
+
+    cls: str
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Example:
+    params: Any  # what a user would write after the layer key (mapping, scalar or None)
+    input: tuple  # per-sample input shape
+    note: str = ""
+
+
+def _zero(p, x, y) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    family: str
+    doc: str
+    params: tuple[Param, ...]
+    # Shape rule: (params with defaults filled, input type) -> (output type, inferred params).
+    # Raises errors.ShapeError. Must be pure and import nothing heavy.
+    infer: Callable[[Params, TensorType], tuple[TensorType, dict]]
+    lower: Callable[[Params, TensorType, TensorType], Ctor]
+    accepts: Accepts = field(default_factory=Accepts)
+    param_count: Callable[[Params, TensorType, TensorType], int] = _zero
+    buffer_count: Callable[[Params, TensorType, TensorType], int] = _zero
+    # MACs per sample; may return None when a symbolic dimension makes it unknown.
+    macs: Callable[[Params, TensorType, TensorType], int | None] = _zero
+    # Checks that need no input shape (run for every layer, so all such errors are reported).
+    validate: Callable[[Params], list] = lambda p: []
+    shorthand: str | None = None  # the parameter a scalar sets: `- linear: 10`
+    examples: tuple[Example, ...] = ()
+    torch_equivalent: str = ""
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def bare_ok(self) -> bool:
+        """Can the layer be written as a bare string (`- relu`)?"""
+        return not any(p.required for p in self.params)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params if p.default is not REQUIRED and not p.inferred}
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in _REGISTRY:
+        raise ValueError(f"layer type {op.name!r} registered twice")
+    if op.shorthand is not None:
+        op.param(op.shorthand)  # must exist
+    _REGISTRY[op.name] = op
+    return op
+
+
+def _load() -> None:
+    from . import activation, conv, linear, norm, pool, recurrent, shape  # noqa: F401  (registers)
+
+
+def get(name: str) -> OpDef:
+    if not _REGISTRY:
+        _load()
+    return _REGISTRY[name]
+
+
+def all_ops() -> dict[str, OpDef]:
+    if not _REGISTRY:
+        _load()
+    return dict(_REGISTRY)

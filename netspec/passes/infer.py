@@ -1,0 +1,176 @@
+"""Static type and shape inference, and parameter / buffer / MAC counts. No forward pass.
+
+Runs twice when the input has symbolic dims: once symbolically (the shapes people read, and the
+check), and once with every symbol bound to its nominal size (spec `dims:` or `--dim`), which gives
+the concrete MAC and activation counts and catches a nominal size too small for the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from ..errors import WARNING, Diagnostic, ShapeError, format_path
+from ..ir import Graph, Node, TensorType
+from ..ir import types as T
+from ..ops import get
+from .canonicalize import shape_diag
+
+
+@dataclass(frozen=True, slots=True)
+class LayerInfo:
+    node: Node  # params fully resolved, inferred values included
+    in_type: TensorType
+    out_type: TensorType
+    params: int
+    buffers: int
+    macs: int | None  # per sample; None when a symbolic dim leaves it unknown
+    inferred: frozenset[str] = frozenset()
+    out_elems: int | None = None  # output elements per sample (concrete when dims are bound)
+
+
+@dataclass(frozen=True)
+class TypedGraph:
+    graph: Graph
+    input: TensorType
+    layers: tuple[LayerInfo, ...]
+    bindings: Mapping[str, int] = field(default_factory=dict)
+    unbound: tuple[str, ...] = ()
+
+    @property
+    def output(self) -> TensorType:
+        return self.layers[-1].out_type if self.layers else self.input
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def total_buffers(self) -> int:
+        return sum(layer.buffers for layer in self.layers)
+
+    @property
+    def total_macs(self) -> int | None:
+        if any(layer.macs is None for layer in self.layers):
+            return None
+        return sum(layer.macs for layer in self.layers)
+
+
+def _accepts(node: Node, x: TensorType) -> ShapeError | None:
+    acc = get(node.op).accepts
+    if acc.dtype != "any" and x.dtype != acc.dtype:
+        hint = None
+        if acc.dtype == "int64":
+            hint = "declare the input with `dtype: int64` (token ids)"
+        elif x.dtype == "int64":
+            hint = "integer ids go through an `embedding` layer first"
+        return ShapeError(
+            f"wrong input dtype for {node.op}",
+            expected=f"{acc.dtype} input {acc.axes}",
+            received=f"{x.dtype} {x.show()}",
+            hint=hint,
+        )
+    if not acc.ok_rank(x.rank):
+        want = f"rank {' or '.join(str(r) for r in acc.ranks)}" if acc.ranks else f"rank >= {acc.min_rank}"
+        hint = None
+        if acc.ranks and x.rank > max(acc.ranks):
+            hint = "add `- flatten` or a global pooling layer before it"
+        if node.op.startswith("conv") and acc.ranks and x.rank < min(acc.ranks):
+            hint = "the input lacks a channel axis: add it to the input shape, e.g. [1, ...]"
+        if node.op in ("lstm", "gru", "rnn") and x.rank == 1:
+            hint = "recurrent layers read (T, F); declare the input as [T, F] or add `- reshape: [-1, 1]`"
+        return ShapeError(
+            f"{node.op} expects {acc.axes} per sample",
+            expected=f"{want} per sample {acc.axes} (plus the batch)",
+            received=f"rank {x.rank}: {x.show()}",
+            hint=hint,
+        )
+    return None
+
+
+def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
+    if node.op in ("lstm", "gru", "rnn") and x.layout == "channels" and x.rank == 2:
+        c, length = x.shape
+        return [
+            Diagnostic(
+                f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, F)",
+                format_path(node.path),
+                node.loc,
+                expected="(T, F): time first, features last",
+                received=f"{x.show()} with channels first, so time would be the {c} channels",
+                hint="insert `- transpose: [1, 2]` before this layer",
+                severity=WARNING,
+                code="layout",
+            )
+        ]
+    if node.op in ("lstm", "gru", "rnn") and node.params["dropout"] > 0 and node.params["num_layers"] == 1:
+        return [
+            Diagnostic(
+                f"dropout has no effect on a single-layer {node.op}",
+                format_path(node.path + ("dropout",)),
+                node.loc_of("dropout"),
+                expected="num_layers > 1 for dropout between layers",
+                received=f"dropout={node.params['dropout']}, num_layers=1",
+                hint="add a `- dropout` layer after it instead",
+                severity=WARNING,
+                code="layout",
+            )
+        ]
+    return []
+
+
+def _run(graph: Graph, x: TensorType, prefix: str) -> tuple[list[LayerInfo], list[Diagnostic]]:
+    layers: list[LayerInfo] = []
+    diags: list[Diagnostic] = []
+    for node in graph.nodes:
+        op = get(node.op)
+        try:
+            err = _accepts(node, x)
+            if err:
+                raise err
+            y, inferred = op.infer(node.params, x)
+        except ShapeError as exc:
+            diags.append(shape_diag(node, exc, prefix))
+            break  # later shapes depend on this one
+        diags.extend(_warn(node, x))
+        resolved = replace(node, params={**node.params, **inferred})
+        p = dict(resolved.params)
+        layers.append(
+            LayerInfo(
+                resolved,
+                x,
+                y,
+                op.param_count(p, x, y),
+                op.buffer_count(p, x, y),
+                op.macs(p, x, y),
+                frozenset(k for k in inferred if k not in node.user_set),
+                y.numel(),
+            )
+        )
+        x = y
+    return layers, diags
+
+
+def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGraph | None, list[Diagnostic]]:
+    """Infer every layer's output type and counts; None plus diagnostics when a shape is wrong."""
+    (inp,) = graph.inputs
+    layers, diags = _run(graph, inp.type, "")
+    if any(d.is_error for d in diags):
+        return None, diags
+    bindings = {**graph.dims, **(dims or {})}
+    syms = T.symbols(inp.type.shape)
+    unbound = tuple(s for s in syms if s not in bindings)
+    used = {s: bindings[s] for s in syms if s in bindings}
+    if syms and not unbound:
+        concrete = TensorType(tuple(T.substitute(d, used) for d in inp.type.shape), inp.type.dtype)
+        where = ", ".join(f"{k} = {v}" for k, v in used.items())
+        counted, more = _run(graph, concrete, f"with {where}: ")
+        errors = [d for d in more if d.is_error]
+        if errors:
+            return None, diags + errors
+        # Keep the symbolic shapes for display; take the counts from the concrete run.
+        layers = [
+            replace(s, macs=c.macs, params=c.params, buffers=c.buffers, out_elems=c.out_elems)
+            for s, c in zip(layers, counted, strict=True)
+        ]
+    return TypedGraph(graph, inp.type, tuple(layers), used, unbound), diags

@@ -1,0 +1,282 @@
+"""Safe YAML loading with a source map.
+
+PyYAML composes the text into a node tree (no object construction, so no tag can run code); we
+then build plain Python values ourselves. That walk is where we:
+  * record the line and column of every key and value (the source map behind file:line:col);
+  * reject duplicate keys, which PyYAML would silently resolve to the last one;
+  * resolve scalars with YAML 1.2 core rules: `1e-3` is a float, `on`/`yes`/`no` stay strings;
+  * reject every tag but the standard scalar/collection ones;
+  * bound alias expansion and nesting depth, so an alias bomb fails fast with bounded memory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import Diagnostic, Location, SpecError, format_path
+
+MAX_NODES = 200_000  # values built after alias expansion; a real spec has a few thousand
+MAX_DEPTH = 64
+MAX_BYTES = 8 * 1024 * 1024
+
+_T = "tag:yaml.org,2002:"
+_SCALAR_RULES = [
+    (_T + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    (_T + "int", re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789")),
+    (
+        _T + "float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+.0123456789"),
+    ),
+    (_T + "null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]),
+]
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose implicit resolvers follow the YAML 1.2 core schema."""
+
+    yaml_implicit_resolvers: dict = {}
+
+
+for _tag, _regexp, _first in _SCALAR_RULES:
+    _Loader.add_implicit_resolver(_tag, _regexp, _first)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+@dataclass
+class SourceMap:
+    """Key path (tuple of str/int) -> marks of the key and of the value."""
+
+    file: str
+    keys: dict[tuple, Mark] = field(default_factory=dict)
+    values: dict[tuple, Mark] = field(default_factory=dict)
+
+    def loc(self, path: tuple | list, *, key: bool = False) -> Location:
+        """Location of `path`, falling back to the nearest ancestor that has one."""
+        path = tuple(path)
+        while True:
+            mark = (self.keys.get(path) if key else None) or self.values.get(path)
+            if mark is not None:
+                return Location(self.file, mark.line, mark.col)
+            if not path:
+                return Location(self.file)
+            path = path[:-1]
+
+
+@dataclass
+class Document:
+    data: Any
+    source: SourceMap
+    text: str
+    file: str
+
+    def loc(self, path, *, key: bool = False) -> Location:
+        return self.source.loc(path, key=key)
+
+
+def _mark(node_or_mark) -> Mark:
+    m = getattr(node_or_mark, "start_mark", node_or_mark)
+    return Mark(m.line + 1, m.column + 1)
+
+
+class _Builder:
+    def __init__(self, file: str):
+        self.source = SourceMap(file)
+        self.file = file
+        self.count = 0
+        self.errors: list[Diagnostic] = []
+
+    def _err(self, node, path, message, **kw) -> None:
+        m = _mark(node)
+        self.errors.append(
+            Diagnostic(message, format_path(path), Location(self.file, m.line, m.col), code="yaml", **kw)
+        )
+
+    def build(self, node: yaml.Node, path: tuple, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooBig(node, f"the document expands to more than {MAX_NODES:,} values")
+        if depth > MAX_DEPTH:
+            raise _TooBig(node, f"the document nests deeper than {MAX_DEPTH} levels")
+        self.source.values.setdefault(path, _mark(node))
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _T + "seq":
+                self._err(node, path, f"YAML tag '{node.tag}' is not allowed", hint="remove the tag")
+            return [self.build(child, path + (i,), depth + 1) for i, child in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _T + "map":
+                self._err(node, path, f"YAML tag '{node.tag}' is not allowed", hint="remove the tag")
+            return self._mapping(node, path, depth)
+        raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> dict:
+        out: dict = {}
+        first_seen: dict = {}
+        merged: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _T + "merge":
+                # `<<: *anchor` merges a mapping (or list of mappings); explicit keys win.
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for src in sources:
+                    value = self.build(src, path, depth + 1)
+                    if isinstance(value, dict):
+                        for k, v in value.items():
+                            merged.setdefault(k, v)
+                    else:
+                        self._err(src, path, "a YAML merge key '<<' needs a mapping")
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._err(key_node, path, "mapping keys must be plain strings")
+                continue
+            key = self._scalar(key_node, path)
+            if not isinstance(key, str):
+                key = str(key_node.value)  # `1: x` or `true: x` as keys: keep the text
+            if key in first_seen:
+                prev = first_seen[key]
+                self._err(
+                    key_node,
+                    path + (key,),
+                    f"duplicate key '{key}' (first defined on line {prev.line})",
+                    hint="YAML keeps only one of them; remove or rename one",
+                )
+                continue
+            first_seen[key] = _mark(key_node)
+            self.source.keys[path + (key,)] = _mark(key_node)
+            out[key] = self.build(value_node, path + (key,), depth + 1)
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
+
+    def _scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        tag, text = node.tag, node.value
+        if tag == _T + "str" or tag == "!":
+            return text
+        if tag == _T + "null":
+            return None
+        if tag == _T + "bool":
+            return text.lower() == "true"
+        if tag == _T + "int":
+            clean = text.replace("_", "")
+            if len(clean) > 4300:  # Python's int() guard; nothing real needs that many digits
+                self._err(node, path, "integer literal is too long", received=f"{len(clean)} digits")
+                return 0
+            if clean.startswith(("0x", "0o")):
+                return int(clean, 0)
+            return int(clean)
+        if tag == _T + "float":
+            low = text.lower().replace("_", "")
+            if low.endswith(".nan"):
+                return math.nan
+            if low.endswith(".inf"):
+                return -math.inf if low.startswith("-") else math.inf
+            return float(low)
+        self._err(
+            node,
+            path,
+            f"YAML tag '{tag}' is not allowed",
+            expected="plain YAML values (numbers, strings, lists, mappings)",
+            received=f"{tag} {text!r}",
+            hint="netspec never constructs objects from tags; remove the tag",
+        )
+        return None
+
+
+class _TooBig(Exception):
+    def __init__(self, node, message):
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+def load_text(text: str, file: str = "<spec>") -> Document:
+    """Parse YAML text into plain data plus a source map; raise SpecError on any problem."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+        hint = None
+        problem = exc.problem or str(exc)
+        if "\t" in problem or "tab" in problem.lower():
+            hint = "YAML does not allow tabs for indentation; use spaces"
+        raise SpecError([Diagnostic(f"invalid YAML: {problem}", "", loc, hint=hint, code="yaml")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Diagnostic(f"invalid YAML: {exc}", "", Location(file), code="yaml")]) from None
+    if root is None:
+        raise SpecError(
+            [Diagnostic("the spec is empty", "", Location(file, 1, 1), expected="a mapping with 'layers'", code="yaml")]
+        )
+    builder = _Builder(file)
+    try:
+        data = builder.build(root, (), 0)
+    except _TooBig as exc:
+        m = _mark(exc.node)
+        raise SpecError(
+            [
+                Diagnostic(
+                    exc.message,
+                    "",
+                    Location(file, m.line, m.col),
+                    hint="deeply nested or repeatedly aliased anchors ('billion laughs') are refused",
+                    code="yaml",
+                )
+            ]
+        ) from None
+    if builder.errors:
+        raise SpecError(builder.errors)
+    return Document(data, builder.source, text, file)
+
+
+def load_file(path: str | Path) -> Document:
+    path = Path(path)
+    name = str(path)
+    try:
+        raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
+    except OSError as exc:
+        raise SpecError([Diagnostic(f"cannot read the spec: {exc.strerror}", "", Location(name), code="io")]) from None
+    if raw is None:
+        raise SpecError(
+            [
+                Diagnostic(
+                    "the spec file is too large",
+                    "",
+                    Location(name),
+                    expected=f"at most {MAX_BYTES // 1024 // 1024} MiB",
+                    received=f"{path.stat().st_size:,} bytes",
+                    code="io",
+                )
+            ]
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            [
+                Diagnostic(
+                    "the spec is not valid UTF-8",
+                    "",
+                    Location(name, line, col),
+                    received=f"byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+                    hint="save the file as UTF-8",
+                    code="yaml",
+                )
+            ]
+        ) from None
+    return load_text(text, name)

@@ -1,0 +1,237 @@
+"""JSON Schema validation that reports every error at once, as netspec diagnostics.
+
+jsonschema finds the errors; this module turns each into a message a person can act on: the
+location of the offending key or value, what was expected, what was received, and a hint
+(including "did you mean" for unknown keys and layer types).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ..errors import Diagnostic, did_you_mean, format_path
+from ..ops import all_ops
+from .loader import Document
+from .schema import build_schema
+
+_TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    return _TYPE_NAMES.get(type(v), type(v).__name__)
+
+
+def show(v: Any) -> str:
+    text = repr(v) if isinstance(v, str) else str(v)
+    if isinstance(v, dict | list):
+        text = type_name(v)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type_name(v)})" if not isinstance(v, dict | list) else text
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    schema = build_schema()
+    return Draft202012Validator(schema)
+
+
+def _expected_type(t) -> str:
+    names = {
+        "object": "a mapping",
+        "array": "a list",
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "null": "nothing (no value)",
+    }
+    ts = t if isinstance(t, list) else [t]
+    return " or ".join(names.get(x, x) for x in ts)
+
+
+def _layer_op(doc: Document, path: tuple) -> tuple[str | None, tuple]:
+    """For a path inside layers[i], the op name and the path of the layer item."""
+    if len(path) >= 2 and path[0] == "layers" and isinstance(path[1], int):
+        item = doc.data["layers"][path[1]]
+        if isinstance(item, dict) and len(item) == 1:
+            return next(iter(item)), path[:2]
+        if isinstance(item, str):
+            return item, path[:2]
+    return None, ()
+
+
+def _diag(doc: Document, err) -> list[Diagnostic]:
+    path = tuple(err.absolute_path)
+    kw = err.validator
+    inst = err.instance
+    ops = all_ops()
+
+    def make(message, p=path, *, key=False, **kwargs):
+        return Diagnostic(message, format_path(p), doc.loc(p, key=key), code="schema", **kwargs)
+
+    if kw == "additionalProperties":
+        allowed = sorted(err.schema.get("properties", {}))
+        out = []
+        for k in inst:
+            if k in allowed:
+                continue
+            op, _ = _layer_op(doc, path)
+            where = f"for {op}" if op and len(path) == 3 else "here"
+            out.append(
+                make(
+                    f"unknown key '{k}'",
+                    path + (k,),
+                    key=True,
+                    expected=f"one of the keys allowed {where}: {', '.join(allowed)}",
+                    received=repr(k),
+                    hint=did_you_mean(k, allowed) or "remove it: unknown keys are errors, never ignored",
+                )
+            )
+        return out
+    if kw == "propertyNames":
+        # jsonschema reports the offending key as the instance, at the mapping's path.
+        bad = inst
+        enum = err.validator_value.get("enum")
+        if enum is not None and path and path[0] == "layers":
+            return [
+                make(
+                    f"unknown layer type '{bad}'",
+                    path + (bad,),
+                    key=True,
+                    expected="a layer type (see `netspec ops`)",
+                    received=repr(bad),
+                    hint=did_you_mean(bad, enum) or "run `netspec ops` for the list of layer types",
+                )
+            ]
+        return [
+            make(
+                f"invalid name '{bad}'",
+                path + (bad,),
+                key=True,
+                expected="a Python identifier: letters, digits and _, not starting with a digit",
+                received=repr(bad),
+            )
+        ]
+    if kw == "enum":
+        choices = err.validator_value
+        if len(path) == 2 and path[0] == "layers" and isinstance(inst, str):
+            if inst in ops:
+                needed = [p.name for p in ops[inst].params if p.required]
+                example = ", ".join(f"{n}: ..." for n in needed)
+                return [
+                    make(
+                        f"layer '{inst}' needs parameters",
+                        expected=f"a mapping with {', '.join(needed)}",
+                        received=repr(inst),
+                        hint=f"write `- {inst}: {{{example}}}`",
+                    )
+                ]
+            return [
+                make(
+                    f"unknown layer type '{inst}'",
+                    expected="a layer type (see `netspec ops`)",
+                    received=repr(inst),
+                    hint=did_you_mean(inst, ops) or "run `netspec ops` for the list of layer types",
+                )
+            ]
+        return [
+            make(
+                "value is not one of the allowed choices",
+                expected="one of " + ", ".join(repr(c) for c in choices),
+                received=show(inst),
+                hint=did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None,
+            )
+        ]
+    if kw == "required":
+        missing = [r for r in err.validator_value if r not in inst]
+        op, item = _layer_op(doc, path)
+        out = []
+        for m in missing:
+            hint = None
+            if op in ops and len(path) == 3:
+                hint = f"{m}: {ops[op].param(m).doc}"
+            elif m == "netspec":
+                hint = "add `netspec: 1` as the first line"
+            out.append(make(f"missing required key '{m}'", key=bool(path), expected=f"a key '{m}'", hint=hint))
+        return out
+    if kw == "type":
+        op, item = _layer_op(doc, path)
+        hint = None
+        if op in ops and len(path) == 3 and "object" in str(err.validator_value):
+            needed = [p.name for p in ops[op].params if p.required]
+            hint = f"{op} takes a mapping: `{op}: {{{', '.join(n + ': ...' for n in needed)}}}`"
+        elif isinstance(inst, float) and "integer" in str(err.validator_value):
+            hint = "sizes are whole numbers"
+        elif (isinstance(inst, str) and "integer" in str(err.validator_value)) or "number" in str(err.validator_value):
+            hint = "write the number without quotes" if isinstance(inst, str) else None
+        return [make("wrong type", expected=_expected_type(err.validator_value), received=show(inst), hint=hint)]
+    if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        sym = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kw]
+        return [make("value out of range", expected=f"a value {sym} {err.validator_value}", received=show(inst))]
+    if kw in ("minItems", "maxItems"):
+        lo, hi = err.schema.get("minItems"), err.schema.get("maxItems")
+        want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if kw == "minItems" else f"at most {hi}")
+        hint = "one value per spatial axis, or a single int for all" if lo == hi and lo and lo > 1 else None
+        return [
+            make("wrong number of items", expected=f"a list of {want} items", received=f"{len(inst)} items", hint=hint)
+        ]
+    if kw in ("minProperties", "maxProperties"):
+        if path[:1] == ("layers",) and len(path) == 2:
+            keys = list(inst)
+            hint = "put `name:` and parameters inside the layer's mapping: `- conv2d: {name: c1, ...}`"
+            if len(keys) > 1 and any(k in ops for k in keys):
+                hint += "; or a '-' is missing between two layers"
+            return [
+                make(
+                    "a layer has exactly one key, its type",
+                    expected="`- <type>: <parameters>`",
+                    received=f"keys {keys}",
+                    hint=hint,
+                )
+            ]
+        if path == ("inputs",):
+            return [
+                make(
+                    "exactly one input is supported",
+                    expected="one entry under inputs",
+                    received=f"{len(inst)} entries",
+                    hint="a chain of layers reads a single input",
+                )
+            ]
+    if kw == "const":
+        return [make("unsupported value", expected=repr(err.validator_value), received=show(inst))]
+    if kw == "pattern":
+        return [
+            make(
+                "invalid name",
+                expected="letters, digits and _ (a Python identifier, not starting with a digit)",
+                received=show(inst),
+            )
+        ]
+    return [make(err.message)]
+
+
+def validate(doc: Document) -> list[Diagnostic]:
+    """All schema errors of the document, sorted by position."""
+    if not isinstance(doc.data, dict):
+        return [
+            Diagnostic(
+                "the spec must be a mapping",
+                "",
+                doc.loc(()),
+                expected="a mapping with netspec, inputs and layers",
+                received=type_name(doc.data),
+                code="schema",
+            )
+        ]
+    diags: list[Diagnostic] = []
+    for err in _validator().iter_errors(doc.data):
+        diags.extend(_diag(doc, err))
+    unique = {(d.path, d.message, d.expected): d for d in diags}
+    return sorted(unique.values(), key=lambda d: (d.loc.line, d.loc.col, d.path))

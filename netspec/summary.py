@@ -1,0 +1,131 @@
+"""Static model summary: per-layer shapes, parameters, buffers, MACs, and memory. No torch.
+
+MACs follow torchvision's convention: weights of convolutions, linear and recurrent layers only
+(no bias, normalization, pooling or activation); FLOPs = 2 x MACs. Recurrent layers count
+T x (weight elements of each layer and direction) per sample.
+"""
+
+from __future__ import annotations
+
+from .passes.infer import TypedGraph
+
+BYTES = 4  # float32
+
+
+def _shape(shape, batch) -> list:
+    return [batch, *shape]
+
+
+def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
+    layers = []
+    for layer in typed.layers:
+        layers.append(
+            {
+                "name": layer.node.name,
+                "type": layer.node.op,
+                "output_shape": _shape(layer.out_type.shape, batch_size),
+                "params": layer.params,
+                "buffers": layer.buffers,
+                "macs": layer.macs,
+                "line": layer.node.loc.line,
+            }
+        )
+    macs = typed.total_macs
+    elems = [layer.out_elems for layer in typed.layers]
+    activation = None if any(e is None for e in elems) else sum(elems) * BYTES * batch_size
+    return {
+        "name": typed.graph.name,
+        "input_shape": _shape(typed.input.shape, batch_size),
+        "output_shape": _shape(typed.output.shape, batch_size),
+        "batch_size": batch_size,
+        "dims": dict(typed.bindings),
+        "unbound_dims": list(typed.unbound),
+        "layers": layers,
+        "total_params": typed.total_params,
+        "trainable_params": typed.total_params,  # every parameter trains; nothing is frozen
+        "non_trainable_params": 0,
+        "buffers": typed.total_buffers,
+        "macs": macs,
+        "flops": None if macs is None else 2 * macs,
+        "param_bytes": typed.total_params * BYTES,
+        "buffer_bytes": typed.total_buffers * BYTES,
+        "activation_bytes": activation,
+        "mac_convention": "torchvision: conv/linear/recurrent weights only, no bias; per sample; FLOPs = 2 x MACs",
+    }
+
+
+def human(n: int | None, unit: str = "") -> str:
+    if n is None:
+        return "?"
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {suffix}{unit}"
+    return f"{n} {unit}".strip()
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n >= div:
+            return f"{n / div:.2f} {suffix}"
+    return f"{n} B"
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def fmt_int(n) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def totals_lines(data: dict) -> list[tuple[str, str]]:
+    macs = data["macs"]
+    rows = [
+        ("Total params", fmt_int(data["total_params"])),
+        ("Trainable params", fmt_int(data["trainable_params"])),
+        ("Non-trainable params", fmt_int(data["non_trainable_params"])),
+        ("Buffers", fmt_int(data["buffers"])),
+        ("MACs per sample", f"{fmt_int(macs)} ({human(macs)})"),
+        ("Parameter memory", human_bytes(data["param_bytes"] + data["buffer_bytes"])),
+        (f"Forward activations (batch {data['batch_size']})", human_bytes(data["activation_bytes"])),
+    ]
+    if data["unbound_dims"]:
+        dims = ", ".join(data["unbound_dims"])
+        rows.append(("Note", f"MACs depend on {dims}: pass --dim {data['unbound_dims'][0]}=N or set `dims:`"))
+    elif data["dims"]:
+        rows.append(("Counted with", ", ".join(f"{k} = {v}" for k, v in data["dims"].items())))
+    return rows
+
+
+def markdown(data: dict) -> str:
+    out = [f"## {data['name']}", "", "| layer | type | output shape | params | MACs |", "|---|---|---|---:|---:|"]
+    for layer in data["layers"]:
+        out.append(
+            f"| {layer['name']} | {layer['type']} | {fmt_shape(layer['output_shape'])} | "
+            f"{fmt_int(layer['params'])} | {fmt_int(layer['macs'])} |"
+        )
+    out.append("")
+    out += [f"- {k}: {v}" for k, v in totals_lines(data)]
+    out.append(f"- MACs convention: {data['mac_convention']}")
+    return "\n".join(out) + "\n"
+
+
+def text(data: dict) -> str:
+    """Plain fixed-width table (for files and non-terminals)."""
+    rows = [("Layer", "Type", "Output shape", "Params", "MACs")]
+    rows += [
+        (lay["name"], lay["type"], fmt_shape(lay["output_shape"]), fmt_int(lay["params"]), fmt_int(lay["macs"]))
+        for lay in data["layers"]
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)]
+        lines.append("  ".join(cells).rstrip())
+        if j == 0:
+            lines.append("-" * len(lines[0]))
+    lines.append("")
+    lines += [f"{k}: {v}" for k, v in totals_lines(data)]
+    return "\n".join(lines) + "\n"
