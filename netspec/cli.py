@@ -177,25 +177,125 @@ def summarize(
         console.print(f"{k}: {v}")
 
 
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)"),
+]
+
+
 @app.command()
 def build(
     spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("build"),
-    seed: Annotated[int, typer.Option(help="seed for weight initialization")] = 0,
+    seed: Annotated[int | None, typer.Option(help="seed for weight initialization (default: train.seed or 0)")] = None,
     force: Annotated[bool, typer.Option("--force", help="overwrite files in an existing output directory")] = False,
+    set_: SetOpt = None,
     dim: DimOpt = None,
 ) -> None:
-    """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary."""
-    res = _compile(spec, _parse_dims(dim))
+    """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary;
+    with a train: section also train.py and data.npz."""
+    from .runtime.session import open_spec
+
+    session = open_spec(spec, set_, _parse_dims(dim), require_train=False)
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} exists and is not empty; pass --force to overwrite, or choose another --out")
     from .lower.build import write_build
+    from .runtime.session import RunError
 
-    files = write_build(res.typed, res.doc.data, out, spec_file=str(spec), seed=seed)
-    t = res.typed
+    try:
+        files = write_build(session, out, seed=seed)
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+    t = session.typed
     print(f"built {t.graph.name}: {t.total_params:,} params -> {out}/")
     for f in files:
         print(f"  {f.name}")
+
+
+@app.command()
+def train(
+    spec: Annotated[Path, typer.Argument(help="the spec file (YAML) with a train: section")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/<name>)")] = None,
+    set_: SetOpt = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")
+    ] = False,
+    init_from: Annotated[
+        Path | None, typer.Option("--init-from", help="start from these weights (a checkpoint or weights.pt)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing run directory")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=1, help="stop after N steps with a checkpoint (time-sliced jobs)")
+    ] = None,
+    dim: DimOpt = None,
+) -> None:
+    """Train the spec's model as its train: section says; resumable; torchrun-ready."""
+    from .runtime.session import RunError
+    from .runtime.session import train as run_train
+
+    try:
+        run_train(
+            spec,
+            out,
+            sets=set_,
+            resume=resume,
+            init_from=init_from,
+            force=force,
+            quiet=quiet,
+            dims=_parse_dims(dim),
+            max_steps=max_steps,
+        )
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    data: Annotated[str | None, typer.Option("--data", help="another source: ucr:<Name>, a .npz or .csv file")] = None,
+    split: Annotated[str, typer.Option("--split", help="test, val or train (with the run's own data)")] = "test",
+    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
+) -> None:
+    """Evaluate a trained run's final weights on its test split or on other data."""
+    from .runtime.session import RunError
+    from .runtime.session import evaluate as run_eval
+
+    if split not in ("test", "val", "train"):
+        raise UserError(f"--split must be test, val or train, not {split!r}")
+    try:
+        result = run_eval(run_dir, data, split)
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+    if fmt == CheckFormat.json:
+        print(json.dumps(result, indent=2))
+        return
+    scalars = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
+    print(f"{run_dir} on {result['split']} ({result['samples']} samples): {scalars}")
+    if "per_class" in result:
+        print(f"{'class':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+        for name, m in result["per_class"].items():
+            print(f"{name:<16}{m['precision']:>10.4f}{m['recall']:>10.4f}{m['f1']:>10.4f}{m['support']:>9}")
+        print("confusion matrix (rows: true, columns: predicted):")
+        for row in result["confusion_matrix"]:
+            print("  " + " ".join(f"{v:>5}" for v in row))
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+    input_: Annotated[Path, typer.Option("--input", "-i", help="inputs: .npy, .npz (array x) or .csv")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="predictions: .csv or .json")],
+) -> None:
+    """Predict with a trained run: one row per input sample (label and class probabilities)."""
+    from .runtime.session import RunError
+    from .runtime.session import predict as run_predict
+
+    try:
+        n = run_predict(run_dir, input_, output)
+    except RunError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{n} predictions -> {output}")
 
 
 @app.command()
@@ -231,9 +331,11 @@ def schema() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app and map failures to exit codes (1 user error, 2 internal)."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
+    except typer.Abort:
+        return 130
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics, [])
         return 1
@@ -244,19 +346,16 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
-        if isinstance(exc, click.ClickException):
+        # Click's usage errors (bad flag, missing argument) know how to show themselves.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            return 1 if isinstance(exc, click.UsageError) else exc.exit_code
+            return 1
         if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
             raise
         print(f"netspec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("This is a bug in netspec. Run again with --debug for the traceback.", file=sys.stderr)
         return 2
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

@@ -3,6 +3,8 @@ typed IR. Every stage reports all the errors it can; a later stage runs only on 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +15,7 @@ from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
+from .spec.train_schema import resolve_train
 from .spec.validate import validate
 
 
@@ -21,6 +24,7 @@ class Result:
     doc: Document | None = None
     graph: Graph | None = None
     typed: TypedGraph | None = None
+    train: dict | None = None  # the resolved `train:` section, every default filled in
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -39,6 +43,15 @@ class Result:
         return self.doc.text.splitlines() if self.doc else []
 
 
+def spec_hash(data: dict) -> str:
+    """Identity of what a run computes: the whole spec but for where it runs (train.device)."""
+    clean = json.loads(json.dumps(data, default=str))
+    clean.pop("description", None)
+    if isinstance(clean.get("train"), dict):
+        clean["train"].pop("device", None)
+    return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
+
+
 def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
     res = Result(doc)
     res.diagnostics = validate(doc)
@@ -46,6 +59,9 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
         return res
     graph, diags = parse(doc)
     res.diagnostics += diags
+    if "train" in doc.data:
+        res.train, diags = resolve_train(doc.data["train"], doc.loc)
+        res.diagnostics += diags
     graph, diags = canonicalize(graph)
     res.diagnostics += diags
     res.graph = graph

@@ -1,4 +1,5 @@
-"""`netspec build`: model.py, weights.pt, spec.resolved.yaml, summary.json and summary.txt."""
+"""`netspec build`: model.py, weights.pt, spec.resolved.yaml, summary.json and summary.txt; with a
+train: section also train.py and data.npz (the prepared splits train.py reads)."""
 
 from __future__ import annotations
 
@@ -6,31 +7,41 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..fsutil import atomic_write_bytes, atomic_write_text
-from ..passes.infer import TypedGraph
+from ..runtime.atomic import atomic_write_bytes
 from ..summary import summary_data, text
 from .codegen import model_source, resolved_spec
 from .module import lower
+from .trainsrc import train_source
 
 
-def write_build(typed: TypedGraph, data: dict, out: Path, *, spec_file: str, seed: int = 0) -> list[Path]:
+def write_build(session, out: Path, *, seed: int | None = None) -> list[Path]:
+    from ..runtime.session import load_data, time_axis
+
+    typed, data, cfg = session.typed, session.data, session.cfg
+    if seed is None:
+        seed = cfg["seed"] if cfg else 0
     out.mkdir(parents=True, exist_ok=True)
     module = lower(typed, seed=seed)
     buf = io.BytesIO()
     torch.save(module.state_dict(), buf)
     summary = summary_data(typed)
+    spec_file = str(session.spec_path)
     files = {
         "model.py": model_source(typed, spec_file, data.get("description", "")).encode(),
         "weights.pt": buf.getvalue(),
-        "spec.resolved.yaml": resolved_spec(typed, data, spec_file).encode(),
+        "spec.resolved.yaml": resolved_spec(typed, data, spec_file, cfg).encode(),
         "summary.json": (json.dumps(summary, indent=2) + "\n").encode(),
         "summary.txt": text(summary).encode(),
     }
+    if cfg is not None:
+        prep = load_data(session, session.spec_path.parent)
+        npz = io.BytesIO()
+        np.savez(npz, **prep.to_npz_dict())
+        files["train.py"] = train_source(typed, cfg, session.hash, time_axis(typed)).encode()
+        files["data.npz"] = npz.getvalue()
     for name, blob in files.items():
         atomic_write_bytes(out / name, blob)
     return [out / name for name in files]
-
-
-__all__ = ["atomic_write_text", "write_build"]

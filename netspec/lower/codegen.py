@@ -15,8 +15,10 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
+from ..errors import ShapeError
 from ..ops import get
 from ..passes.infer import TypedGraph
+from ..passes.lengths import USE, USE_LAST, lengths_plan, time_symbol
 from ..summary import fmt_int
 
 _LAYERS_PY = Path(__file__).with_name("layers.py")
@@ -82,15 +84,27 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     for lay, c in zip(typed.layers, ctors, strict=True):
         note = f"  # {fmt_int(lay.params)} params" if lay.params else ""
         lines.append(f"        self.{lay.node.name} = {ctor_source(c)}{note}")
-    lines += [
-        "",
-        f"    def forward(self, {var}: torch.Tensor) -> torch.Tensor:",
-        f"        x = {var}  # {typed.input.show()}",
-    ]
-    for lay in typed.layers:
-        lines.append(f"        x = self.{lay.node.name}(x)  # {lay.out_type.show()}")
+    plan = _plan(typed)
+    args = f"{var}: torch.Tensor" + (", lengths: torch.Tensor | None = None" if plan else "")
+    lines += ["", f"    def forward(self, {args}) -> torch.Tensor:"]
+    if plan:
+        lines.append("        # lengths: true lengths of a zero-padded batch of variable-length series (optional)")
+    lines.append(f"        x = {var}  # {typed.input.show()}")
+    for i, lay in enumerate(typed.layers):
+        call = "(x, lengths)" if plan and plan[i] in (USE, USE_LAST) else "(x)"
+        lines.append(f"        x = self.{lay.node.name}{call}  # {lay.out_type.show()}")
     lines += ["        return x", ""]
     return "\n".join(lines)
+
+
+def _plan(typed: TypedGraph) -> list[str] | None:
+    """The lengths plan when the input has a time symbol and the network can take lengths."""
+    if time_symbol(typed) is None:
+        return None
+    try:
+        return lengths_plan(typed)
+    except ShapeError:
+        return None
 
 
 def _yaml_value(v) -> str:
@@ -99,7 +113,7 @@ def _yaml_value(v) -> str:
     return yaml.safe_dump(v, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def resolved_spec(typed: TypedGraph, data: dict, spec_file: str = "<spec>") -> str:
+def resolved_spec(typed: TypedGraph, data: dict, spec_file: str = "<spec>", train: dict | None = None) -> str:
     """The spec with every default and inferred value written out; comments mark what the user
     did not write. It is itself a valid spec that compiles to the same network."""
     graph = typed.graph
@@ -129,4 +143,18 @@ def resolved_spec(typed: TypedGraph, data: dict, spec_file: str = "<spec>") -> s
             elif key not in node.user_set:
                 note = "  # default"
             out.append(f"      {key}: {_yaml_value(value)}{note}")
+    if train is not None:
+        given = data.get("train") or {}
+        out.append("train:")
+        for key, value in train.items():
+            if isinstance(value, dict):
+                sub = given.get(key) if isinstance(given.get(key), dict) else {}
+                out.append(f"  {key}:")
+                for k, v in value.items():
+                    note = "" if k in sub or (k == "name" and isinstance(given.get(key), str)) else "  # default"
+                    if key == "data" and k == "source" and isinstance(given.get(key), str):
+                        note = ""
+                    out.append(f"    {k}: {_yaml_value(v)}{note}")
+            else:
+                out.append(f"  {key}: {_yaml_value(value)}{'' if key in given else '  # default'}")
     return "\n".join(out) + "\n"

@@ -34,13 +34,23 @@ class Recurrent(nn.Module):
         self.rnn = getattr(nn, mode)(input_size, hidden_size, **kwargs)
         self.output = output
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        seq, state = self.rnn(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            seq, state = self.rnn(x)
+        else:  # padded batch: run on the packed sequence so padding never enters the state
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            seq, state = self.rnn(packed)
+            seq, _ = nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=x.shape[1])
         if self.output == "sequence":
             return seq
         if self.output == "mean":
-            return seq.mean(dim=1)
+            if lengths is None:
+                return seq.mean(dim=1)
+            return seq.sum(dim=1) / lengths.to(seq.device, seq.dtype).unsqueeze(1)  # padded steps are 0
         if self.output == "max":
+            if lengths is not None:
+                steps = torch.arange(seq.shape[1], device=seq.device)
+                seq = seq.masked_fill((steps[None, :] >= lengths.to(seq.device)[:, None])[:, :, None], float("-inf"))
             return seq.amax(dim=1)
         h_n = state[0] if isinstance(state, tuple) else state  # (num_layers * D, B, H_out)
         directions = 2 if self.rnn.bidirectional else 1
@@ -56,7 +66,14 @@ class GlobalPool(nn.Module):
         self.axes = tuple(range(2, 2 + dims))
         self.keepdim = keepdim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is not None:  # (B, C, L) padded along L: pool over the real steps only
+            valid = torch.arange(x.shape[-1], device=x.device)[None, None, :] < lengths.to(x.device)[:, None, None]
+            if self.mode == "avg":
+                out = x.masked_fill(~valid, 0.0).sum(dim=-1) / lengths.to(x.device, x.dtype)[:, None]
+            else:
+                out = x.masked_fill(~valid, float("-inf")).amax(dim=-1)
+            return out.unsqueeze(-1) if self.keepdim else out
         if self.mode == "avg":
             return x.mean(dim=self.axes, keepdim=self.keepdim)
         return x.amax(dim=self.axes, keepdim=self.keepdim)

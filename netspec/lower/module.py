@@ -6,8 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ShapeError
 from ..ops import get
 from ..passes.infer import LayerInfo, TypedGraph
+from ..passes.lengths import USE, USE_LAST, lengths_plan
 from . import layers as custom
 
 
@@ -23,17 +25,34 @@ def instantiate(layer: LayerInfo) -> nn.Module:
 
 
 class SpecModule(nn.Module):
-    """A chain of named submodules, in spec order; state-dict keys are `<layer name>.<tensor>`."""
+    """A chain of named submodules, in spec order; state-dict keys are `<layer name>.<tensor>`.
+
+    `forward(x, lengths)` takes the true lengths of a zero-padded variable-length batch; the plan
+    from passes.lengths says which layers receive them.
+    """
 
     def __init__(self, typed: TypedGraph):
         super().__init__()
         self.order = [layer.node.name for layer in typed.layers]
+        try:
+            self.plan = lengths_plan(typed)
+        except ShapeError:
+            self.plan = None  # fixed-length use only; forward(x, lengths) then explains why not
         for layer in typed.layers:
             self.add_module(layer.node.name, instantiate(layer))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for name in self.order:
-            x = getattr(self, name)(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            for name in self.order:
+                x = getattr(self, name)(x)
+            return x
+        if self.plan is None:
+            raise ValueError("this network cannot take variable-length input; see `netspec check`")
+        for name, step in zip(self.order, self.plan, strict=True):
+            if step in (USE, USE_LAST):
+                x = getattr(self, name)(x, lengths)
+            else:
+                x = getattr(self, name)(x)
         return x
 
 

@@ -37,12 +37,13 @@ def sliding_window(
     if ceil_mode and (out - 1) * stride >= size + (pad_left if pad_left is not None else pad_total // 2):
         out -= 1
     if num < 0 or out < 1:
+        shown = out if num >= 0 else num // stride + 1
         rnd = "ceil" if ceil_mode else "floor"
         expr = f"{rnd}(({size} + {pad_total} - {dilation}*({kernel}-1) - 1)/{stride}) + 1"
         raise ShapeError(
-            f"output {axis} would be {max(out, 0) if num >= 0 else 'negative'}",
+            f"output {axis} would be {shown}",
             expected=f"an input {axis} of at least {span - pad_total} for this window",
-            received=f"input {axis} {size}: {expr} = {out if num >= 0 else num // stride + 1}",
+            received=f"input {axis} {size}: {expr} = {shown}",
             hint=f"reduce {param} (window spans {span}), add padding, or remove a downsampling layer before this one",
             param=param,
         )

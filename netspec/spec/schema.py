@@ -11,6 +11,7 @@ import json
 from ..ops import all_ops
 from ..ops.params import NAME_PATTERN
 from ..ops.registry import OpDef
+from .train_schema import train_schema
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
 COMMON_KEYS = {
@@ -72,7 +73,7 @@ def build_schema() -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "netspec network spec",
-        "description": "A declarative neural network: inputs and a chain of layers.",
+        "description": "A declarative neural network: inputs, a chain of layers, and how to train it.",
         "type": "object",
         "required": ["netspec", "inputs", "layers"],
         "additionalProperties": False,
@@ -113,6 +114,7 @@ def build_schema() -> dict:
                 "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
             },
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "train": train_schema(),
         },
         "$defs": {"layer": layer, **{n: op_schema(ops[n]) for n in names}},
     }

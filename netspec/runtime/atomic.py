@@ -1,16 +1,15 @@
 """Atomic file writes: a temp file in the same folder, fsync, rename, fsync the folder.
 
-A reader (or a run killed mid-write) sees either the old file or the new one, never half of one.
+A reader, or a run killed mid-write, sees either the old file or the new one, never half of one.
+Standard library only: the code generator copies this into the standalone train.py.
 """
-
-from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,5 +29,5 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine:  `make demo` (install + main job)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --quiet -c constraints.txt
+
+.PHONY: install dev demo test lint fmt schema
+
+$(BIN)/netspec: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) torch
+	$(PIP) -e '.[data]'
+	@touch $@
+
+install: $(BIN)/netspec
+
+$(VENV)/.dev: $(BIN)/netspec
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+dev: $(VENV)/.dev
+
+# The main job on the embedded default data (scikit-learn's digits): check, summarize, build.
+demo: install
+	$(BIN)/netspec check specs/digits_cnn.yaml
+	$(BIN)/netspec summarize specs/digits_cnn.yaml
+	$(BIN)/netspec build specs/digits_cnn.yaml -o build/digits_cnn --force
+
+lint: dev
+	$(BIN)/ruff check netspec tests
+	$(BIN)/ruff format --check netspec tests
+
+test: lint
+	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+
+fmt: dev
+	$(BIN)/ruff format netspec tests
+
+# Regenerate the checked-in files derived from the registry (a test fails when they are stale).
+schema: install
+	$(BIN)/netspec schema > schemas/netspec.schema.json
+	$(BIN)/python -m netspec.docs > docs/layers.md

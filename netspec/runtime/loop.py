@@ -1,0 +1,629 @@
+"""The training loop of `netspec train`, and verbatim of the generated train.py.
+
+One source of truth: netspec runs this module, and `netspec build` copies its source (with the
+atomic-write helpers) into train.py, so the two cannot drift. It therefore needs only torch, numpy
+and the standard library. It reads top to bottom: set-up, resume, epochs of steps, evaluation,
+checkpoints, the final report.
+
+Reproducibility: the data order of epoch e comes from DistributedSampler seeded with (seed, e),
+so it needs no saved state; dropout and other randomness use torch's global RNG, whose state is
+saved in every checkpoint together with the model, optimizer, schedule, grad scaler, early-stopping
+state and the partial sums of an interrupted epoch. Resuming from any checkpoint therefore
+continues bit for bit (on CPU) as if the run had never stopped.
+"""
+
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .atomic import atomic_write_bytes, atomic_write_text  # netspec-only
+
+CHECKPOINT_FORMAT = 1
+
+
+class TrainError(Exception):
+    """A problem the user can fix (bad resume, device, data): reported without a traceback."""
+
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def dist_env():
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run plainly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def pick_device(name, local_rank):
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainError("device: cuda was asked for, but no CUDA device is available; use device: auto or cpu")
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed, deterministic):
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def make_optimizer(cfg, params):
+    o = cfg["optimizer"]
+    name, lr, wd = o["name"], o["lr"], o["weight_decay"]
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=o["nesterov"], weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(o["betas"]), weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(o["betas"]), weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=o["momentum"], weight_decay=wd)
+    raise TrainError(f"unknown optimizer {name!r}")
+
+
+def make_loss(cfg):
+    loss = cfg["loss"]
+    if loss["name"] == "cross_entropy":
+        smoothing = loss["label_smoothing"]
+        return lambda out, y: F.cross_entropy(out, y, label_smoothing=smoothing)
+    if loss["name"] == "mse":
+        return lambda out, y: F.mse_loss(out, y.view_as(out))
+    if loss["name"] == "bce_with_logits":
+        return lambda out, y: F.binary_cross_entropy_with_logits(out, y.view_as(out).to(out.dtype))
+    raise TrainError(f"unknown loss {loss['name']!r}")
+
+
+class Schedule:
+    """lr = base lr x warmup(step) x shape(step) x plateau scale, set before every step.
+
+    All its state is plain numbers, saved in the checkpoint; no torch scheduler objects.
+    """
+
+    def __init__(self, cfg, optimizer, steps_per_epoch, epochs):
+        self.cfg = cfg["schedule"]
+        self.optimizer = optimizer
+        self.base = [g["lr"] for g in optimizer.param_groups]
+        self.steps_per_epoch = steps_per_epoch
+        self.total = max(1, steps_per_epoch * epochs)
+        self.warmup = self.cfg["warmup_epochs"] * steps_per_epoch
+        self.state = {"scale": 1.0, "best": None, "bad_epochs": 0}
+
+    def factor(self, step):
+        s, name = self.cfg, self.cfg["name"]
+        warm = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        t = min(1.0, max(0, step - self.warmup) / max(1, self.total - self.warmup))
+        floor = s["min_lr_ratio"]
+        if name == "cosine":
+            shape = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        elif name == "step":
+            shape = s["gamma"] ** (step // (s["step_size"] * self.steps_per_epoch))
+        elif name == "onecycle":  # rise for pct_start of the run, then cosine down to floor
+            p = s["pct_start"]
+            frac = step / self.total
+            if frac < p:
+                shape = 0.04 + 0.96 * 0.5 * (1 - math.cos(math.pi * frac / p))
+            else:
+                shape = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * (frac - p) / (1 - p)))
+            warm = 1.0
+        else:  # constant and plateau
+            shape = 1.0
+        return warm * shape * self.state["scale"]
+
+    def apply(self, step):
+        f = self.factor(step)
+        for g, base in zip(self.optimizer.param_groups, self.base, strict=False):
+            g["lr"] = base * f
+
+    def epoch_end(self, value, mode):
+        """ReduceLROnPlateau, done here so its state lives with the rest."""
+        if self.cfg["name"] != "plateau" or value is None:
+            return
+        best = self.state["best"]
+        better = best is None or (value < best if mode == "min" else value > best)
+        if better:
+            self.state["best"], self.state["bad_epochs"] = value, 0
+            return
+        self.state["bad_epochs"] += 1
+        if self.state["bad_epochs"] > self.cfg["patience"]:
+            self.state["scale"] *= self.cfg["factor"]
+            self.state["bad_epochs"] = 0
+
+    def lr(self):
+        return self.optimizer.param_groups[0]["lr"]
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class Split:
+    """One split as tensors on the device; batches are sliced from memory, no per-sample collate."""
+
+    def __init__(self, x, y, lengths, device, time_axis):
+        self.x = torch.as_tensor(x).to(device)
+        self.y = torch.as_tensor(y).to(device)
+        self.lengths = None if lengths is None else torch.as_tensor(lengths).to(device)
+        self.time_axis = time_axis  # axis of the padded time dim in x (with the batch), or None
+
+    def __len__(self):
+        return len(self.y)
+
+    def batch(self, idx):
+        idx = torch.as_tensor(idx, device=self.x.device)
+        x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
+        if self.lengths is None:
+            return x, y, None
+        lengths = self.lengths.index_select(0, idx)
+        # Pad per batch: cut the padding beyond the longest series in this batch.
+        x = x.narrow(self.time_axis, 0, int(lengths.max()))
+        return x, y, lengths
+
+
+def epoch_order(n, epoch, seed, rank, world, shuffle=True):
+    """This rank's sample indices for one epoch: DistributedSampler's, seeded by (seed, epoch)."""
+    sampler = torch.utils.data.DistributedSampler(
+        range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def partial_count(sums, world):
+    """Samples already counted in this epoch before a resume (all ranks)."""
+    return sums.reduced(world)[3]
+
+
+def forward(model, x, lengths):
+    return model(x) if lengths is None else model(x, lengths)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+class Sums:
+    """Running sums on the device: no host sync per step. Reduced across ranks as sums and counts."""
+
+    names = ("loss", "correct", "abs_err", "count")
+
+    def __init__(self, device, values=None):
+        self.t = torch.zeros(4, dtype=torch.float64, device=device)
+        if values is not None:
+            self.t += torch.tensor(values, dtype=torch.float64, device=device)
+
+    def add(self, loss, out, y, task):
+        n = y.shape[0]
+        with torch.no_grad():
+            self.t[0] += loss.detach().double() * n
+            self.t[3] += n
+            if task == "classification":
+                pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
+                self.t[1] += (pred == y).sum()
+            else:
+                self.t[2] += (out.detach().double() - y.view_as(out).double()).abs().sum()
+
+    def reduced(self, world):
+        t = self.t.clone()
+        if world > 1:
+            torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    @staticmethod
+    def metrics(vals, task, prefix):
+        loss, correct, abs_err, count = vals
+        if count == 0:
+            return {}
+        out = {f"{prefix}loss": loss / count}
+        if task == "classification":
+            out[f"{prefix}accuracy"] = correct / count  # from integer counts, in float64
+        else:
+            out[f"{prefix}mae"] = abs_err / count
+        return out
+
+
+@torch.no_grad()
+def evaluate(model, split, cfg, loss_fn, rank, world, autocast, want_predictions=False):
+    """Loss and metrics over a split (sharded across ranks, reduced as sums and counts)."""
+    model.eval()
+    sums = Sums(split.y.device)
+    preds = []
+    idx = list(range(rank, len(split), world))
+    bs = cfg["batch_size"]
+    for i in range(0, len(idx), bs):
+        x, y, lengths = split.batch(idx[i : i + bs])
+        with autocast():
+            out = forward(model, x, lengths)
+            loss = loss_fn(out, y)
+        out = out.float()
+        sums.add(loss, out, y, cfg["task"])
+        if want_predictions:
+            preds.append(out.cpu())
+    model.train()
+    result = Sums.metrics(sums.reduced(world), cfg["task"], "")
+    if want_predictions:
+        return result, (torch.cat(preds) if preds else torch.zeros(0))
+    return result
+
+
+def class_report(y_true, y_pred, classes):
+    """Confusion matrix and per-class precision / recall / F1 from integer counts."""
+    k = len(classes)
+    cm = np.zeros((k, k), dtype=np.int64)
+    for t, p in zip(y_true, y_pred, strict=False):
+        cm[int(t), int(p)] += 1
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp = int(cm[i, i])
+        fp, fn = int(cm[:, i].sum()) - tp, int(cm[i, :].sum()) - tp
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[name] = {"precision": prec, "recall": rec, "f1": f1, "support": int(cm[i, :].sum())}
+    return {"confusion_matrix": cm.tolist(), "per_class": per_class}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state():
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()[1]),
+        "python_version": random.getstate()[0],
+    }
+    np_state = np.random.get_state()
+    state["numpy"] = {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    keys = state["numpy"]["keys"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, state["numpy"]["pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path, payload):
+    """torch.save to memory, a sha256 of the bytes beside it, then one atomic write of each."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    blob = buf.getvalue()
+    atomic_write_bytes(path, blob)
+    atomic_write_text(str(path) + ".sha256", hashlib.sha256(blob).hexdigest() + "\n")
+
+
+def load_checkpoint(path):
+    """Load with weights_only=True after checking the checksum; None when missing or corrupt."""
+    path = Path(path)
+    if not path.exists():
+        return None, "missing"
+    blob = path.read_bytes()
+    digest = Path(str(path) + ".sha256")
+    if digest.exists() and digest.read_text().strip() != hashlib.sha256(blob).hexdigest():
+        return None, "checksum mismatch (truncated or corrupted)"
+    try:
+        return torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True), None
+    except Exception as exc:  # a torn or foreign file: report, never execute anything
+        return None, f"unreadable ({type(exc).__name__})"
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+class PlainReporter:
+    """Epoch lines on stdout; the CLI passes a rich progress bar with the same methods instead."""
+
+    def __init__(self, quiet=False):
+        self.quiet = quiet
+
+    def epoch_start(self, epoch, epochs, steps):
+        pass
+
+    def step(self, i):
+        pass
+
+    def epoch_end(self, record):
+        if not self.quiet:
+            print(format_record(record), flush=True)
+
+    def message(self, text):
+        if not self.quiet:
+            print(text, flush=True)
+
+    def close(self):
+        pass
+
+
+def format_record(r):
+    parts = [f"epoch {r['epoch']:>3}/{r['epochs']}"]
+    for k in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
+        if k in r:
+            parts.append(f"{k} {r[k]:.4f}")
+    parts.append(f"lr {r['lr']:.3g}")
+    parts.append(f"{r['samples_per_s']:.0f} samples/s")
+    parts.append(f"{r['time']:.1f}s")
+    return "  ".join(parts)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def fit(
+    model,
+    data,
+    cfg,
+    run_dir,
+    *,
+    spec_hash="",
+    resume=False,
+    init_from=None,
+    reporter=None,
+    max_steps=None,
+    time_axis=None,
+    classes=None,
+):
+    """Train `model` on `data` (dict of numpy arrays x_train, y_train, ...) as `cfg` says.
+
+    Writes metrics.jsonl / metrics.csv, checkpoints/last.pt and best.pt, weights.pt and
+    results.json into run_dir (rank 0 only). Returns the results dict. With max_steps, stops
+    (after a checkpoint) once this invocation has taken that many optimizer steps.
+    """
+    run_dir = Path(run_dir)
+    rank, world, local_rank = dist_env()
+    device = pick_device(cfg["device"], local_rank)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    main_rank = rank == 0
+    if main_rank:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or PlainReporter()
+    task = cfg["task"]
+    seed_everything(cfg["seed"], cfg["deterministic"])
+    if cfg["precision"] == "fp16" and device.type != "cuda":
+        raise TrainError("precision fp16 needs a CUDA device; use bf16 on the CPU")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg["precision"])
+
+    def autocast():
+        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+
+    splits = {
+        s: Split(data[f"x_{s}"], data[f"y_{s}"], data.get(f"len_{s}"), device, time_axis)
+        for s in ("train", "val", "test")
+    }
+    train = splits["train"]
+    bs, epochs = cfg["batch_size"], cfg["epochs"]
+    steps_per_epoch = math.ceil(math.ceil(len(train) / world) / bs)
+
+    model.to(device)
+    if init_from is not None:
+        state, err = load_checkpoint(init_from)
+        if state is None:
+            raise TrainError(f"--init-from {init_from}: {err}")
+        weights = state.get("model", state) if isinstance(state, dict) else state
+        unwrap(model).load_state_dict(weights)
+        reporter.message(f"initialized weights from {init_from}")
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    optimizer = make_optimizer(cfg, model.parameters())
+    schedule = Schedule(cfg, optimizer, steps_per_epoch, epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
+    loss_fn = make_loss(cfg)
+
+    es = cfg["early_stopping"]
+    monitor = es["monitor"] if es else ("val_loss" if len(splits["val"]) else "loss")
+    mode = (es["mode"] if es and es["mode"] != "auto" else None) or ("max" if "accuracy" in monitor else "min")
+    state = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "best": None,
+        "best_epoch": None,
+        "bad_epochs": 0,
+        "stopped_early": False,
+    }
+    partial = None
+    ckpt_dir = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+
+    if resume:
+        ckpt, err = load_checkpoint(ckpt_dir / "last.pt")
+        if ckpt is None and (ckpt_dir / "prev.pt").exists():
+            ckpt, err2 = load_checkpoint(ckpt_dir / "prev.pt")
+            if ckpt is not None:
+                reporter.message(
+                    f"warning: checkpoints/last.pt is {err}; resuming from the previous good one (prev.pt)"
+                )
+            else:
+                err = f"{err}; prev.pt: {err2}"
+        if ckpt is None:
+            raise TrainError(f"cannot resume from {ckpt_dir / 'last.pt'}: {err}")
+        if ckpt["spec_hash"] != spec_hash:
+            raise TrainError(
+                "cannot resume: the spec changed since the checkpoint was written "
+                f"(hash {ckpt['spec_hash'][:12]} -> {spec_hash[:12]}). Start a new run, or use --init-from "
+                "to start a new run from these weights."
+            )
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        schedule.state = dict(ckpt["schedule"])
+        scaler.load_state_dict(ckpt["scaler"])
+        state = dict(ckpt["state"])
+        partial = ckpt["partial"]
+        _set_rng_state(ckpt["rng"])
+        reporter.message(f"resumed at epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch}")
+        if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
+            keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]
+            atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
+
+    def checkpoint(name, sums=None):
+        if not main_rank:
+            return
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "spec_hash": spec_hash,
+            "model": unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "schedule": dict(schedule.state),
+            "scaler": scaler.state_dict(),
+            "state": dict(state),
+            "partial": None if sums is None else sums.t.cpu().tolist(),
+            "rng": _rng_state(),
+        }
+        path = ckpt_dir / name
+        if name == "last.pt" and path.exists():  # keep the previous good one in case this write is torn
+            os.replace(path, ckpt_dir / "prev.pt")
+            if Path(str(path) + ".sha256").exists():
+                os.replace(str(path) + ".sha256", str(ckpt_dir / "prev.pt") + ".sha256")
+        save_checkpoint(path, payload)
+
+    every = cfg["checkpoint_every_steps"]
+    steps_taken = 0
+    model.train()
+    while state["epoch"] < epochs and not state["stopped_early"]:
+        epoch = state["epoch"]
+        order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
+        sums = Sums(device, partial)
+        partial = None
+        reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
+        count0 = float(partial_count(sums, world))
+        t0 = time.perf_counter()
+        for i in range(state["step_in_epoch"], steps_per_epoch):
+            x, y, lengths = train.batch(order[i * bs : (i + 1) * bs])
+            schedule.apply(state["global_step"])
+            with autocast():
+                out = forward(model, x, lengths)
+                loss = loss_fn(out, y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg["grad_clip"]:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            scaler.step(optimizer)
+            scaler.update()
+            sums.add(loss, out.float(), y, task)
+            state["global_step"] += 1
+            state["step_in_epoch"] = i + 1
+            steps_taken += 1
+            reporter.step(i + 1)
+            stop_now = max_steps is not None and steps_taken >= max_steps and i + 1 < steps_per_epoch
+            if stop_now or (every and state["global_step"] % every == 0 and i + 1 < steps_per_epoch):
+                checkpoint("last.pt", sums)
+            if stop_now:
+                reporter.close()
+                reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
+                return None
+        train_vals = sums.reduced(world)
+        if not math.isfinite(train_vals[0]):
+            reporter.close()
+            raise TrainError(
+                f"the training loss became {train_vals[0]} in epoch {epoch + 1}; the last good checkpoint is "
+                f"{ckpt_dir / 'last.pt'}. Lower the learning rate or add grad_clip."
+            )
+        elapsed = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, task, "")}
+        if len(splits["val"]):
+            val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast)
+            record.update({f"val_{k}": v for k, v in val.items()})
+        record["lr"] = schedule.lr()
+        record["time"] = elapsed
+        record["samples_per_s"] = (train_vals[3] - count0) / elapsed if elapsed > 0 else 0.0
+        value = record.get(monitor)
+        schedule.epoch_end(value, mode)
+        state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+        improved = value is not None and (
+            state["best"] is None
+            or (
+                value < state["best"] - (es["min_delta"] if es else 0)
+                if mode == "min"
+                else value > state["best"] + (es["min_delta"] if es else 0)
+            )
+        )
+        if improved:
+            state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
+        else:
+            state["bad_epochs"] += 1
+        if es and state["bad_epochs"] > es["patience"]:
+            state["stopped_early"] = True
+        reporter.epoch_end(record)
+        if main_rank:
+            with open(metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        if improved:
+            checkpoint("best.pt")
+        checkpoint("last.pt")
+        if max_steps is not None and steps_taken >= max_steps and state["epoch"] < epochs:
+            reporter.close()
+            reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
+            return None
+    reporter.close()
+
+    if state["stopped_early"] and es and es["restore_best"]:
+        best, _ = load_checkpoint(ckpt_dir / "best.pt")
+        if best is not None:
+            unwrap(model).load_state_dict(best["model"])
+            reporter.message(
+                f"early stop: restored the weights of epoch {state['best_epoch']} ({monitor} {state['best']:.4f})"
+            )
+    results = {
+        "epochs_run": state["epoch"],
+        "stopped_early": state["stopped_early"],
+        "monitor": monitor,
+        "best": state["best"],
+        "best_epoch": state["best_epoch"],
+    }
+    for s in ("val", "test"):
+        if len(splits[s]):
+            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, want_predictions=True)
+            results[s] = m
+            if s == "test" and task == "classification" and classes and world == 1:
+                pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
+                results["test"].update(class_report(splits[s].y.cpu().numpy(), pred.numpy(), classes))
+    if main_rank:
+        buf = io.BytesIO()
+        torch.save(unwrap(model).state_dict(), buf)
+        atomic_write_bytes(run_dir / "weights.pt", buf.getvalue())
+        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+        write_csv(metrics_path, run_dir / "metrics.csv")
+    return results
+
+
+def read_metrics(path):
+    """The records of metrics.jsonl; a last line torn by a kill is skipped."""
+    rows = []
+    if Path(path).exists():
+        for ln in Path(path).read_text().splitlines():
+            try:
+                rows.append(json.loads(ln))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def write_csv(jsonl, csv_path):
+    rows = read_metrics(jsonl)
+    keys = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    lines = [",".join(keys)] + [",".join(str(r.get(k, "")) for k in keys) for r in rows]
+    atomic_write_text(csv_path, "\n".join(lines) + "\n")

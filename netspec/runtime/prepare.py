@@ -1,0 +1,243 @@
+"""Raw arrays -> the train/val/test splits a spec's model can eat, checked before any training.
+
+Layout: a sample must fit the spec's input (fixed dims equal, symbolic dims free). With
+`layout: auto` a (C, L) series also fits a (T, F) input by swapping its axes, and a flat vector
+fits a fixed input of the same size by reshaping; each such step is reported. Anything else is an
+error naming both shapes. Splits are seeded and stratified; standardization statistics come from
+the training split alone; series of unequal length are zero-padded with their lengths kept.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .datasets import DataError, RawData
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Prepared:
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    lengths: dict[str, np.ndarray | None]
+    classes: list[str] | None
+    notes: list[str] = field(default_factory=list)
+    stats: dict | None = None  # standardization statistics of the training split
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        out = {}
+        for s in SPLITS:
+            out[f"x_{s}"], out[f"y_{s}"] = self.x[s], self.y[s]
+            if self.lengths[s] is not None:
+                out[f"len_{s}"] = self.lengths[s]
+        if self.classes is not None:
+            out["classes"] = np.array(self.classes)
+        return out
+
+
+def _fits(sample: tuple, spec: tuple) -> bool:
+    return len(sample) == len(spec) and all(not isinstance(p, int) or p == s for s, p in zip(sample, spec, strict=True))
+
+
+def _show(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
+    """Return x (array or list of arrays) arranged to fit spec_shape, or raise DataError."""
+    ragged = isinstance(x, list)
+    sample = tuple(x[0].shape[:-1]) + ("L",) if ragged else tuple(x.shape[1:])
+    probe = tuple(s if not (ragged and i == len(sample) - 1) else -1 for i, s in enumerate(sample))
+
+    def fits(shape):
+        return len(shape) == len(spec_shape) and all(
+            (not isinstance(p, int)) if s == -1 else (not isinstance(p, int) or p == s)
+            for s, p in zip(shape, spec_shape, strict=True)
+        )
+
+    if fits(probe):
+        return x
+    if mode == "auto" and len(probe) == 2 and fits(probe[::-1]):
+        notes.append(
+            f"{what}: samples {_show(sample)} transposed to {_show(sample[::-1])} to fit the input {_show(spec_shape)}"
+        )
+        return [s.T for s in x] if ragged else np.ascontiguousarray(np.swapaxes(x, 1, 2))
+    static = all(isinstance(p, int) for p in spec_shape)
+    if mode == "auto" and not ragged and static and math.prod(sample) == math.prod(spec_shape):
+        notes.append(f"{what}: samples {_show(sample)} reshaped to the input {_show(spec_shape)}")
+        return x.reshape(len(x), *spec_shape)
+    raise DataError(
+        f"{what}: the data does not fit the spec's input. Data samples are {_show(sample)} "
+        f"({len(x)} samples); the spec's input is {_show(spec_shape)} per sample."
+        + (" Set `layout: auto` to allow transposing or reshaping." if mode != "auto" else "")
+    )
+
+
+def _pad(x, time_axis: int):
+    """A list of arrays of unequal length along time_axis -> zero-padded array + lengths."""
+    if not isinstance(x, list):
+        return x, None
+    lengths = np.array([s.shape[time_axis] for s in x], dtype=np.int64)
+    shape = list(x[0].shape)
+    shape[time_axis] = int(lengths.max())
+    out = np.zeros((len(x), *shape), dtype=np.float32)
+    for i, s in enumerate(x):
+        idx = [slice(None)] * s.ndim
+        idx[time_axis] = slice(0, s.shape[time_axis])
+        out[(i, *idx)] = s
+    return out, lengths
+
+
+def stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator, stratify: bool):
+    """Indices (rest, taken) with `fraction` of each class taken (or of everything)."""
+    if fraction <= 0:
+        return np.arange(len(y)), np.arange(0)
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    taken = []
+    for g in groups:
+        g = rng.permutation(g)
+        taken.append(g[: round(fraction * len(g))])
+    taken = np.sort(np.concatenate(taken))
+    rest = np.setdiff1d(np.arange(len(y)), taken)
+    return rest, taken
+
+
+def _take(x, idx):
+    return [x[i] for i in idx] if isinstance(x, list) else x[idx]
+
+
+def prepare(
+    raw: RawData,
+    cfg: dict,
+    spec_shape: tuple,
+    dtype: str,
+    out_shape: tuple,
+    seed: int,
+    *,
+    stats: dict | None = None,
+    check_labels: bool = True,
+) -> Prepared:
+    """Split, arrange and check the data; `stats` reuses a training run's standardization."""
+    data_cfg = cfg["data"]
+    task = cfg["task"]
+    notes = list(raw.notes)
+    rng = np.random.default_rng(seed)
+    x, y = raw.x, np.asarray(raw.y)
+    if len(x) != len(y):
+        raise DataError(f"x has {len(x)} samples but y has {len(y)}")
+    if len(x) == 0:
+        raise DataError("the data set is empty")
+    if raw.x_test is not None:
+        xt, yt = raw.x_test, np.asarray(raw.y_test)
+        notes.append("test split: the source's official one")
+        if len(xt) != len(yt):
+            raise DataError(f"x_test has {len(xt)} samples but y_test has {len(yt)}")
+    else:
+        strat = data_cfg["stratify"] and task == "classification"
+        rest, test_idx = stratified_split(y, data_cfg["test_fraction"], rng, strat)
+        xt, yt = _take(x, test_idx), y[test_idx]
+        x, y = _take(x, rest), y[rest]
+        notes.append(
+            f"test split: {len(test_idx)} samples ({data_cfg['test_fraction']:.0%}, seeded{', stratified' if strat else ''})"
+        )
+    strat = data_cfg["stratify"] and task == "classification"
+    train_idx, val_idx = stratified_split(y, data_cfg["val_fraction"], rng, strat)
+    splits_x = {"train": _take(x, train_idx), "val": _take(x, val_idx), "test": xt}
+    splits_y = {"train": y[train_idx], "val": y[val_idx], "test": yt}
+    if len(splits_y["train"]) == 0:
+        raise DataError("no training samples left after the validation and test splits")
+
+    time_axis = next((i for i, d in enumerate(spec_shape) if not isinstance(d, int)), None)
+    lengths = {}
+    for s in SPLITS:
+        xs = splits_x[s]
+        if len(splits_y[s]) == 0:
+            xs = np.zeros((0, *[d if isinstance(d, int) else 1 for d in spec_shape]), dtype=np.float32)
+        else:
+            xs = _map_layout(xs, spec_shape, data_cfg["layout"], notes if s == "train" else [], f"{s} data")
+        if isinstance(xs, list):
+            if time_axis is None:
+                raise DataError("series of unequal length need a symbolic time dim in the input shape, e.g. [T, 12]")
+            xs, lengths[s] = _pad(xs, time_axis)
+        else:
+            lengths[s] = None
+        splits_x[s] = xs
+    if any(v is not None for v in lengths.values()):
+        notes.append("series of unequal length: zero-padded, lengths kept (recurrent layers pack, pooling masks)")
+        for s in SPLITS:
+            if lengths[s] is None:
+                lengths[s] = np.full(len(splits_y[s]), splits_x[s].shape[1 + time_axis], dtype=np.int64)
+
+    _check_values(splits_x, splits_y, dtype, task if check_labels else "none", out_shape)
+    if data_cfg["standardize"] == "global":
+        if stats is None:
+            tr = splits_x["train"]
+            # Statistics over real steps only, never the padding; in float64 for stability.
+            vals = tr[_mask(tr.shape, lengths["train"], time_axis)] if lengths["train"] is not None else tr
+            stats = {"mean": float(vals.astype(np.float64).mean()), "std": float(vals.astype(np.float64).std()) or 1.0}
+        mean, std = stats["mean"], stats["std"]
+        for s in SPLITS:
+            splits_x[s] = ((splits_x[s] - mean) / std).astype(np.float32)
+            if lengths[s] is not None:
+                splits_x[s][~_mask(splits_x[s].shape, lengths[s], time_axis)] = 0.0
+        notes.append(f"standardized with the training split's mean {mean:.4g} and std {std:.4g}")
+    for s in SPLITS:
+        kind = np.int64 if dtype == "int64" else np.float32
+        splits_x[s] = np.ascontiguousarray(splits_x[s], dtype=kind)
+        splits_y[s] = np.ascontiguousarray(splits_y[s], dtype=np.int64 if task == "classification" else np.float32)
+    classes = raw.classes
+    if task == "classification" and classes is None:
+        classes = [str(i) for i in range(out_shape[-1] if out_shape else 1)]
+    return Prepared(splits_x, splits_y, lengths, classes, notes, stats)
+
+
+def _mask(shape, lengths, time_axis):
+    steps = np.arange(shape[1 + time_axis])
+    m = steps[None, :] < lengths[:, None]  # (N, T)
+    expand = [slice(None), slice(None)] + [None] * (len(shape) - 2)
+    m = m[tuple(expand)]
+    m = np.moveaxis(m, 1, 1 + time_axis)
+    return np.broadcast_to(m, shape)
+
+
+def _check_values(xs, ys, dtype, task, out_shape):
+    for s in SPLITS:
+        x, y = xs[s], ys[s]
+        if x.size and dtype != "int64" and not np.all(np.isfinite(x)):
+            bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
+            raise DataError(f"{s} data: {bad} samples contain NaN or infinite values; clean or impute them first")
+        if task == "classification":
+            k = out_shape[-1] if out_shape else 1
+            if y.size and (y.min() < 0 or y.max() >= max(k, 2)):
+                raise DataError(
+                    f"{s} labels out of range: found labels {int(y.min())}..{int(y.max())} but the model outputs "
+                    f"{k} classes (0..{k - 1}); change the last layer to {int(y.max()) + 1} outputs"
+                )
+        elif task == "regression" and y.size and not np.all(np.isfinite(y)):
+            raise DataError(f"{s} targets contain NaN or infinite values")
+
+
+def synthetic(cfg: dict, spec_shape: tuple, dtype: str, out_shape: tuple, bindings: dict, vocab: int | None, seed: int):
+    """Random inputs of the spec's shape with random labels (or targets)."""
+    n = cfg["data"]["samples"]
+    shape = tuple(d if isinstance(d, int) else bindings.get(d) for d in spec_shape)
+    if None in shape:
+        missing = [d for d in spec_shape if not isinstance(d, int) and d not in bindings]
+        raise DataError(f"synthetic data needs a size for {missing}: set `dims:` in the spec or pass --dim")
+    rng = np.random.default_rng(seed + 7)
+    if dtype == "int64":
+        x = rng.integers(0, vocab or 2, size=(n, *shape), dtype=np.int64)
+    else:
+        x = rng.standard_normal((n, *shape)).astype(np.float32)
+    if cfg["task"] == "classification":
+        k = cfg["data"].get("classes") or (out_shape[-1] if out_shape else 2)
+        y = rng.integers(0, k, size=n, dtype=np.int64)
+        classes = [str(i) for i in range(k)]
+    else:
+        y = rng.standard_normal((n, *out_shape)).astype(np.float32)
+        classes = None
+    return RawData(x, y, classes=classes, notes=[f"synthetic: {n} random samples of {_show(shape)}"])

@@ -1,0 +1,333 @@
+"""`netspec train`, `evaluate` and `predict`: compile the spec, prepare the data, write the run
+directory, and hand over to the training loop (runtime/loop.py, the same code as train.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler import compile_doc, spec_hash
+from ..errors import Diagnostic, Location, SpecError
+from ..passes.infer import TypedGraph
+from ..passes.lengths import lengths_plan, time_symbol
+from ..spec.loader import load_file
+from ..spec.overrides import apply_overrides
+from .atomic import atomic_write_text
+from .datasets import DataError, RawData, load_source
+from .prepare import Prepared, prepare, synthetic
+
+
+class RunError(Exception):
+    """A user-fixable problem with the run directory, the data or resuming: exit code 1."""
+
+
+@dataclass
+class Session:
+    spec_path: Path
+    text: str
+    data: dict
+    typed: TypedGraph
+    cfg: dict | None
+    hash: str
+
+
+def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True) -> Session:
+    doc = load_file(spec)
+    apply_overrides(doc, sets or [])
+    res = compile_doc(doc, dims)
+    if not res.ok:
+        raise SpecError(res.diagnostics)
+    for w in res.warnings:
+        print(w.render(res.source_lines()), file=sys.stderr)
+    if res.train is None and require_train:
+        raise SpecError(
+            [
+                Diagnostic(
+                    "the spec has no train: section",
+                    "train",
+                    Location(str(spec)),
+                    expected="a train: mapping with at least data: {source: ...}",
+                    hint="add e.g.\ntrain:\n  data: digits\n  epochs: 20",
+                    code="train",
+                )
+            ]
+        )
+    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data))
+
+
+def _vocab(typed: TypedGraph) -> int | None:
+    for layer in typed.layers:
+        if layer.node.op == "embedding":
+            return layer.node.params["num_embeddings"]
+    return None
+
+
+def time_axis(typed: TypedGraph) -> int | None:
+    """Axis of the time symbol in a batch (batch first), or None for fixed-size inputs."""
+    sym = time_symbol(typed)
+    return None if sym is None else 1 + typed.input.shape.index(sym)
+
+
+def load_data(s: Session, base: Path) -> Prepared:
+    cfg, typed = s.cfg, s.typed
+    out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
+    source = cfg["data"]["source"]
+    try:
+        if source == "synthetic":
+            raw = synthetic(
+                cfg, typed.input.shape, typed.input.dtype, out_shape, dict(typed.bindings), _vocab(typed), cfg["seed"]
+            )
+        else:
+            raw = load_source(source, task=cfg["task"], base=base, label_column=cfg["data"]["label_column"])
+        prep = prepare(raw, cfg, typed.input.shape, typed.input.dtype, out_shape, cfg["seed"])
+    except DataError as exc:
+        raise RunError(f"data ({source}): {exc}") from None
+    if any(v is not None for v in prep.lengths.values()):
+        from ..errors import ShapeError
+
+        try:
+            lengths_plan(typed)
+        except ShapeError as exc:
+            raise RunError(f"variable-length data: {exc.message} ({exc.received}). {exc.hint}") from None
+        if any(la.node.op.startswith("batchnorm") for la in typed.layers):
+            prep.notes.append("warning: batchnorm statistics include the zero padding of shorter series in training")
+    return prep
+
+
+def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
+    from ..lower.codegen import model_source, resolved_spec
+    from ..lower.trainsrc import train_source
+    from ..summary import summary_data
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "spec.yaml", s.text)
+    atomic_write_text(run_dir / "spec.resolved.yaml", resolved_spec(s.typed, s.data, str(s.spec_path), s.cfg))
+    atomic_write_text(run_dir / "model.py", model_source(s.typed, str(s.spec_path), s.data.get("description", "")))
+    atomic_write_text(run_dir / "train.py", train_source(s.typed, s.cfg, s.hash, time_axis(s.typed)))
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary_data(s.typed), indent=2) + "\n")
+    info = {
+        "spec_hash": s.hash,
+        "classes": prep.classes,
+        "notes": prep.notes,
+        "samples": {k: len(v) for k, v in prep.y.items()},
+        "standardize": prep.stats,
+    }
+    atomic_write_text(run_dir / "data.json", json.dumps(info, indent=2) + "\n")
+
+
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / "checkpoints").exists():
+            raise RunError(f"nothing to resume in {run_dir}: it has no checkpoints/")
+        return
+    if exists and not force:
+        raise RunError(
+            f"{run_dir} already holds a run; pass --resume to continue it, --force to overwrite it, or -o DIR"
+        )
+    if exists and force:
+        for sub in ("checkpoints", "metrics.jsonl", "metrics.csv", "results.json", "weights.pt"):
+            p = run_dir / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+
+
+def make_reporter(quiet: bool):
+    from .loop import PlainReporter
+
+    if quiet or not sys.stdout.isatty():
+        return PlainReporter(quiet)
+    from .progress import RichReporter
+
+    return RichReporter()
+
+
+def train(
+    spec: Path,
+    out: Path | None,
+    *,
+    sets=None,
+    resume=False,
+    init_from=None,
+    force=False,
+    quiet=False,
+    dims=None,
+    max_steps=None,
+) -> dict | None:
+    import torch
+
+    from ..lower.module import lower
+    from .loop import TrainError, dist_env, fit
+
+    s = open_spec(spec, sets, dims)
+    run_dir = out or Path("runs") / s.typed.graph.name
+    rank, world, _ = dist_env()
+    if rank == 0:
+        check_run_dir(run_dir, resume, force)
+    prep = load_data(s, spec.parent)
+    reporter = make_reporter(quiet or rank != 0)
+    if rank == 0:
+        write_run_files(s, run_dir, prep)
+        for note in prep.notes:
+            reporter.message(note)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
+        reporter.message(
+            f"{s.typed.graph.name}: {s.typed.total_params:,} params; samples: {sizes}; "
+            f"{world} process{'es' * (world > 1)}"
+        )
+    model = lower(s.typed, seed=s.cfg["seed"])
+    try:
+        results = fit(
+            model,
+            prep.to_npz_dict(),
+            s.cfg,
+            run_dir,
+            spec_hash=s.hash,
+            resume=resume,
+            init_from=init_from,
+            reporter=reporter,
+            max_steps=max_steps,
+            time_axis=time_axis(s.typed),
+            classes=prep.classes,
+        )
+    except TrainError as exc:
+        raise RunError(str(exc)) from None
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if results is not None and rank == 0:
+        reporter.message(final_line(results, run_dir))
+    return results
+
+
+def final_line(results: dict, run_dir: Path) -> str:
+    test = results.get("test") or results.get("val") or {}
+    parts = [f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float)]
+    which = "test" if "test" in results else "val"
+    return f"done: {results['epochs_run']} epochs; {which} " + ", ".join(parts) + f"  -> {run_dir}/"
+
+
+def load_run(run_dir: Path):
+    """The run's resolved spec (with its train section) compiled, and its final weights."""
+    spec = run_dir / "spec.resolved.yaml"
+    weights = run_dir / "weights.pt"
+    if not spec.exists() or not weights.exists():
+        raise RunError(f"{run_dir} is not a finished run (needs spec.resolved.yaml and weights.pt)")
+    import torch
+
+    from ..lower.module import lower
+
+    s = open_spec(spec)
+    model = lower(s.typed, seed=None)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    info = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
+    return s, model.eval(), info
+
+
+def evaluate(run_dir: Path, data: str | None = None, split: str = "test") -> dict:
+    import torch
+
+    from .loop import Split, make_loss
+    from .loop import evaluate as eval_split
+
+    s, model, _info = load_run(run_dir)
+    cfg = dict(s.cfg)
+    if data is not None:
+        cfg["data"] = {**cfg["data"], "source": data, "val_fraction": 0.0, "test_fraction": 0.0}
+    prep = load_data(s, run_dir)
+    if data is not None:
+        split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
+    with torch.no_grad():
+        sp = Split(prep.x[split], prep.y[split], prep.lengths[split], torch.device("cpu"), time_axis(s.typed))
+        result, out = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, want_predictions=True)
+    result["split"] = split if data is None else data
+    result["samples"] = len(prep.y[split])
+    if cfg["task"] == "classification" and prep.classes:
+        from .loop import class_report
+
+        pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
+        result.update(class_report(prep.y[split], pred.numpy(), prep.classes))
+    return result
+
+
+def _nullctx():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def predict(run_dir: Path, input_path: Path, output: Path) -> int:
+    import torch
+
+    s, model, info = load_run(run_dir)
+    try:
+        raw = _read_inputs(input_path)
+    except DataError as exc:
+        raise RunError(str(exc)) from None
+    cfg = {**s.cfg, "data": {**s.cfg["data"], "val_fraction": 0.0, "test_fraction": 0.0, "stratify": False}}
+    dummy = np.zeros(len(raw), dtype=np.int64)
+    out_shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.output.shape)
+    try:
+        prep = prepare(
+            RawData(raw, dummy),
+            {**cfg, "task": "regression" if cfg["task"] != "classification" else "classification"},
+            s.typed.input.shape,
+            s.typed.input.dtype,
+            out_shape,
+            cfg["seed"],
+            stats=info.get("standardize"),
+            check_labels=False,
+        )
+    except DataError as exc:
+        raise RunError(f"{input_path}: {exc}") from None
+    x, lengths = torch.as_tensor(prep.x["train"]), prep.lengths["train"]
+    with torch.no_grad():
+        out = model(x) if lengths is None else model(x, torch.as_tensor(lengths))
+    classes = info.get("classes")
+    rows = []
+    if cfg["task"] == "classification":
+        probs = torch.softmax(out, -1) if out.shape[-1] > 1 else torch.sigmoid(out)
+        idx = probs.argmax(-1) if out.shape[-1] > 1 else (probs.view(-1) > 0.5).long()
+        for i in range(len(out)):
+            label = classes[int(idx[i])] if classes else str(int(idx[i]))
+            rows.append([label] + [f"{p:.6g}" for p in probs[i].tolist()])
+        header = ["prediction"] + [f"p_{c}" for c in (classes or range(probs.shape[-1]))]
+    else:
+        flat = out.reshape(len(out), -1)
+        rows = [[f"{v:.6g}" for v in r] for r in flat.tolist()]
+        header = [f"y{j}" for j in range(flat.shape[1])]
+    if output.suffix == ".json":
+        text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
+    else:
+        text = "\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n"
+    atomic_write_text(output, text)
+    return len(rows)
+
+
+def _read_inputs(path: Path):
+    if not path.exists():
+        raise DataError(f"input file {path} does not exist")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as f:
+            key = "x" if "x" in f.files else ("x_test" if "x_test" in f.files else None)
+            if key is None:
+                raise DataError(f"{path} has no array 'x' (it has {f.files})")
+            return f[key]
+    if path.suffix == ".csv":
+        rows = [r for r in path.read_text().splitlines() if r.strip()]
+        if len(rows) < 2:
+            raise DataError(f"{path} has no data rows")
+        try:
+            return np.array([[float(v) for v in r.split(",")] for r in rows[1:]], dtype=np.float32)
+        except ValueError as exc:
+            raise DataError(f"{path}: a value is not a number ({exc})") from None
+    raise DataError(f"unsupported input file {path.name}: use .npy, .npz (array x) or .csv (a header, then features)")

@@ -1,0 +1,260 @@
+"""The `train:` section: its JSON Schema (with every default), and resolution to a complete config.
+
+One table per sub-section lists each key with its schema and default; the schema, the defaults
+filled in by `resolve_train`, the docs and the generated train.py all come from these tables.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from ..errors import Diagnostic, format_path
+
+_POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_FRACTION = {"type": "number", "minimum": 0, "maximum": 0.9}
+
+
+def _num(lo=None, hi=None, exclusive_lo=False):
+    s: dict = {"type": "number"}
+    if lo is not None:
+        s["exclusiveMinimum" if exclusive_lo else "minimum"] = lo
+    if hi is not None:
+        s["maximum"] = hi
+    return s
+
+
+# key: (schema, default, description)
+DATA = {
+    "source": (
+        {"type": "string", "pattern": r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv))$"},
+        None,
+        "digits | ucr:<Name> | synthetic | a .npz (x, y, x_test, y_test) or .csv file",
+    ),
+    "val_fraction": (_FRACTION, 0.1, "share of the training data held out for validation (seeded, stratified)"),
+    "test_fraction": (_FRACTION, 0.2, "share held out for testing when the source has no official test split"),
+    "stratify": ({"type": "boolean"}, True, "keep class proportions in the splits (classification)"),
+    "standardize": (
+        {"enum": ["none", "global"]},
+        "none",
+        "global: subtract the training split's mean, divide by its std",
+    ),
+    "layout": ({"enum": ["auto", "as_is"]}, "auto", "auto: a (C, L) series may be transposed to fit a (T, F) input"),
+    "label_column": ({"type": "string"}, "label", "label column of a .csv file"),
+    "samples": (_POS_INT, 256, "number of samples of the synthetic source"),
+    "classes": (
+        {"type": ["integer", "null"], "minimum": 2},
+        None,
+        "classes of the synthetic source (default: outputs)",
+    ),
+}
+OPTIMIZER = {
+    "name": ({"enum": ["sgd", "adam", "adamw", "rmsprop"]}, "adam", "the optimizer"),
+    "lr": (_num(0, 10, exclusive_lo=True), 1e-3, "learning rate (the peak rate with warmup or onecycle)"),
+    "weight_decay": (_num(0, 1), 0.0, "L2 penalty (decoupled for adamw)"),
+    "momentum": (_num(0, 0.999), None, "momentum (sgd: 0.9, rmsprop: 0.0 when unset)"),
+    "nesterov": ({"type": "boolean"}, False, "Nesterov momentum (sgd)"),
+    "betas": (
+        {"type": "array", "items": _num(0, 0.9999), "minItems": 2, "maxItems": 2},
+        None,
+        "Adam betas (default [0.9, 0.999])",
+    ),
+}
+SCHEDULE = {
+    "name": ({"enum": ["constant", "step", "cosine", "onecycle", "plateau"]}, "constant", "learning-rate schedule"),
+    "warmup_epochs": (
+        {"type": "integer", "minimum": 0, "maximum": 10_000},
+        0,
+        "linear warmup (step, cosine, constant)",
+    ),
+    "min_lr_ratio": (_num(0, 1), 0.0, "cosine/onecycle floor as a fraction of lr"),
+    "step_size": (_POS_INT, 30, "step: epochs between decays"),
+    "gamma": (_num(0, 1, exclusive_lo=True), 0.1, "step: decay factor"),
+    "pct_start": (_num(0.01, 0.99), 0.3, "onecycle: share of the run spent rising"),
+    "factor": (_num(0, 1, exclusive_lo=True), 0.1, "plateau: decay factor"),
+    "patience": ({"type": "integer", "minimum": 0, "maximum": 10_000}, 5, "plateau: epochs without improvement"),
+}
+LOSS = {
+    "name": (
+        {"enum": ["cross_entropy", "mse", "bce_with_logits"]},
+        None,
+        "default: cross_entropy (classification), mse",
+    ),
+    "label_smoothing": (_num(0, 0.99), 0.0, "cross_entropy label smoothing"),
+}
+EARLY = {
+    "monitor": (
+        {"enum": ["val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae"]},
+        "val_loss",
+        "metric to watch",
+    ),
+    "patience": (
+        {"type": "integer", "minimum": 0, "maximum": 100_000},
+        10,
+        "epochs without improvement before stopping",
+    ),
+    "mode": ({"enum": ["auto", "min", "max"]}, "auto", "auto: max for accuracy, min otherwise"),
+    "min_delta": (_num(0), 0.0, "smallest change that counts as improvement"),
+    "restore_best": ({"type": "boolean"}, True, "after stopping early, restore the best epoch's weights"),
+}
+TRAIN = {
+    "task": ({"enum": ["classification", "regression"]}, "classification", "what the outputs mean"),
+    "batch_size": (_POS_INT, 32, "samples per step per process (global batch = batch_size x processes)"),
+    "epochs": (_POS_INT, 10, "passes over the training split"),
+    "metrics": (
+        {"type": "array", "items": {"enum": ["accuracy", "mae"]}, "uniqueItems": True},
+        None,
+        "per-epoch metrics; default accuracy (classification) or mae (regression)",
+    ),
+    "grad_clip": ({"type": ["number", "null"], "exclusiveMinimum": 0}, None, "clip the gradient norm to this value"),
+    "precision": ({"enum": ["fp32", "bf16", "fp16"]}, "fp32", "bf16 autocast (CPU/GPU), fp16 with a grad scaler (GPU)"),
+    "device": ({"enum": ["auto", "cpu", "cuda"]}, "auto", "auto: cuda when available"),
+    "seed": ({"type": "integer", "minimum": 0, "maximum": 2**32 - 1}, 0, "seed of initialization, splits and order"),
+    "deterministic": ({"type": "boolean"}, True, "deterministic algorithms (bit-identical resume on CPU)"),
+    "checkpoint_every_steps": (
+        {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        0,
+        "also checkpoint every N steps inside an epoch (0: at epoch ends)",
+    ),
+}
+SECTIONS = {"data": DATA, "optimizer": OPTIMIZER, "schedule": SCHEDULE, "loss": LOSS, "early_stopping": EARLY}
+SHORT = {"optimizer": "name", "schedule": "name", "loss": "name", "data": "source"}  # `optimizer: adam`
+
+
+def _object(table: dict, required=()) -> dict:
+    props = {}
+    for key, (schema, default, doc) in table.items():
+        props[key] = {**schema, "description": doc}
+        if default is not None:
+            props[key]["default"] = default
+    return {"type": "object", "properties": props, "additionalProperties": False, "required": list(required)}
+
+
+def train_schema() -> dict:
+    props = {}
+    for key, (schema, default, doc) in TRAIN.items():
+        props[key] = {**schema, "description": doc, **({"default": default} if default is not None else {})}
+    for name, table in SECTIONS.items():
+        obj = _object(table, ["source"] if name == "data" else [])
+        if name == "early_stopping":
+            props[name] = {
+                "description": "stop when the monitored metric stops improving (null: off)",
+                "type": ["object", "null"],
+                **{k: v for k, v in obj.items() if k != "type"},
+            }
+            continue
+        short = table[SHORT[name]][0]
+        props[name] = {
+            "description": f"{name}: a mapping, or just its {SHORT[name]}",
+            "type": ["object", "string"],
+            "if": {"type": "string"},
+            "then": short,
+            "else": obj,
+        }
+    return {
+        "type": "object",
+        "description": "how to train: data, optimizer, schedule, loss, early stopping, precision, device",
+        "required": ["data"],
+        "additionalProperties": False,
+        "properties": props,
+    }
+
+
+def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
+    """Schema-valid `train:` data -> a complete config with every default; plus semantic errors
+    (settings that would be silently ignored are errors, like unknown keys)."""
+    diags: list[Diagnostic] = []
+    cfg = {k: copy.deepcopy(raw.get(k, d)) for k, (_, d, _) in TRAIN.items()}
+    for name, table in SECTIONS.items():
+        given = raw.get(name)
+        if name == "early_stopping" and given is None:
+            cfg[name] = None
+            continue
+        if isinstance(given, str):
+            given = {SHORT[name]: given}
+        given = given or {}
+        cfg[name] = {k: copy.deepcopy(given.get(k, d)) for k, (_, d, _) in table.items()}
+    task = cfg["task"]
+    cfg["loss"]["name"] = cfg["loss"]["name"] or ("cross_entropy" if task == "classification" else "mse")
+    cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae"])
+    opt = cfg["optimizer"]
+    given_opt = raw.get("optimizer") if isinstance(raw.get("optimizer"), dict) else {}
+
+    def bad(path, message, expected, received, hint=None):
+        diags.append(
+            Diagnostic(
+                message,
+                format_path(("train", *path)),
+                loc(("train", *path)),
+                expected=expected,
+                received=received,
+                hint=hint,
+                code="train",
+            )
+        )
+
+    if opt["name"] in ("adam", "adamw"):
+        for key in ("momentum", "nesterov"):
+            if key in given_opt:
+                bad(
+                    ("optimizer", key),
+                    f"{key} has no effect with {opt['name']}",
+                    "sgd or rmsprop for momentum",
+                    f"optimizer {opt['name']}",
+                    "remove it, or use betas for Adam",
+                )
+        opt["betas"] = opt["betas"] or [0.9, 0.999]
+    else:
+        if "betas" in given_opt:
+            bad(
+                ("optimizer", "betas"),
+                f"betas has no effect with {opt['name']}",
+                "adam or adamw for betas",
+                f"optimizer {opt['name']}",
+                "remove it",
+            )
+        opt["betas"] = [0.9, 0.999]
+        if opt["momentum"] is None:
+            opt["momentum"] = 0.9 if opt["name"] == "sgd" else 0.0
+        if opt["nesterov"] and (opt["name"] != "sgd" or opt["momentum"] == 0):
+            bad(
+                ("optimizer", "nesterov"),
+                "nesterov needs sgd with momentum > 0",
+                "sgd with momentum > 0",
+                f"{opt['name']} with momentum {opt['momentum']}",
+            )
+    if opt["momentum"] is None:
+        opt["momentum"] = 0.0
+    loss = cfg["loss"]["name"]
+    if task == "regression" and loss == "cross_entropy":
+        bad(
+            ("loss",),
+            "cross_entropy needs a classification task",
+            "mse for regression",
+            "cross_entropy",
+            "set task: classification, or loss: mse",
+        )
+    if task == "classification" and loss == "mse":
+        bad(("loss",), "mse needs a regression task", "cross_entropy or bce_with_logits", "mse", "set task: regression")
+    if cfg["loss"]["label_smoothing"] and loss != "cross_entropy":
+        bad(("loss", "label_smoothing"), "label_smoothing applies to cross_entropy only", "cross_entropy", loss)
+    if "accuracy" in cfg["metrics"] and task != "classification":
+        bad(("metrics",), "accuracy needs a classification task", "mae for regression", "accuracy")
+    es = cfg["early_stopping"]
+    if es and es["monitor"].startswith("val_") and cfg["data"]["val_fraction"] == 0:
+        bad(
+            ("early_stopping", "monitor"),
+            f"{es['monitor']} needs a validation split",
+            "val_fraction > 0",
+            "val_fraction: 0",
+            "set data.val_fraction (e.g. 0.1), or monitor 'loss'",
+        )
+    sched = cfg["schedule"]
+    if sched["name"] in ("onecycle", "plateau") and sched["warmup_epochs"]:
+        bad(
+            ("schedule", "warmup_epochs"),
+            f"warmup_epochs does not combine with {sched['name']}",
+            "step, cosine or constant with warmup",
+            sched["name"],
+            "onecycle has its own warm-up phase (pct_start)" if sched["name"] == "onecycle" else None,
+        )
+    return cfg, diags
