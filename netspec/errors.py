@@ -97,10 +97,35 @@ class ShapeError(Exception):
         self.param = param
 
 
+def _edits(a: str, b: str) -> int:
+    """Edit distance counting an adjacent swap as one edit (optimal string alignment)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a misspelt `word` most likely meant, or None if nothing is close."""
+    word = str(word).lower()
+    by_lower = {str(c).lower(): c for c in sorted(set(choices), key=str)}
+    # Case is ignored ('LSTM' -> 'lstm'). difflib alone ties 'convd2' between conv1d/conv2d/conv3d
+    # and picks the last name; among its close matches prefer the fewest edits (a swap is one).
+    close = difflib.get_close_matches(word, list(by_lower), n=5, cutoff=0.6)
+    best = min(close, key=lambda c: _edits(word, c), default=None)
+    return None if best is None else by_lower[best]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt key or name, or None if nothing is close."""
-    match = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
+    match = closest(word, choices)
+    return f"did you mean '{match}'?" if match else None
 
 
 def format_path(path: Sequence[str | int]) -> str:

@@ -50,9 +50,14 @@ def _make(kind: str) -> OpDef:
     def infer(p, x: TensorType):
         feat = x.shape[-1]
         if not isinstance(feat, int):
+            hint = "recurrent layers read (T, F): the last axis must be a fixed feature count"
+            if x.layout == "channels":
+                hint = "a conv1d stack gives (C, L); insert `- transpose: [1, 2]` to read it as (T, F)"
             raise ShapeError(
                 f"{kind} needs a fixed number of input features",
+                expected="(T, F) with a fixed F",
                 received=f"features {feat} of {x.show()}",
+                hint=hint,
             )
         check_inferred("input_size", p.get("input_size"), feat, "remove input_size: it is inferred")
         width = (2 if p["bidirectional"] else 1) * _h_out(p)

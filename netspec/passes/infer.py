@@ -89,9 +89,11 @@ def _accepts(node: Node, x: TensorType) -> ShapeError | None:
 
 
 def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
+    """Legal but suspicious layer uses; every one that applies is reported."""
+    out = []
     if node.op in ("lstm", "gru", "rnn") and x.layout == "channels" and x.rank == 2:
         c, length = x.shape
-        return [
+        out.append(
             Diagnostic(
                 f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, F)",
                 format_path(node.path),
@@ -102,9 +104,9 @@ def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
                 severity=WARNING,
                 code="layout",
             )
-        ]
+        )
     if node.op in ("lstm", "gru", "rnn") and node.params["dropout"] > 0 and node.params["num_layers"] == 1:
-        return [
+        out.append(
             Diagnostic(
                 f"dropout has no effect on a single-layer {node.op}",
                 format_path(node.path + ("dropout",)),
@@ -115,8 +117,8 @@ def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
                 severity=WARNING,
                 code="layout",
             )
-        ]
-    return []
+        )
+    return out
 
 
 def _run(graph: Graph, x: TensorType, prefix: str) -> tuple[list[LayerInfo], list[Diagnostic]]:

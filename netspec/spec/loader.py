@@ -44,10 +44,25 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader whose implicit resolvers follow the YAML 1.2 core schema."""
 
     yaml_implicit_resolvers: dict = {}
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        # PyYAML's composer recurses once per nesting level, so `[[[[...]]]]` thousands deep
+        # would escape as a RecursionError (after seconds); refuse it while composing instead.
+        if self._depth >= MAX_DEPTH:
+            raise _TooBig(self.peek_event(), f"the document nests deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 for _tag, _regexp, _first in _SCALAR_RULES:
     _Loader.add_implicit_resolver(_tag, _regexp, _first)
+# Clearing the inherited resolvers above also dropped the one for `<<`; without it merge keys
+# would load as a literal '<<' key.
+_Loader.add_implicit_resolver(_T + "merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +78,14 @@ class SourceMap:
     file: str
     keys: dict[tuple, Mark] = field(default_factory=dict)
     values: dict[tuple, Mark] = field(default_factory=dict)
+    file_overrides: dict[tuple, str] = field(default_factory=dict)  # paths set by --set
 
     def loc(self, path: tuple | list, *, key: bool = False) -> Location:
         """Location of `path`, falling back to the nearest ancestor that has one."""
         path = tuple(path)
         while True:
+            if path in self.file_overrides:
+                return Location(self.file_overrides[path])
             mark = (self.keys.get(path) if key else None) or self.values.get(path)
             if mark is not None:
                 return Location(self.file, mark.line, mark.col)
@@ -90,6 +108,39 @@ class Document:
 def _mark(node_or_mark) -> Mark:
     m = getattr(node_or_mark, "start_mark", node_or_mark)
     return Mark(m.line + 1, m.column + 1)
+
+
+def _show_tag(tag: str) -> str:
+    """'tag:yaml.org,2002:python/name:os.system' -> '!!python/name:os.system', as it was written."""
+    return "!!" + tag[len(_T) :] if tag.startswith(_T) else tag
+
+
+def _expanded_size(root: yaml.Node) -> None:
+    """Raise _TooBig when building `root` would make more than MAX_NODES values.
+
+    An alias is the same node object as its anchor, so a memo keyed by node identity counts the
+    fully expanded size in time linear in the *written* document: a billion-laughs bomb is
+    refused before any of it is built. (The builder also counts, as a backstop.)
+    """
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if depth > MAX_DEPTH:  # also ends a self-referencing anchor (`&a [*a]`)
+            raise _TooBig(node, f"the document nests deeper than {MAX_DEPTH} levels")
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(value, depth + 1) for _, value in node.value)
+        if n > MAX_NODES:
+            raise _TooBig(node, f"the document expands to more than {MAX_NODES:,} values")
+        sizes[id(node)] = n
+        return n
+
+    size(root, 0)
 
 
 class _Builder:
@@ -116,29 +167,21 @@ class _Builder:
             return self._scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _T + "seq":
-                self._err(node, path, f"YAML tag '{node.tag}' is not allowed", hint="remove the tag")
+                self._err(node, path, f"YAML tag '{_show_tag(node.tag)}' is not allowed", hint="remove the tag")
             return [self.build(child, path + (i,), depth + 1) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
             if node.tag != _T + "map":
-                self._err(node, path, f"YAML tag '{node.tag}' is not allowed", hint="remove the tag")
+                self._err(node, path, f"YAML tag '{_show_tag(node.tag)}' is not allowed", hint="remove the tag")
             return self._mapping(node, path, depth)
         raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
     def _mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> dict:
         out: dict = {}
         first_seen: dict = {}
-        merged: dict = {}
+        merges = []
         for key_node, value_node in node.value:
             if key_node.tag == _T + "merge":
-                # `<<: *anchor` merges a mapping (or list of mappings); explicit keys win.
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                for src in sources:
-                    value = self.build(src, path, depth + 1)
-                    if isinstance(value, dict):
-                        for k, v in value.items():
-                            merged.setdefault(k, v)
-                    else:
-                        self._err(src, path, "a YAML merge key '<<' needs a mapping")
+                merges.append((key_node, value_node))
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
                 self._err(key_node, path, "mapping keys must be plain strings")
@@ -151,15 +194,26 @@ class _Builder:
                 self._err(
                     key_node,
                     path + (key,),
-                    f"duplicate key '{key}' (first defined on line {prev.line})",
+                    # both lines in the message itself, for output that drops the location
+                    f"duplicate key '{key}' on line {_mark(key_node).line} (first defined on line {prev.line})",
                     hint="YAML keeps only one of them; remove or rename one",
                 )
                 continue
             first_seen[key] = _mark(key_node)
-            self.source.keys[path + (key,)] = _mark(key_node)
+            self.source.keys.setdefault(path + (key,), _mark(key_node))  # merged keys never displace these
             out[key] = self.build(value_node, path + (key,), depth + 1)
-        for k, v in merged.items():
-            out.setdefault(k, v)
+        # `<<: *anchor` merges a mapping (or a list of them, earlier ones winning); explicit keys
+        # win. Merged after the explicit keys, so the source map keeps their locations; merged
+        # keys point at the anchor's text, where they were written.
+        for key_node, value_node in merges:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            if not all(isinstance(src, yaml.MappingNode) for src in sources):
+                # at the '<<' itself: an alias's node carries the anchor's position, not this one
+                self._err(key_node, path, "a YAML merge key '<<' needs a mapping or a list of mappings")
+                continue
+            for src in sources:
+                for k, v in self.build(src, path, depth + 1).items():
+                    out.setdefault(k, v)
         return out
 
     def _scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
@@ -188,9 +242,9 @@ class _Builder:
         self._err(
             node,
             path,
-            f"YAML tag '{tag}' is not allowed",
+            f"YAML tag '{_show_tag(tag)}' is not allowed",
             expected="plain YAML values (numbers, strings, lists, mappings)",
-            received=f"{tag} {text!r}",
+            received=f"{_show_tag(tag)} {text!r}",
             hint="netspec never constructs objects from tags; remove the tag",
         )
         return None
@@ -203,40 +257,85 @@ class _TooBig(Exception):
         self.message = message
 
 
+def _too_big(file: str, exc: _TooBig) -> SpecError:
+    m = _mark(exc.node)
+    return SpecError(
+        [
+            Diagnostic(
+                exc.message,
+                "",
+                Location(file, m.line, m.col),
+                hint="deeply nested or repeatedly aliased anchors ('billion laughs') are refused",
+                code="yaml",
+            )
+        ]
+    )
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic:
+    mark = exc.problem_mark or exc.context_mark
+    loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
+    problem = exc.problem or str(exc)
+    message = f"invalid YAML: {problem}"
+    if exc.context and exc.context.startswith("while ") and exc.context_mark:
+        # e.g. "while parsing a flow sequence": say where the unfinished construct began
+        cm = exc.context_mark
+        message += f" ({exc.context} that starts at line {cm.line + 1}, column {cm.column + 1})"
+    elif exc.context:
+        message = f"invalid YAML: {exc.context}, {problem}"
+    # PyYAML reports a tab as the repr '\t' ("found character '\t' that cannot start any
+    # token"), so look at the offending line's indentation as well as the wording.
+    lines = text.splitlines()
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    indent = line[: len(line) - len(line.lstrip())]
+    hint = None
+    if "\t" in indent or "\\t" in problem or "tab" in problem.lower():
+        hint = "YAML does not allow tabs for indentation; use spaces"
+    elif "another document" in problem:
+        hint = "a spec is a single YAML document; remove the second '---'"
+    elif "<block end>" in problem:
+        hint = "check this line's indentation: entries of one list or mapping must line up"
+    elif "mapping values are not allowed" in problem:
+        hint = "quote a value that contains ': ', or check the indentation"
+    return Diagnostic(message, "", loc, hint=hint, code="yaml")
+
+
 def load_text(text: str, file: str = "<spec>") -> Document:
     """Parse YAML text into plain data plus a source map; raise SpecError on any problem."""
     try:
         root = yaml.compose(text, Loader=_Loader)
+    except _TooBig as exc:
+        raise _too_big(file, exc) from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
-        hint = None
-        problem = exc.problem or str(exc)
-        if "\t" in problem or "tab" in problem.lower():
-            hint = "YAML does not allow tabs for indentation; use spaces"
-        raise SpecError([Diagnostic(f"invalid YAML: {problem}", "", loc, hint=hint, code="yaml")]) from None
+        raise SpecError([_syntax_error(exc, text, file)]) from None
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError: it carries only a character offset, turned into line:col here.
+        before = text[: exc.position]
+        loc = Location(file, before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1)
+        raise SpecError(
+            [
+                Diagnostic(
+                    f"invalid YAML: control character U+{exc.character:04X} is not allowed",
+                    "",
+                    loc,
+                    hint="remove it; a spec is plain text",
+                    code="yaml",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         raise SpecError([Diagnostic(f"invalid YAML: {exc}", "", Location(file), code="yaml")]) from None
-    if root is None:
+    # A lone `---` composes to an empty null scalar: as empty as a file of comments.
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _T + "null" and root.value == ""):
         raise SpecError(
             [Diagnostic("the spec is empty", "", Location(file, 1, 1), expected="a mapping with 'layers'", code="yaml")]
         )
     builder = _Builder(file)
     try:
+        _expanded_size(root)
         data = builder.build(root, (), 0)
     except _TooBig as exc:
-        m = _mark(exc.node)
-        raise SpecError(
-            [
-                Diagnostic(
-                    exc.message,
-                    "",
-                    Location(file, m.line, m.col),
-                    hint="deeply nested or repeatedly aliased anchors ('billion laughs') are refused",
-                    code="yaml",
-                )
-            ]
-        ) from None
+        raise _too_big(file, exc) from None
     if builder.errors:
         raise SpecError(builder.errors)
     return Document(data, builder.source, text, file)

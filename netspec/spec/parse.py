@@ -12,30 +12,21 @@ from ..ir.graph import frozen_map
 from ..ops import all_ops
 from .loader import Document
 
-# Names that would shadow nn.Module attributes when used as submodule names.
-RESERVED = frozenset(
-    {
-        "forward",
-        "training",
-        "state_dict",
-        "parameters",
-        "modules",
-        "children",
-        "to",
-        "cuda",
-        "cpu",
-        "eval",
-        "train",
-        "type",
-        "float",
-        "double",
-        "half",
-        "apply",
-        "zero_grad",
-        "register_buffer",
-        "add_module",
-    }
-)
+# Names nn.Module.add_module refuses ("attribute 'x' already exists"): every public nn.Module
+# attribute (torch 2.x; tests/test_diagnostics.py checks this list against the installed torch),
+# plus `order`, which the lowered SpecModule sets on itself. The earlier partial list let
+# `name: buffers` pass `check` and then crash the build.
+_MODULE_ATTRS = """
+T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda double
+dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter get_submodule
+half ipu load_state_dict modules mtia named_buffers named_children named_modules named_parameters
+parameters register_backward_hook register_buffer register_forward_hook register_forward_pre_hook
+register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
+register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
+register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
+to_empty train training type xpu zero_grad
+"""
+RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order"}
 
 
 def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:

@@ -8,9 +8,10 @@ location of the offending key or value, what was expected, what was received, an
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
-from ..errors import Diagnostic, did_you_mean, format_path
+from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
 from .loader import Document
 from .schema import build_schema
@@ -25,12 +26,35 @@ def type_name(v: Any) -> str:
 
 
 def show(v: Any) -> str:
-    text = repr(v) if isinstance(v, str) else str(v)
     if isinstance(v, dict | list):
-        text = type_name(v)
+        return type_name(v)
+    if isinstance(v, bool) or v is None:  # as YAML spells them, not Python's True/None
+        return {True: "true", False: "false", None: "null"}[v] + f" ({type_name(v)})"
+    text = repr(v) if isinstance(v, str) else str(v)
+    if isinstance(v, int) and len(text) > 20:  # say how long, not just where it was cut
+        return f"{text[:12]}... (a {len(text.lstrip('-'))}-digit integer)"
     if len(text) > 60:
         text = text[:57] + "..."
-    return f"{text} ({type_name(v)})" if not isinstance(v, dict | list) else text
+    return f"{text} ({type_name(v)})"
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _nonfinite(data: Any, path: tuple = ()):
+    """(path, value) of every NaN or infinity: JSON Schema cannot refuse them (NaN passes every
+    bound), and no size, rate or probability of a spec may be one."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield path, data
+    elif isinstance(data, dict):
+        for k, v in data.items():
+            yield from _nonfinite(v, path + (k,))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _nonfinite(v, path + (i,))
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,33 +118,22 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
                 )
             )
         return out
-    if kw == "propertyNames":
-        # jsonschema reports the offending key as the instance, at the mapping's path.
-        bad = inst
-        enum = err.validator_value.get("enum")
-        if enum is not None and path and path[0] == "layers":
-            return [
-                make(
-                    f"unknown layer type '{bad}'",
-                    path + (bad,),
-                    key=True,
-                    expected="a layer type (see `netspec ops`)",
-                    received=repr(bad),
-                    hint=did_you_mean(bad, enum) or "run `netspec ops` for the list of layer types",
-                )
-            ]
-        return [
-            make(
-                f"invalid name '{bad}'",
-                path + (bad,),
-                key=True,
-                expected="a Python identifier: letters, digits and _, not starting with a digit",
-                received=repr(bad),
-            )
-        ]
     if kw == "enum":
         choices = err.validator_value
         if len(path) == 2 and path[0] == "layers" and isinstance(inst, str):
+            if isinstance(doc.data["layers"][path[1]], dict):
+                # `- convd2: {...}`: jsonschema reports the propertyNames enum at the item; point
+                # at the type key itself, as for any other unknown key.
+                return [
+                    make(
+                        f"unknown layer type '{inst}'",
+                        path + (inst,),
+                        key=True,
+                        expected="a layer type (see `netspec ops`)",
+                        received=repr(inst),
+                        hint=did_you_mean(inst, ops) or "run `netspec ops` for the list of layer types",
+                    )
+                ]
             if inst in ops:
                 needed = [p.name for p in ops[inst].params if p.required]
                 example = ", ".join(f"{n}: ..." for n in needed)
@@ -150,8 +163,14 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
         ]
     if kw == "required":
         missing = [r for r in err.validator_value if r not in inst]
-        op, item = _layer_op(doc, path)
+        op, _ = _layer_op(doc, path)
         out = []
+        props = err.schema.get("properties", {})
+        if err.schema.get("additionalProperties") is False:
+            # `kernal_size: 5` is one mistake: its unknown-key error already says "did you mean
+            # 'kernel_size'?", so don't also report kernel_size as missing.
+            typos = {closest(k, props) for k in inst if k not in props}
+            missing = [m for m in missing if m not in typos]
         for m in missing:
             hint = None
             if op in ops and len(path) == 3:
@@ -161,15 +180,19 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
             out.append(make(f"missing required key '{m}'", key=bool(path), expected=f"a key '{m}'", hint=hint))
         return out
     if kw == "type":
-        op, item = _layer_op(doc, path)
+        op, _ = _layer_op(doc, path)
         hint = None
         if op in ops and len(path) == 3 and "object" in str(err.validator_value):
             needed = [p.name for p in ops[op].params if p.required]
             hint = f"{op} takes a mapping: `{op}: {{{', '.join(n + ': ...' for n in needed)}}}`"
         elif isinstance(inst, float) and "integer" in str(err.validator_value):
             hint = "sizes are whole numbers"
-        elif (isinstance(inst, str) and "integer" in str(err.validator_value)) or "number" in str(err.validator_value):
-            hint = "write the number without quotes" if isinstance(inst, str) else None
+        elif (
+            isinstance(inst, str)
+            and _is_number(inst)
+            and ("integer" in str(err.validator_value) or "number" in str(err.validator_value))
+        ):
+            hint = "write the number without quotes"  # only when it is one: not for `kernel_size: three`
         return [make("wrong type", expected=_expected_type(err.validator_value), received=show(inst), hint=hint)]
     if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         sym = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kw]
@@ -205,8 +228,32 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
                 )
             ]
     if kw == "const":
-        return [make("unsupported value", expected=repr(err.validator_value), received=show(inst))]
+        hint = "write `netspec: 1`, the spec format this version reads" if path == ("netspec",) else None
+        return [make("unsupported value", expected=repr(err.validator_value), received=show(inst), hint=hint)]
     if kw == "pattern":
+        parent = _at(doc.data, path)
+        if isinstance(parent, dict) and inst in parent:
+            # propertyNames: the offending *key* is the instance, reported at its mapping's path
+            return [
+                make(
+                    f"invalid name '{inst}'",
+                    path + (inst,),
+                    key=True,
+                    expected="letters, digits and _ (a Python identifier, not starting with a digit)",
+                    received=show(inst),
+                )
+            ]
+        if "shape" in path:
+            return [
+                make(
+                    "invalid dimension",
+                    expected="a positive integer, or a symbol such as T (letters, digits and _)",
+                    received=show(inst),
+                    hint="write the number without quotes"
+                    if inst.isdigit()
+                    else "a symbol is a plain name; give its size with `dims:` or --dim, not arithmetic",
+                )
+            ]
         return [
             make(
                 "invalid name",
@@ -215,6 +262,14 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
             )
         ]
     return [make(err.message)]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def validate(doc: Document) -> list[Diagnostic]:
@@ -230,8 +285,21 @@ def validate(doc: Document) -> list[Diagnostic]:
                 code="schema",
             )
         ]
-    diags: list[Diagnostic] = []
+    nonfinite = dict(_nonfinite(doc.data))
+    diags: list[Diagnostic] = [
+        Diagnostic(
+            "not a finite number",
+            format_path(p),
+            doc.loc(p),
+            expected="a finite number (NaN and infinity are never valid here)",
+            received=show(v),
+            code="schema",
+        )
+        for p, v in nonfinite.items()
+    ]
     for err in _validator().iter_errors(doc.data):
+        if tuple(err.absolute_path) in nonfinite:
+            continue  # said once above, instead of as a wrong type and a bound
         diags.extend(_diag(doc, err))
     unique = {(d.path, d.message, d.expected): d for d in diags}
     return sorted(unique.values(), key=lambda d: (d.loc.line, d.loc.col, d.path))
