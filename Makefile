@@ -20,11 +20,12 @@ $(VENV)/.dev: $(BIN)/netspec
 
 dev: $(VENV)/.dev
 
-# The main job on the embedded default data (scikit-learn's digits): check, summarize, build.
+# The main job on the embedded default data (scikit-learn's digits): check, summarize, build, train.
 demo: install
 	$(BIN)/netspec check specs/digits_cnn.yaml
 	$(BIN)/netspec summarize specs/digits_cnn.yaml
 	$(BIN)/netspec build specs/digits_cnn.yaml -o build/digits_cnn --force
+	$(BIN)/netspec train specs/digits_cnn.yaml -o runs/digits_cnn --force
 
 lint: dev
 	$(BIN)/ruff check netspec tests
@@ -40,3 +41,4 @@ fmt: dev
 schema: install
 	$(BIN)/netspec schema > schemas/netspec.schema.json
 	$(BIN)/python -m netspec.docs > docs/layers.md
+	$(BIN)/python -m netspec.docs --train > docs/train.md

@@ -110,7 +110,39 @@ def layers_markdown(ops: dict[str, OpDef]) -> str:
     return "\n".join(out)
 
 
+def train_markdown() -> str:
+    """docs/train.md: every key of the `train:` section, from the tables in spec/train_schema.py."""
+    from .spec.train_schema import SECTIONS, SHORT, TRAIN
+
+    def rows(table):
+        out = ["| key | default | meaning |", "|---|---|---|"]
+        for key, (schema, default, doc) in table.items():
+            allowed = " / ".join(f"`{v}`" for v in schema["enum"]) if "enum" in schema else ""
+            shown = "—" if default is None else f"`{_flow(default)}`"
+            out.append(f"| `{key}` | {shown} | {doc}{'; one of ' + allowed if allowed else ''} |")
+        return out
+
+    out = [
+        "# The `train:` section",
+        "",
+        "Generated from netspec/spec/train_schema.py by `python -m netspec.docs --train > docs/train.md`;",
+        "do not edit. Every key is validated like the rest of the spec (unknown keys are errors) and can be",
+        "overridden from the command line: `netspec train spec.yaml --set train.optimizer.lr=0.01`.",
+        "",
+        "## top level",
+        "",
+        *rows(TRAIN),
+        "",
+    ]
+    for name, table in SECTIONS.items():
+        short = f" Shorthand: `{name}: <{SHORT[name]}>`." if name in SHORT else " `null` or absent: off."
+        out += [f"## `{name}`", "", f"A mapping.{short}", "", *rows(table), ""]
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    import sys
+
     from .ops import all_ops
 
-    print(layers_markdown(all_ops()), end="")
+    print(train_markdown() if "--train" in sys.argv else layers_markdown(all_ops()), end="")

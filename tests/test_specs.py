@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from netspec.compiler import compile_file, compile_text
-from netspec.docs import layers_markdown
+from netspec.docs import layers_markdown, train_markdown
 from netspec.lower.codegen import resolved_spec
 from netspec.lower.module import lower
 from netspec.ops import all_ops
@@ -70,6 +70,7 @@ def test_checked_in_schema_is_current():
 
 def test_layer_docs_are_current():
     assert (ROOT / "docs" / "layers.md").read_text() == layers_markdown(all_ops()), "run `make schema`"
+    assert (ROOT / "docs" / "train.md").read_text() == train_markdown(), "run `make schema`"
 
 
 def test_specs_validate_against_checked_in_schema():

@@ -5,6 +5,15 @@ import torch
 from torch import nn
 
 
+def zero_padding(x: torch.Tensor, lengths: torch.Tensor, axis: int) -> torch.Tensor:
+    """Zero the steps of a padded batch beyond each series' length along `axis`."""
+    steps = torch.arange(x.shape[axis], device=x.device)
+    valid = steps[None, :] < lengths.to(x.device)[:, None]  # (B, T)
+    shape = [x.shape[0]] + [1] * (x.dim() - 1)
+    shape[axis] = x.shape[axis]
+    return x * valid.reshape(shape).to(x.dtype)
+
+
 class Recurrent(nn.Module):
     """LSTM/GRU/RNN, batch first, passing on the sequence, the last state, or a mean/max over time.
 

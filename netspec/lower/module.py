@@ -9,7 +9,7 @@ from torch import nn
 from ..errors import ShapeError
 from ..ops import get
 from ..passes.infer import LayerInfo, TypedGraph
-from ..passes.lengths import USE, USE_LAST, lengths_plan
+from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes
 from . import layers as custom
 
 
@@ -34,6 +34,7 @@ class SpecModule(nn.Module):
     def __init__(self, typed: TypedGraph):
         super().__init__()
         self.order = [layer.node.name for layer in typed.layers]
+        self.axes = time_axes(typed)
         try:
             self.plan = lengths_plan(typed)
         except ShapeError:
@@ -48,9 +49,11 @@ class SpecModule(nn.Module):
             return x
         if self.plan is None:
             raise ValueError("this network cannot take variable-length input; see `netspec check`")
-        for name, step in zip(self.order, self.plan, strict=True):
+        for name, step, axis in zip(self.order, self.plan, self.axes, strict=True):
             if step in (USE, USE_LAST):
                 x = getattr(self, name)(x, lengths)
+            elif step == MASK:
+                x = getattr(self, name)(custom.zero_padding(x, lengths, axis))
             else:
                 x = getattr(self, name)(x)
         return x

@@ -15,11 +15,19 @@ from .infer import TypedGraph
 USE = "use"  # called with lengths; the time axis survives
 USE_LAST = "use_last"  # called with lengths; the output has no time axis left
 KEEP = "keep"  # called plainly; acts per step, time axis unchanged
+MASK = "mask"  # time axis unchanged but the layer reaches across steps (a 'same' conv): the padded
+# steps are zeroed first, so the layer sees exactly the zeros an unpadded series would be padded with
 PLAIN = "plain"  # no time axis any more
 
 
 def time_symbol(typed: TypedGraph) -> str | None:
     return next((d for d in typed.input.shape if isinstance(d, str)), None)
+
+
+def time_axes(typed: TypedGraph) -> list[int | None]:
+    """Per layer, the axis of the time symbol in its input batch (batch first), or None."""
+    sym = time_symbol(typed)
+    return [1 + la.in_type.shape.index(sym) if sym in la.in_type.shape else None for la in typed.layers]
 
 
 def lengths_plan(typed: TypedGraph) -> list[str]:
@@ -38,7 +46,7 @@ def lengths_plan(typed: TypedGraph) -> list[str]:
         elif op in ("global_avgpool", "global_maxpool") and x.rank == 2 and axis == 1:
             plan.append(USE_LAST)
         elif sym in y.shape and y.shape.index(sym) == axis and not _mixes_time(layer, axis):
-            plan.append(KEEP)
+            plan.append(MASK if layer.node.op.startswith("conv") else KEEP)
         else:
             raise ShapeError(
                 f"{op} '{layer.node.name}' would mix the padding of variable-length series into real steps",
@@ -46,7 +54,7 @@ def lengths_plan(typed: TypedGraph) -> list[str]:
                 received=f"{x.show()} -> {y.show()}",
                 hint="use padding: same with stride 1 for convolutions over time, or pool over time first",
             )
-        alive = plan[-1] in (USE, KEEP)
+        alive = plan[-1] in (USE, KEEP, MASK)
     return plan
 
 

@@ -4,7 +4,8 @@ either bundled with an installed package or a user's file.
   digits           scikit-learn's 8x8 digits (1,797 samples), as (N, 1, 8, 8) in [0, 1]
   ucr:<Name>       a UCR/UEA set bundled with sktime or aeon, read straight from its .ts files
                    (official train/test split; string labels mapped to integers in header order)
-  path.npz         arrays x, y and optionally x_test, y_test
+  path.npz         arrays x, y and optionally x_test, y_test; for variable-length data x is padded
+                   along its last axis and `lengths` (and `lengths_test`) give the true lengths
   path.csv         feature columns plus a label column (header row required)
   synthetic        random inputs of the spec's input shape, for smoke tests and benchmarks
 
@@ -163,7 +164,21 @@ def load_npz(path: Path, task: str) -> RawData:
             y, yt = both[: len(y)], both[len(y) :]
         else:
             y, classes = _labels(y, None)
-    return RawData(arrays["x"], y, arrays.get("x_test"), yt, classes)
+    x, xt = arrays["x"], arrays.get("x_test")
+    # Variable-length data (token ids, series): x padded along its last axis, true lengths beside it.
+    if "lengths" in arrays:
+        x = _unpad(x, arrays["lengths"], "lengths")
+    if xt is not None and "lengths_test" in arrays:
+        xt = _unpad(xt, arrays["lengths_test"], "lengths_test")
+    return RawData(x, y, xt, yt, classes)
+
+
+def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
+    if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu":
+        raise DataError(f"{name} must be one integer per sample ({len(x)}), not {lengths.dtype} {lengths.shape}")
+    if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[-1]):
+        raise DataError(f"{name} must lie in 1..{x.shape[-1]} (the padded last axis of x)")
+    return [x[i, ..., : int(n)] for i, n in enumerate(lengths)]
 
 
 def load_csv(path: Path, label_column: str, task: str) -> RawData:

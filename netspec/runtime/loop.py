@@ -222,14 +222,15 @@ class Sums:
         return t.tolist()
 
     @staticmethod
-    def metrics(vals, task, prefix):
+    def metrics(vals, cfg, prefix):
+        """The loss and the metrics the config names (train.metrics)."""
         loss, correct, abs_err, count = vals
         if count == 0:
             return {}
         out = {f"{prefix}loss": loss / count}
-        if task == "classification":
+        if "accuracy" in cfg["metrics"]:
             out[f"{prefix}accuracy"] = correct / count  # from integer counts, in float64
-        else:
+        if "mae" in cfg["metrics"]:
             out[f"{prefix}mae"] = abs_err / count
         return out
 
@@ -252,7 +253,7 @@ def evaluate(model, split, cfg, loss_fn, rank, world, autocast, want_predictions
         if want_predictions:
             preds.append(out.cpu())
     model.train()
-    result = Sums.metrics(sums.reduced(world), cfg["task"], "")
+    result = Sums.metrics(sums.reduced(world), cfg, "")
     if want_predictions:
         return result, (torch.cat(preds) if preds else torch.zeros(0))
     return result
@@ -421,10 +422,18 @@ def fit(
         if state is None:
             raise TrainError(f"--init-from {init_from}: {err}")
         weights = state.get("model", state) if isinstance(state, dict) else state
-        unwrap(model).load_state_dict(weights)
+        try:
+            unwrap(model).load_state_dict(weights)
+        except (RuntimeError, TypeError, AttributeError) as exc:  # another model's weights: a user error
+            first = str(exc).strip().splitlines()
+            raise TrainError(
+                f"--init-from {init_from}: the weights do not fit this model ({first[-1].strip() if first else exc})"
+            ) from None
         reporter.message(f"initialized weights from {init_from}")
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        # DDP has broadcast rank 0's weights; from here each rank draws its own dropout masks.
+        torch.manual_seed(cfg["seed"] + 1_000_003 * rank)
     optimizer = make_optimizer(cfg, model.parameters())
     schedule = Schedule(cfg, optimizer, steps_per_epoch, epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
@@ -469,14 +478,30 @@ def fit(
         schedule.state = dict(ckpt["schedule"])
         scaler.load_state_dict(ckpt["scaler"])
         state = dict(ckpt["state"])
-        partial = ckpt["partial"]
-        _set_rng_state(ckpt["rng"])
+        # The partial sums in a checkpoint are already reduced over all ranks: rank 0 alone carries them.
+        partial = ckpt["partial"] if main_rank else None
+        rng = ckpt["rng"]
+        if isinstance(rng, list):  # written by a multi-process run: one state per rank
+            if len(rng) != world:
+                raise TrainError(f"the checkpoint was written by {len(rng)} processes; resume it with as many")
+            rng = rng[rank]
+        elif world > 1:
+            raise TrainError("the checkpoint was written by one process; resume it with one")
+        _set_rng_state(rng)
         reporter.message(f"resumed at epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch}")
         if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
             keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
 
     def checkpoint(name, sums=None):
+        # Reduce the partial sums over all ranks (every rank calls this) before rank 0 saves them:
+        # saving rank 0's own sums alone lost the other ranks' share of an interrupted epoch.
+        partial = None if sums is None else sums.reduced(world)
+        rng = _rng_state()
+        if world > 1:  # each rank's RNG (its own dropout stream) goes into the one checkpoint
+            every_rng = [None] * world
+            torch.distributed.all_gather_object(every_rng, rng)
+            rng = every_rng
         if not main_rank:
             return
         payload = {
@@ -487,8 +512,8 @@ def fit(
             "schedule": dict(schedule.state),
             "scaler": scaler.state_dict(),
             "state": dict(state),
-            "partial": None if sums is None else sums.t.cpu().tolist(),
-            "rng": _rng_state(),
+            "partial": partial,
+            "rng": rng,
         }
         path = ckpt_dir / name
         if name == "last.pt" and path.exists():  # keep the previous good one in case this write is torn
@@ -541,7 +566,7 @@ def fit(
                 f"{ckpt_dir / 'last.pt'}. Lower the learning rate or add grad_clip."
             )
         elapsed = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, task, "")}
+        record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
         if len(splits["val"]):
             val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast)
             record.update({f"val_{k}": v for k, v in val.items()})

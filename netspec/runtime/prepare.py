@@ -84,7 +84,7 @@ def _pad(x, time_axis: int):
     lengths = np.array([s.shape[time_axis] for s in x], dtype=np.int64)
     shape = list(x[0].shape)
     shape[time_axis] = int(lengths.max())
-    out = np.zeros((len(x), *shape), dtype=np.float32)
+    out = np.zeros((len(x), *shape), dtype=x[0].dtype)  # int64 token ids stay ints; pad id 0
     for i, s in enumerate(x):
         idx = [slice(None)] * s.ndim
         idx[time_axis] = slice(0, s.shape[time_axis])

@@ -73,7 +73,7 @@ def time_axis(typed: TypedGraph) -> int | None:
     return None if sym is None else 1 + typed.input.shape.index(sym)
 
 
-def load_data(s: Session, base: Path) -> Prepared:
+def load_data(s: Session, base: Path, stats: dict | None = None) -> Prepared:
     cfg, typed = s.cfg, s.typed
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
     source = cfg["data"]["source"]
@@ -84,7 +84,7 @@ def load_data(s: Session, base: Path) -> Prepared:
             )
         else:
             raw = load_source(source, task=cfg["task"], base=base, label_column=cfg["data"]["label_column"])
-        prep = prepare(raw, cfg, typed.input.shape, typed.input.dtype, out_shape, cfg["seed"])
+        prep = prepare(raw, cfg, typed.input.shape, typed.input.dtype, out_shape, cfg["seed"], stats=stats)
     except DataError as exc:
         raise RunError(f"data ({source}): {exc}") from None
     if any(v is not None for v in prep.lengths.values()):
@@ -116,6 +116,7 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
         "notes": prep.notes,
         "samples": {k: len(v) for k, v in prep.y.items()},
         "standardize": prep.stats,
+        "base": str(s.spec_path.parent.resolve()),  # relative data paths are relative to the spec
     }
     atomic_write_text(run_dir / "data.json", json.dumps(info, indent=2) + "\n")
 
@@ -173,8 +174,11 @@ def train(
         check_run_dir(run_dir, resume, force)
     prep = load_data(s, spec.parent)
     reporter = make_reporter(quiet or rank != 0)
-    if rank == 0:
+    # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
+    # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
+    if rank == 0 and not (resume and (run_dir / "spec.resolved.yaml").exists()):
         write_run_files(s, run_dir, prep)
+    if rank == 0:
         for note in prep.notes:
             reporter.message(note)
         sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
@@ -237,13 +241,18 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test") -> dic
     from .loop import Split, make_loss
     from .loop import evaluate as eval_split
 
-    s, model, _info = load_run(run_dir)
+    s, model, info = load_run(run_dir)
     cfg = dict(s.cfg)
+    base = Path(info.get("base", run_dir))
     if data is not None:
+        if data.endswith((".npz", ".csv")):
+            data = str(Path(data).resolve())  # given on the command line: relative to the cwd
         cfg["data"] = {**cfg["data"], "source": data, "val_fraction": 0.0, "test_fraction": 0.0}
-    prep = load_data(s, run_dir)
+        s = Session(s.spec_path, s.text, s.data, s.typed, cfg, s.hash)
+    prep = load_data(s, base, stats=info.get("standardize"))
     if data is not None:
         split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
+        _align_classes(prep, info.get("classes"), data)
     with torch.no_grad():
         sp = Split(prep.x[split], prep.y[split], prep.lengths[split], torch.device("cpu"), time_axis(s.typed))
         result, out = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, want_predictions=True)
@@ -255,6 +264,22 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test") -> dic
         pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
         result.update(class_report(prep.y[split], pred.numpy(), prep.classes))
     return result
+
+
+def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -> None:
+    """Map another source's labels onto the run's class indices by name: a file's string labels are
+    numbered in its own sorted order, which differs from the run's when it lacks a class."""
+    if not run_classes or not prep.classes or prep.classes == run_classes:
+        return
+    unknown = [c for c in prep.classes if c not in run_classes]
+    if unknown and all(c.isdigit() for c in prep.classes):
+        return  # integer labels: already class indices
+    if unknown:
+        raise RunError(f"{source}: labels {unknown[:5]} are not among the run's classes {run_classes}")
+    lut = np.array([run_classes.index(c) for c in prep.classes], dtype=np.int64)
+    for k, y in prep.y.items():
+        prep.y[k] = lut[y] if len(y) else y
+    prep.classes = list(run_classes)
 
 
 def _nullctx():

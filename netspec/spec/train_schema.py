@@ -28,7 +28,7 @@ DATA = {
     "source": (
         {"type": "string", "pattern": r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv))$"},
         None,
-        "digits | ucr:<Name> | synthetic | a .npz (x, y, x_test, y_test) or .csv file",
+        "digits, ucr:<Name>, synthetic, or a path to a .npz (x, y, x_test, y_test) or .csv file",
     ),
     "val_fraction": (_FRACTION, 0.1, "share of the training data held out for validation (seeded, stratified)"),
     "test_fraction": (_FRACTION, 0.2, "share held out for testing when the source has no official test split"),
@@ -119,6 +119,29 @@ TRAIN = {
 SECTIONS = {"data": DATA, "optimizer": OPTIMIZER, "schedule": SCHEDULE, "loss": LOSS, "early_stopping": EARLY}
 SHORT = {"optimizer": "name", "schedule": "name", "loss": "name", "data": "source"}  # `optimizer: adam`
 
+# The keys each optimizer and schedule uses, beyond the shared ones. Setting another is an error,
+# and the resolved spec writes only these.
+RELEVANT = {
+    "optimizer": {
+        "sgd": ("momentum", "nesterov"),
+        "rmsprop": ("momentum",),
+        "adam": ("betas",),
+        "adamw": ("betas",),
+    },
+    "schedule": {
+        "constant": ("warmup_epochs",),
+        "step": ("warmup_epochs", "step_size", "gamma"),
+        "cosine": ("warmup_epochs", "min_lr_ratio"),
+        "onecycle": ("pct_start", "min_lr_ratio"),
+        "plateau": ("factor", "patience"),
+    },
+}
+SHARED = {"optimizer": ("name", "lr", "weight_decay"), "schedule": ("name",)}
+
+
+def relevant_keys(section: str, choice: str) -> tuple[str, ...]:
+    return SHARED[section] + RELEVANT[section][choice]
+
 
 def _object(table: dict, required=()) -> dict:
     props = {}
@@ -177,7 +200,6 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
     cfg["loss"]["name"] = cfg["loss"]["name"] or ("cross_entropy" if task == "classification" else "mse")
     cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae"])
     opt = cfg["optimizer"]
-    given_opt = raw.get("optimizer") if isinstance(raw.get("optimizer"), dict) else {}
 
     def bad(path, message, expected, received, hint=None):
         diags.append(
@@ -192,38 +214,30 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
             )
         )
 
-    if opt["name"] in ("adam", "adamw"):
-        for key in ("momentum", "nesterov"):
-            if key in given_opt:
+    # A key that the chosen optimizer or schedule would ignore is an error, like an unknown key.
+    for section in RELEVANT:
+        given = raw.get(section) if isinstance(raw.get(section), dict) else {}
+        choice = cfg[section]["name"]
+        for key in given:
+            if key not in relevant_keys(section, choice):
+                users = [c for c, keys in RELEVANT[section].items() if key in keys]
                 bad(
-                    ("optimizer", key),
-                    f"{key} has no effect with {opt['name']}",
-                    "sgd or rmsprop for momentum",
-                    f"optimizer {opt['name']}",
-                    "remove it, or use betas for Adam",
+                    (section, key),
+                    f"{key} has no effect with {section} {choice}",
+                    f"a key {section} {choice} uses: {', '.join(relevant_keys(section, choice))}",
+                    f"{key}: {given[key]}",
+                    f"{key} applies to {' / '.join(users)}" if users else None,
                 )
-        opt["betas"] = opt["betas"] or [0.9, 0.999]
-    else:
-        if "betas" in given_opt:
-            bad(
-                ("optimizer", "betas"),
-                f"betas has no effect with {opt['name']}",
-                "adam or adamw for betas",
-                f"optimizer {opt['name']}",
-                "remove it",
-            )
-        opt["betas"] = [0.9, 0.999]
-        if opt["momentum"] is None:
-            opt["momentum"] = 0.9 if opt["name"] == "sgd" else 0.0
-        if opt["nesterov"] and (opt["name"] != "sgd" or opt["momentum"] == 0):
-            bad(
-                ("optimizer", "nesterov"),
-                "nesterov needs sgd with momentum > 0",
-                "sgd with momentum > 0",
-                f"{opt['name']} with momentum {opt['momentum']}",
-            )
+    opt["betas"] = opt["betas"] or [0.9, 0.999]
     if opt["momentum"] is None:
-        opt["momentum"] = 0.0
+        opt["momentum"] = 0.9 if opt["name"] == "sgd" else 0.0
+    if opt["nesterov"] and (opt["name"] != "sgd" or opt["momentum"] == 0):
+        bad(
+            ("optimizer", "nesterov"),
+            "nesterov needs sgd with momentum > 0",
+            "sgd with momentum > 0",
+            f"{opt['name']} with momentum {opt['momentum']}",
+        )
     loss = cfg["loss"]["name"]
     if task == "regression" and loss == "cross_entropy":
         bad(
@@ -240,6 +254,15 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
     if "accuracy" in cfg["metrics"] and task != "classification":
         bad(("metrics",), "accuracy needs a classification task", "mae for regression", "accuracy")
     es = cfg["early_stopping"]
+    watched = es["monitor"].removeprefix("val_") if es else "loss"
+    if watched != "loss" and watched not in cfg["metrics"]:
+        bad(
+            ("early_stopping", "monitor"),
+            f"{es['monitor']} is not computed",
+            f"a metric listed in train.metrics {cfg['metrics']}",
+            es["monitor"],
+            f"add {watched} to train.metrics, or monitor val_loss",
+        )
     if es and es["monitor"].startswith("val_") and cfg["data"]["val_fraction"] == 0:
         bad(
             ("early_stopping", "monitor"),
@@ -247,14 +270,5 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
             "val_fraction > 0",
             "val_fraction: 0",
             "set data.val_fraction (e.g. 0.1), or monitor 'loss'",
-        )
-    sched = cfg["schedule"]
-    if sched["name"] in ("onecycle", "plateau") and sched["warmup_epochs"]:
-        bad(
-            ("schedule", "warmup_epochs"),
-            f"warmup_epochs does not combine with {sched['name']}",
-            "step, cosine or constant with warmup",
-            sched["name"],
-            "onecycle has its own warm-up phase (pct_start)" if sched["name"] == "onecycle" else None,
         )
     return cfg, diags
