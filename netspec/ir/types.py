@@ -74,7 +74,7 @@ def floordiv_plus1(num: Dim, stride: int, *, ceil: bool = False) -> Dim:
     if stride == 1:
         return add(num, 1)
     op = "ceil" if ceil else "floor"
-    return f"{op}({num}/{stride})+1"
+    return f"{op}({_atom(num)}/{stride})+1"
 
 
 def mul(dims) -> Dim:

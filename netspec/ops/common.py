@@ -30,20 +30,27 @@ def sliding_window(
     inside the input or the left padding. A result below 1 is a ShapeError showing the arithmetic.
     """
     span = dilation * (kernel - 1) + 1
+    left = pad_left if pad_left is not None else pad_total // 2
     if isinstance(size, str):
-        return T.floordiv_plus1(T.add(size, pad_total - span), stride, ceil=ceil_mode)
+        out = T.floordiv_plus1(T.add(size, pad_total - span), stride, ceil=ceil_mode)
+        if ceil_mode and left + stride - 1 >= span:
+            # Where the last ceil window could start past the input and left padding, PyTorch
+            # drops it (below): for those sizes the ceil formula is one too big.
+            out = f"min({out}, {T.floordiv_plus1(T.add(size, left - 1), stride)})"
+        return out
     num = size + pad_total - span
     out = (-(-num // stride) if ceil_mode else num // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + (pad_left if pad_left is not None else pad_total // 2):
+    if ceil_mode and (out - 1) * stride >= size + left:
         out -= 1
-    if num < 0 or out < 1:
-        shown = out if num >= 0 else num // stride + 1
+    # PyTorch asks for one window and nothing more: with ceil_mode, a window may overhang an
+    # input smaller than itself (num < 0) as long as it starts inside it.
+    if out < 1:
         rnd = "ceil" if ceil_mode else "floor"
         expr = f"{rnd}(({size} + {pad_total} - {dilation}*({kernel}-1) - 1)/{stride}) + 1"
         raise ShapeError(
-            f"output {axis} would be {shown}",
+            f"output {axis} would be {out}",
             expected=f"an input {axis} of at least {span - pad_total} for this window",
-            received=f"input {axis} {size}: {expr} = {shown}",
+            received=f"input {axis} {size}: {expr} = {out}",
             hint=f"reduce {param} (window spans {span}), add padding, or remove a downsampling layer before this one",
             param=param,
         )

@@ -38,6 +38,31 @@ def _validate(p) -> list[ShapeError]:
     return errs
 
 
+def _check_padding_mode(p, sizes, axes) -> None:
+    """reflect / circular padding copies input values, so it cannot exceed the input: PyTorch
+    needs pad < size for reflect and pad <= size for circular (zeros / replicate: any pad)."""
+    mode = p["padding_mode"]
+    if mode not in ("reflect", "circular"):
+        return
+    for i, size in enumerate(sizes):
+        if not isinstance(size, int):
+            continue  # checked again with the nominal size bound
+        if p["padding"] == "same":
+            total = p["dilation"][i] * (p["kernel_size"][i] - 1)
+            pad = total - total // 2  # PyTorch puts the odd element on the right
+        else:
+            pad = p["padding"][i]
+        limit = size - 1 if mode == "reflect" else size
+        if pad > limit:
+            raise ShapeError(
+                f"{mode} padding is larger than the input",
+                expected=f"padding <= {limit} on the {axes[i]} axis ({'<' if mode == 'reflect' else '<='} its size)",
+                received=f"padding {pad} for input {axes[i]} {size}",
+                hint="reduce padding or use padding_mode 'zeros' or 'replicate'",
+                param="padding",
+            )
+
+
 def _make(n: int) -> OpDef:
     axes = AXES[n]
 
@@ -54,6 +79,7 @@ def _make(n: int) -> OpDef:
                 hint="change groups or the channels of the previous layer",
                 param="groups",
             )
+        _check_padding_mode(p, x.shape[1:], axes)
         out = []
         for i, size in enumerate(x.shape[1:]):
             k, s, d = p["kernel_size"][i], p["stride"][i], p["dilation"][i]
@@ -97,7 +123,6 @@ def _make(n: int) -> OpDef:
                 Enum(("zeros", "reflect", "replicate", "circular")),
                 "zeros",
                 doc="how padding is filled",
-                sample=False,
             ),
             Param("in_channels", Int(), None, doc="inferred from the input; checked if given", inferred=True),
         ),

@@ -14,6 +14,21 @@ _BN_DEFAULTS = {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_sta
 _BN_RANKS = {1: ((1, 2), "(C) or (C, L)"), 2: ((3,), "(C, H, W)"), 3: ((4,), "(C, D, H, W)")}
 
 
+def _bn_validate(p) -> list[ShapeError]:
+    # PyTorch divides by sqrt(var + eps) and refuses eps = 0 whenever batch statistics are used
+    # (every training step), so a spec with eps 0 would compile and then fail to train.
+    if p["eps"] <= 0:
+        return [
+            ShapeError(
+                "eps must be positive",
+                expected="eps > 0 (PyTorch rejects 0 in training)",
+                received=f"eps={p['eps']}",
+                param="eps",
+            )
+        ]
+    return []
+
+
 def _make_bn(n: int) -> OpDef:
     def infer(p, x: TensorType):
         c = x.shape[0]
@@ -43,6 +58,7 @@ def _make_bn(n: int) -> OpDef:
         param_count=lambda p, x, y: 2 * p["num_features"] if p["affine"] else 0,
         # running_mean, running_var, and the scalar num_batches_tracked
         buffer_count=lambda p, x, y: 2 * p["num_features"] + 1 if p["track_running_stats"] else 0,
+        validate=_bn_validate,
         examples=(Example(None, (6,) + (5,) * n if n > 1 else (6, 5)), Example({"affine": False}, (3,) + (4,) * n)),
         torch_equivalent=f"torch.nn.BatchNorm{n}d",
     )

@@ -14,7 +14,7 @@ def _window_params(n: int, kind: str) -> tuple[Param, ...]:
         Param("kernel_size", Ints(n, sample_values=(1, 2, 3)), doc="window size: an int or one per axis"),
         Param("stride", Ints(n, sample_values=(1, 2, 3)), None, doc="step of the window; defaults to kernel_size"),
         Param(
-            "padding", Ints(n, 0, sample_values=(0, 1)), 0, doc="implicit padding per side (at most half the window)"
+            "padding", Ints(n, 0, sample_values=(0, 1)), 0, doc="implicit padding per side (at most kernel_size // 2)"
         ),
     ]
     if kind == "max":
@@ -36,15 +36,15 @@ def _make_window(n: int, kind: str) -> OpDef:
         return stride, dilation
 
     def validate(p):
-        _, dilation = resolve(p)
         for i in range(n):
-            span = dilation[i] * (p["kernel_size"][i] - 1) + 1
-            limit = span // 2 if kind == "max" else p["kernel_size"][i] // 2
+            # PyTorch bounds the padding by half the kernel_size itself, for max pooling too:
+            # dilation does not raise the limit (max_pool checks kW / 2 >= padW).
+            limit = p["kernel_size"][i] // 2
             if p["padding"][i] > limit:
                 return [
                     ShapeError(
-                        "padding must be at most half the window",
-                        expected=f"padding <= {limit} for a window of {span}",
+                        "padding must be at most half the kernel_size",
+                        expected=f"padding <= {limit} for kernel_size {p['kernel_size'][i]}",
                         received=f"padding {p['padding'][i]} on the {axes[i]} axis",
                         hint="PyTorch rejects larger padding; reduce it or enlarge kernel_size",
                         param="padding",
@@ -57,6 +57,16 @@ def _make_window(n: int, kind: str) -> OpDef:
         out = []
         for i, size in enumerate(x.shape[1:]):
             k, s, pad = p["kernel_size"][i], stride[i], p["padding"][i]
+            if kind == "avg" and n == 3 and isinstance(size, int) and size < k:
+                # Unlike the 1d/2d versions, avg_pool3d checks the input against the kernel
+                # before padding, so padding cannot make up for a small input there.
+                raise ShapeError(
+                    f"input {axes[i]} is smaller than kernel_size",
+                    expected=f"an input {axes[i]} of at least {k} (avgpool3d does not count the padding)",
+                    received=f"input {axes[i]} {size}",
+                    hint="reduce kernel_size or remove a downsampling layer before this one",
+                    param="kernel_size",
+                )
             out.append(
                 sliding_window(axes[i], size, k, s, 2 * pad, dilation[i], ceil_mode=p["ceil_mode"], pad_left=pad)
             )

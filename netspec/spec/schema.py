@@ -32,8 +32,13 @@ def op_schema(op: OpDef) -> dict:
         "additionalProperties": False,
     }
     if op.shorthand:
-        short = {**op.param(op.shorthand).schema(), "description": f"shorthand for {op.shorthand}"}
-        other = short
+        other = {**op.param(op.shorthand).schema(), "description": f"shorthand for {op.shorthand}"}
+        if op.bare_ok:  # `- dropout:` (null) means all defaults, as `- dropout` does
+            types = other["type"] if isinstance(other.get("type"), list) else [other["type"]] if "type" in other else []
+            if "enum" in other:
+                other = {**other, "enum": [*other["enum"], None]}
+            else:
+                other = {**other, "type": [*types, "null"]}
     elif op.bare_ok:
         other = {"type": "null"}
     else:
