@@ -32,7 +32,7 @@ lint: dev
 	$(BIN)/ruff format --check netspec tests
 
 test: lint
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -p no:cacheprovider  # 2 workers x 1 thread: no oversubscription
 
 fmt: dev
 	$(BIN)/ruff format netspec tests

@@ -23,3 +23,14 @@ def cli(capsys):
 @pytest.fixture
 def python():
     return sys.executable
+
+
+def at(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
+    """1-based (line, col) of the `nth` occurrence of `needle` in `text`; a '^' in the needle marks
+    the column wanted (default: the needle's first character)."""
+    pre, _, post = needle.rpartition("^")
+    idx = -1
+    for _ in range(nth):
+        idx = text.index(pre + post, idx + 1)
+    idx += len(pre)
+    return text.count("\n", 0, idx) + 1, idx - (text.rfind("\n", 0, idx) + 1) + 1

@@ -13,22 +13,13 @@ from netspec.errors import ERROR, WARNING, Diagnostic, did_you_mean
 from netspec.spec.parse import RESERVED
 from netspec.spec.schema import build_schema
 
+from .conftest import at
+
 FILE = "spec.yaml"
 
 
 def check(text: str, **kw):
     return compile_text(text, FILE, **kw)
-
-
-def at(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
-    """1-based (line, col) of the `nth` occurrence of `needle` in `text`; a '^' in the needle marks
-    the column wanted (default: the needle's first character)."""
-    pre, _, post = needle.rpartition("^")
-    idx = -1
-    for _ in range(nth):
-        idx = text.index(pre + post, idx + 1)
-    idx += len(pre)
-    return text.count("\n", 0, idx) + 1, idx - (text.rfind("\n", 0, idx) + 1) + 1
 
 
 def where(d: Diagnostic) -> tuple[int, int]:

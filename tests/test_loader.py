@@ -12,17 +12,9 @@ from netspec.compiler import compile_file, compile_text
 from netspec.errors import SpecError
 from netspec.spec.loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_file, load_text
 
+from .conftest import at
+
 FILE = "spec.yaml"
-
-
-def at(text: str, needle: str, nth: int = 1) -> tuple[int, int]:
-    """1-based (line, col) of the `nth` occurrence of `needle`; a '^' marks the column wanted."""
-    pre, _, post = needle.rpartition("^")
-    idx = -1
-    for _ in range(nth):
-        idx = text.index(pre + post, idx + 1)
-    idx += len(pre)
-    return text.count("\n", 0, idx) + 1, idx - (text.rfind("\n", 0, idx) + 1) + 1
 
 
 def load_error(text: str):

@@ -34,6 +34,7 @@ class Session:
     typed: TypedGraph
     cfg: dict | None
     hash: str
+    overrides: tuple[str, ...] = ()  # the --set arguments, applied on top of spec.yaml
 
 
 def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True) -> Session:
@@ -57,7 +58,7 @@ def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = Non
                 )
             ]
         )
-    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data))
+    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data), tuple(sets or ()))
 
 
 def _vocab(typed: TypedGraph) -> int | None:
@@ -116,6 +117,7 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
         "notes": prep.notes,
         "samples": {k: len(v) for k, v in prep.y.items()},
         "standardize": prep.stats,
+        "overrides": list(s.overrides),  # spec.yaml is the file as written; these were set on top
         "base": str(s.spec_path.parent.resolve()),  # relative data paths are relative to the spec
     }
     atomic_write_text(run_dir / "data.json", json.dumps(info, indent=2) + "\n")
