@@ -6,6 +6,7 @@ registry-driven tests draw from. One definition feeds the schema, `netspec ops`,
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,10 @@ class ParamValueError(ValueError):
 
 
 @dataclass(frozen=True)
-class Kind:
-    def schema(self) -> dict:  # pragma: no cover - abstract
-        raise NotImplementedError
+class Kind(ABC):
+    @abstractmethod
+    def schema(self) -> dict:
+        """The JSON Schema fragment of a value of this kind."""
 
     def normalize(self, value: Any) -> Any:
         return value

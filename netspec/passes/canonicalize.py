@@ -3,6 +3,7 @@ ints), and run the input-independent checks of each layer so all of them are rep
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from ..errors import Diagnostic, ShapeError, format_path
@@ -48,10 +49,8 @@ def canonicalize(graph: Graph) -> tuple[Graph, list[Diagnostic]]:
                     )
                     value = p.default
             resolved[p.name] = value
-        try:
-            for err in op.validate(resolved):
-                diags.append(shape_diag(node, err))
-        except (KeyError, TypeError):  # an earlier diagnostic left a value unusable
-            pass
+        # An earlier diagnostic may have left a value unusable; that one is reported already.
+        with contextlib.suppress(KeyError, TypeError):
+            diags.extend(shape_diag(node, err) for err in op.validate(resolved))
         nodes.append(node.with_params(resolved))
     return replace(graph, nodes=tuple(nodes)), diags

@@ -339,10 +339,10 @@ class PlainReporter:
         self.quiet = quiet
 
     def epoch_start(self, epoch, epochs, steps):
-        pass
+        """Plain output has no progress bar: nothing to set up per epoch."""
 
     def step(self, i):
-        pass
+        """Called every step; plain output prints per epoch only, so this costs one call."""
 
     def epoch_end(self, record):
         if not self.quiet:
@@ -353,7 +353,7 @@ class PlainReporter:
             print(text, flush=True)
 
     def close(self):
-        pass
+        """Nothing to tear down."""
 
 
 def format_record(r):
