@@ -119,7 +119,10 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     # and picks the last name; among its close matches prefer the fewest edits (a swap is one).
     close = difflib.get_close_matches(word, list(by_lower), n=5, cutoff=0.6)
     best = min(close, key=lambda c: _edits(word, c), default=None)
-    return None if best is None else by_lower[best]
+    # difflib's ratio alone finds 'concat' in 'frobnicate'; a real typo is a few edits away.
+    if best is None or _edits(word, best) > max(2, len(word) // 3):
+        return None
+    return by_lower[best]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -23,6 +23,7 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
             {
                 "name": layer.node.name,
                 "type": layer.node.op,
+                "from": list(layer.node.inputs),
                 "output_shape": _shape(layer.out_type.shape, batch_size),
                 "params": layer.params,
                 "buffers": layer.buffers,
@@ -37,6 +38,10 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
         "name": typed.graph.name,
         "input_shape": _shape(typed.input.shape, batch_size),
         "output_shape": _shape(typed.output.shape, batch_size),
+        "inputs": {i.name: _shape(t.shape, batch_size) for i, t in zip(typed.graph.inputs, typed.inputs, strict=True)},
+        "outputs": {
+            name: _shape(t.shape, batch_size) for name, t in zip(typed.graph.outputs, typed.outputs, strict=True)
+        },
         "batch_size": batch_size,
         "dims": dict(typed.bindings),
         "unbound_dims": list(typed.unbound),

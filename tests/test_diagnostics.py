@@ -268,14 +268,15 @@ def test_wrong_netspec_version():
     assert d.hint == "write `netspec: 1`, the spec format this version reads"
 
 
-def test_two_inputs():
+def test_an_input_no_layer_reads_is_a_warning():
     text = "netspec: 1\ninputs:\n  x: {shape: [4]}\n  y: {shape: [4]}\nlayers:\n  - relu\n"
-    d = only_error(check(text))
-    assert d.message == "exactly one input is supported"
-    assert d.path == "inputs"
-    assert where(d) == at(text, "x: {")
-    assert (d.expected, d.received) == ("one entry under inputs", "2 entries")
-    assert d.hint == "a chain of layers reads a single input"
+    res = check(text)
+    assert res.ok
+    (w,) = res.warnings
+    assert w.message == "input 'y' is never read"
+    assert w.path == "inputs.y"
+    assert where(w) == at(text, "y: {")
+    assert w.hint == "read it with `from:`" and w.code == "graph"
 
 
 def test_input_dtype_and_dimension_mistakes():
@@ -353,27 +354,27 @@ def test_duplicate_layer_names():
         "conv2d: {out_channels: 6, kernel_size: 3, name: c1}",
     )
     d = only_error(check(text))
-    assert d.message == "duplicate layer name 'c1'"
+    assert d.message == "duplicate name 'c1'"
     assert d.path == "layers[2].conv2d.name"
     assert where(d) == at(text, "c1", nth=2)
     first_line = at(text, "c1")[0]
     assert d.received == f"'c1', already used at line {first_line}"
-    assert d.expected == "a name not used before"
+    assert d.expected == "a name not used before (by an input or a layer)"
     assert d.code == "name"
 
 
 def test_layer_named_like_the_input():
     text = spec("relu: {name: x}")
     d = only_error(check(text))
-    assert d.message == "duplicate layer name 'x'"
+    assert d.message == "duplicate name 'x'"
     assert d.received == f"'x', already used at line {at(text, 'x: {')[0]}"
 
 
-@pytest.mark.parametrize("name", ["forward", "class", "buffers", "named_modules", "order", "_private"])
+@pytest.mark.parametrize("name", ["forward", "class", "buffers", "named_modules", "order", "self", "_private"])
 def test_reserved_layer_name(name):
     text = spec(f"linear: {{out_features: 3, name: {name}}}", shape="[4]")
     d = only_error(check(text))
-    assert d.message == f"layer name '{name}' is reserved"
+    assert d.message == f"name '{name}' is reserved"
     assert d.path == "layers[0].linear.name"
     assert where(d) == at(text, f"name: ^{name}")
     assert d.received == repr(name)

@@ -25,31 +25,49 @@ def instantiate(layer: LayerInfo) -> nn.Module:
 
 
 class SpecModule(nn.Module):
-    """A chain of named submodules, in spec order; state-dict keys are `<layer name>.<tensor>`.
+    """The spec's layers as named submodules, run in spec order; state-dict keys are
+    `<layer name>.<tensor>`. A chain runs `forward(x)`; a graph takes one argument per input and
+    feeds each layer the values named in its `from:`, returning one tensor or a tuple of outputs.
 
-    `forward(x, lengths)` takes the true lengths of a zero-padded variable-length batch; the plan
-    from passes.lengths says which layers receive them.
+    `forward(x, lengths)` (chains) takes the true lengths of a zero-padded variable-length batch;
+    the plan from passes.lengths says which layers receive them. Bookkeeping attributes are
+    private, so no layer name can collide with them.
     """
 
     def __init__(self, typed: TypedGraph):
         super().__init__()
-        self.order = [layer.node.name for layer in typed.layers]
-        self.axes = time_axes(typed)
+        self._order = [layer.node.name for layer in typed.layers]
+        self._sources = {layer.node.name: layer.node.inputs for layer in typed.layers}
+        self._inputs = [i.name for i in typed.graph.inputs]
+        self._outputs = list(typed.graph.outputs)
+        self._chain = typed.is_chain
+        self._axes = time_axes(typed)
         try:
-            self.plan = lengths_plan(typed)
+            self._plan = lengths_plan(typed) if self._chain else None
         except ShapeError:
-            self.plan = None  # fixed-length use only; forward(x, lengths) then explains why not
+            self._plan = None  # fixed-length use only; forward(x, lengths) then explains why not
         for layer in typed.layers:
             self.add_module(layer.node.name, instantiate(layer))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, *xs: torch.Tensor, lengths: torch.Tensor | None = None):
+        if not self._chain:
+            if lengths is not None:
+                raise ValueError("variable-length input is supported for chains of layers only")
+            env = dict(zip(self._inputs, xs, strict=True))
+            for name in self._order:
+                env[name] = getattr(self, name)(*(env[src] for src in self._sources[name]))
+            outs = tuple(env[name] for name in self._outputs)
+            return outs[0] if len(outs) == 1 else outs
+        if len(xs) == 2 and lengths is None:  # model(x, lengths) positionally, like model.py
+            xs, lengths = xs[:1], xs[1]
+        (x,) = xs
         if lengths is None:
-            for name in self.order:
+            for name in self._order:
                 x = getattr(self, name)(x)
             return x
-        if self.plan is None:
+        if self._plan is None:
             raise ValueError("this network cannot take variable-length input; see `netspec check`")
-        for name, step, axis in zip(self.order, self.plan, self.axes, strict=True):
+        for name, step, axis in zip(self._order, self._plan, self._axes, strict=True):
             if step in (USE, USE_LAST):
                 x = getattr(self, name)(x, lengths)
             elif step == MASK:

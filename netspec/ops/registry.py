@@ -54,6 +54,9 @@ class OpDef:
     # Checks that need no input shape (run for every layer, so all such errors are reported).
     validate: Callable[[Params], list] = lambda p: []
     shorthand: str | None = None  # the parameter a scalar sets: `- linear: 10`
+    # Inputs: 1 for ordinary layers (infer gets one TensorType), None for merges, which take two
+    # or more (infer gets a tuple of TensorTypes).
+    arity: int | None = 1
     examples: tuple[Example, ...] = ()
     torch_equivalent: str = ""
 
@@ -85,7 +88,7 @@ def register(op: OpDef) -> OpDef:
 
 
 def _load() -> None:
-    from . import activation, conv, linear, norm, pool, recurrent, shape  # noqa: F401  (registers)
+    from . import activation, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
 
 
 def get(name: str) -> OpDef:

@@ -20,26 +20,47 @@ from .canonicalize import shape_diag
 @dataclass(frozen=True, slots=True)
 class LayerInfo:
     node: Node  # params fully resolved, inferred values included
-    in_type: TensorType
+    in_type: TensorType  # the (first) input
     out_type: TensorType
     params: int
     buffers: int
     macs: int | None  # per sample; None when a symbolic dim leaves it unknown
     inferred: frozenset[str] = frozenset()
     out_elems: int | None = None  # output elements per sample (concrete when dims are bound)
+    in_types: tuple[TensorType, ...] = ()  # every input, for merges
 
 
 @dataclass(frozen=True)
 class TypedGraph:
     graph: Graph
-    input: TensorType
+    inputs: tuple[TensorType, ...]  # one per graph input, in order
     layers: tuple[LayerInfo, ...]
     bindings: Mapping[str, int] = field(default_factory=dict)
     unbound: tuple[str, ...] = ()
 
     @property
+    def input(self) -> TensorType:
+        return self.inputs[0]
+
+    @property
+    def outputs(self) -> tuple[TensorType, ...]:
+        types = {i.name: t for i, t in zip(self.graph.inputs, self.inputs, strict=True)}
+        types.update((la.node.name, la.out_type) for la in self.layers)
+        return tuple(types[name] for name in self.graph.outputs)
+
+    @property
     def output(self) -> TensorType:
-        return self.layers[-1].out_type if self.layers else self.input
+        return self.outputs[0]
+
+    @property
+    def is_chain(self) -> bool:
+        """One input, one output, each layer reading the one before: forward(x) is a plain chain."""
+        prev = self.graph.inputs[0].name
+        for la in self.layers:
+            if la.node.inputs != (prev,):
+                return False
+            prev = la.node.name
+        return len(self.graph.inputs) == 1 and self.graph.outputs == (prev,)
 
     @property
     def total_params(self) -> int:
@@ -121,19 +142,27 @@ def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
     return out
 
 
-def _run(graph: Graph, x: TensorType, prefix: str) -> tuple[list[LayerInfo], list[Diagnostic]]:
+def _run(graph: Graph, inputs: tuple[TensorType, ...], prefix: str) -> tuple[list[LayerInfo], list[Diagnostic]]:
+    """Infer layer by layer; a failed layer only stops the layers that depend on it, so errors in
+    independent branches are all reported."""
     layers: list[LayerInfo] = []
     diags: list[Diagnostic] = []
+    types = {i.name: t for i, t in zip(graph.inputs, inputs, strict=True)}
     for node in graph.nodes:
+        if any(src not in types for src in node.inputs):
+            continue  # reads a failed layer: that error is reported already
         op = get(node.op)
+        xs = tuple(types[src] for src in node.inputs)
+        x = xs[0]
         try:
-            err = _accepts(node, x)
-            if err:
-                raise err
-            y, inferred = op.infer(node.params, x)
+            for each in xs:
+                err = _accepts(node, each)
+                if err:
+                    raise err
+            y, inferred = op.infer(node.params, x if op.arity == 1 else xs)
         except ShapeError as exc:
             diags.append(shape_diag(node, exc, prefix))
-            break  # later shapes depend on this one
+            continue
         diags.extend(_warn(node, x))
         resolved = replace(node, params={**node.params, **inferred})
         p = dict(resolved.params)
@@ -147,24 +176,64 @@ def _run(graph: Graph, x: TensorType, prefix: str) -> tuple[list[LayerInfo], lis
                 op.macs(p, x, y),
                 frozenset(k for k in inferred if k not in node.user_set),
                 y.numel(),
+                xs,
             )
         )
-        x = y
+        types[node.name] = y
     return layers, diags
+
+
+def _unused(graph: Graph) -> list[Diagnostic]:
+    """Layers no output depends on: legal, but almost always a wrong `from:`."""
+    needed = set(graph.outputs)
+    for node in reversed(graph.nodes):
+        if node.name in needed:
+            needed.update(node.inputs)
+    out = []
+    for node in graph.nodes:
+        if node.name not in needed:
+            out.append(
+                Diagnostic(
+                    f"layer '{node.name}' does not reach any output",
+                    format_path(node.path),
+                    node.loc,
+                    expected="every layer on a path to an output",
+                    received=f"outputs: {list(graph.outputs)}",
+                    hint="read it with `from:` in a later layer, list it in `outputs:`, or remove it",
+                    severity=WARNING,
+                    code="graph",
+                )
+            )
+    for inp in graph.inputs:
+        if inp.name not in needed:
+            out.append(
+                Diagnostic(
+                    f"input '{inp.name}' is never read",
+                    format_path(inp.path),
+                    inp.loc,
+                    expected="every input read by a layer on a path to an output",
+                    received=f"outputs: {list(graph.outputs)}",
+                    hint="read it with `from:`",
+                    severity=WARNING,
+                    code="graph",
+                )
+            )
+    return out
 
 
 def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGraph | None, list[Diagnostic]]:
     """Infer every layer's output type and counts; None plus diagnostics when a shape is wrong."""
-    (inp,) = graph.inputs
-    layers, diags = _run(graph, inp.type, "")
+    in_types = tuple(i.type for i in graph.inputs)
+    layers, diags = _run(graph, in_types, "")
     if any(d.is_error for d in diags):
         return None, diags
+    diags += _unused(graph)
     bindings = {**graph.dims, **(dims or {})}
-    syms = T.symbols(inp.type.shape)
+    syms = list(dict.fromkeys(s for t in in_types for s in T.symbols(t.shape)))
     unbound = tuple(s for s in syms if s not in bindings)
     used = {s: bindings[s] for s in syms if s in bindings}
     if syms and not unbound:
-        concrete = TensorType(tuple(T.substitute(d, used) for d in inp.type.shape), inp.type.dtype)
+        concrete = tuple(TensorType(tuple(T.substitute(d, used) for d in t.shape), t.dtype) for t in in_types)
         where = ", ".join(f"{k} = {v}" for k, v in used.items())
         counted, more = _run(graph, concrete, f"with {where}: ")
         errors = [d for d in more if d.is_error]
@@ -175,4 +244,4 @@ def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGra
             replace(s, macs=c.macs, params=c.params, buffers=c.buffers, out_elems=c.out_elems)
             for s, c in zip(layers, counted, strict=True)
         ]
-    return TypedGraph(graph, inp.type, tuple(layers), used, unbound), diags
+    return TypedGraph(graph, in_types, tuple(layers), used, unbound), diags

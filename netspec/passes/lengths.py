@@ -33,6 +33,12 @@ def time_axes(typed: TypedGraph) -> list[int | None]:
 def lengths_plan(typed: TypedGraph) -> list[str]:
     """One entry per layer; raises ShapeError naming the first layer that breaks the lengths."""
     sym = time_symbol(typed)
+    if sym is not None and not typed.is_chain:
+        raise ShapeError(
+            "variable-length input is supported for chains of layers only",
+            expected="a chain (no from:, one input, one output)",
+            received=f"a graph with inputs {[i.name for i in typed.graph.inputs]}",
+        )
     plan = []
     alive = sym is not None
     for layer in typed.layers:

@@ -58,6 +58,21 @@ def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = Non
                 )
             ]
         )
+    graph = res.typed.graph
+    if res.train is not None and require_train and (len(graph.inputs) != 1 or len(graph.outputs) != 1):
+        raise SpecError(
+            [
+                Diagnostic(
+                    "training needs one input and one output",
+                    "train",
+                    doc.loc(("train",), key=True),
+                    expected="a spec with one input and one output",
+                    received=f"inputs {[i.name for i in graph.inputs]}, outputs {list(graph.outputs)}",
+                    hint="build it with `netspec build` and train it from your own loop, or merge the outputs",
+                    code="train",
+                )
+            ]
+        )
     return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data), tuple(sets or ()))
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import keyword
 
-from ..errors import Diagnostic
+from ..errors import Diagnostic, did_you_mean, format_path
 from ..ir import Graph, Input, Node, TensorType
 from ..ir.graph import frozen_map
 from ..ops import all_ops
@@ -26,18 +26,75 @@ register_load_state_dict_pre_hook register_module register_parameter register_st
 register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
 to_empty train training type xpu zero_grad
 """
-RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order"}
+RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order", "self"}  # self: a graph's forward names values after layers
+
+
+def _name_error(doc, path, name, seen) -> Diagnostic | None:
+    where = format_path(path)
+    if name in seen:
+        first = doc.loc(seen[name])
+        return Diagnostic(
+            f"duplicate name '{name}'",
+            where,
+            doc.loc(path),
+            expected="a name not used before (by an input or a layer)",
+            received=f"'{name}', already used at line {first.line}",
+            hint="names are how `from:` and `outputs:` refer to layers; give each its own",
+            code="name",
+        )
+    if name in RESERVED or keyword.iskeyword(name) or name.startswith("_"):
+        return Diagnostic(
+            f"name '{name}' is reserved",
+            where,
+            doc.loc(path),
+            expected="a name that is not a Python keyword, an nn.Module attribute, or private",
+            received=repr(name),
+            hint=f"try '{name}_1'",
+            code="name",
+        )
+    return None
+
+
+def _reference(doc, path, ref, defined, later, what) -> Diagnostic | None:
+    """Check one name in `from:` or `outputs:`; layers may only read what is defined before them."""
+    if ref in defined:
+        return None
+    if ref in later:
+        return Diagnostic(
+            f"'{ref}' is defined later",
+            format_path(path),
+            doc.loc(path),
+            expected=f"{what} defined above this point (layers run in order, so a graph has no cycles)",
+            received=f"'{ref}', defined at line {doc.loc(later[ref]).line}",
+            hint="move this layer below the one it reads",
+            code="graph",
+        )
+    hint = did_you_mean(ref, defined)
+    return Diagnostic(
+        f"unknown name '{ref}'",
+        format_path(path),
+        doc.loc(path),
+        expected=f"{what}: one of {', '.join(sorted(defined)) or 'nothing yet'}",
+        received=repr(ref),
+        hint=hint,
+        code="graph",
+    )
 
 
 def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
     data = doc.data
     ops = all_ops()
     diags: list[Diagnostic] = []
-    ((in_name, in_spec),) = data["inputs"].items()
-    dtype = in_spec.get("dtype", "float32")
-    graph_input = Input(
-        in_name, TensorType(tuple(in_spec["shape"]), dtype), doc.loc(("inputs", in_name), key=True), ("inputs", in_name)
-    )
+    seen: dict[str, tuple] = {}
+    inputs = []
+    for in_name, in_spec in data["inputs"].items():
+        path = ("inputs", in_name)
+        err = _name_error(doc, path, in_name, seen)
+        if err:
+            diags.append(err)
+        seen[in_name] = path
+        dtype = in_spec.get("dtype", "float32")
+        inputs.append(Input(in_name, TensorType(tuple(in_spec["shape"]), dtype), doc.loc(path, key=True), path))
 
     items = []
     for i, item in enumerate(data["layers"]):
@@ -52,13 +109,12 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
                 raw = {ops[op].shorthand: raw}
         items.append((i, op, dict(raw), mapping))
 
-    taken = {in_name} | {raw["name"] for _, _, raw, _ in items if "name" in raw}
+    # Names first (explicit ones reserve theirs), so `from:` can tell "later" from "unknown".
+    taken = set(seen) | {raw["name"] for _, _, raw, _ in items if "name" in raw}
     counters: dict[str, int] = {}
-    seen: dict[str, tuple] = {in_name: ("inputs", in_name)}
-    nodes = []
-    prev = in_name
-    for i, op, raw, mapping in items:
-        base = ("layers", i, op)
+    names = []
+    later: dict[str, tuple] = {}
+    for i, op, raw, _ in items:
         name = raw.pop("name", None)
         if name is None:
             while True:
@@ -67,49 +123,75 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
                 if name not in taken:
                     break
         else:
-            where = base + ("name",)
-            if name in seen:
-                first = doc.loc(seen[name])
-                diags.append(
-                    Diagnostic(
-                        f"duplicate layer name '{name}'",
-                        f"layers[{i}].{op}.name",
-                        doc.loc(where),
-                        expected="a name not used before",
-                        received=f"'{name}', already used at line {first.line}",
-                        code="name",
-                    )
+            err = _name_error(doc, ("layers", i, op, "name"), name, {**seen, **later})
+            if err:
+                diags.append(err)
+        later.setdefault(name, ("layers", i, op, "name"))
+        names.append(name)
+
+    nodes = []
+    defined = {inp.name for inp in inputs}
+    prev = inputs[0].name
+    for (i, op, raw, mapping), name in zip(items, names, strict=True):
+        base = ("layers", i, op)
+        later.pop(name, None)
+        given = raw.pop("from", None)
+        sources = [prev] if given is None else [given] if isinstance(given, str) else list(given)
+        arity = ops[op].arity
+        for k, ref in enumerate(sources):
+            where = base + ("from", k) if isinstance(given, list) else base + ("from",)
+            err = _reference(doc, where, ref, defined, later, "a graph input or a layer")
+            if err:
+                diags.append(err)
+        if arity == 1 and len(sources) != 1:
+            diags.append(
+                Diagnostic(
+                    f"{op} reads one input",
+                    format_path(base + ("from",)),
+                    doc.loc(base + ("from",)),
+                    expected="one name in `from:`",
+                    received=f"{len(sources)} names: {sources}",
+                    hint="combine them first with add, concat, multiply or mean",
+                    code="graph",
                 )
-            elif name in RESERVED or keyword.iskeyword(name) or name.startswith("_"):
-                diags.append(
-                    Diagnostic(
-                        f"layer name '{name}' is reserved",
-                        f"layers[{i}].{op}.name",
-                        doc.loc(where),
-                        expected="a name that is not a Python keyword, an nn.Module attribute, or private",
-                        received=repr(name),
-                        hint=f"try '{name}_1'",
-                        code="name",
-                    )
+            )
+        elif arity is None and len(sources) < 2:
+            diags.append(
+                Diagnostic(
+                    f"{op} merges two or more inputs",
+                    format_path(base + ("from",) if given is not None else base),
+                    doc.loc(base + ("from",)),
+                    expected="`from: [a, b, ...]` naming two or more earlier layers or inputs",
+                    received=f"{len(sources)} input: {sources}",
+                    code="graph",
                 )
-        seen.setdefault(name, base + ("name",))
-        if mapping:
-            locs = {k: doc.loc(base + (k,)) for k in raw}
-        else:
-            locs = {k: doc.loc(base) for k in raw}
+            )
+        locs = {k: doc.loc(base + (k,)) for k in raw} if mapping else {k: doc.loc(base) for k in raw}
+        user_set = frozenset(raw) | ({"from"} if given is not None else set())
         nodes.append(
             Node(
                 name=name,
                 op=op,
                 params=frozen_map(raw),
-                inputs=(prev,),
-                user_set=frozenset(raw),
+                inputs=tuple(sources),
+                user_set=user_set,
                 loc=doc.loc(base, key=True),
-                path=("layers", i, op),
+                path=base,
                 param_locs=frozen_map(locs),
             )
         )
+        defined.add(name)
         prev = name
+    outputs = data.get("outputs")
+    if outputs is None:
+        outputs = [prev]
+    else:
+        for k, ref in enumerate(outputs):
+            err = _reference(doc, ("outputs", k), ref, defined, {}, "an output")
+            if err:
+                diags.append(err)
     dims = dict(data.get("dims", {}))
-    graph = Graph(str(data.get("name", "model")), (graph_input,), tuple(nodes), (prev,), frozen_map(dims), doc.file)
+    graph = Graph(
+        str(data.get("name", "model")), tuple(inputs), tuple(nodes), tuple(outputs), frozen_map(dims), doc.file
+    )
     return graph, diags

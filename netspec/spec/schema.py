@@ -20,6 +20,13 @@ COMMON_KEYS = {
         "pattern": NAME_PATTERN,
         "description": "layer name (a Python identifier); default: <type>_<n>",
     },
+    "from": {
+        "type": ["string", "array"],
+        "pattern": NAME_PATTERN,
+        "items": {"type": "string", "pattern": NAME_PATTERN},
+        "minItems": 1,
+        "description": "the earlier layer(s) or input(s) this layer reads; default: the previous layer",
+    },
 }
 
 
@@ -78,7 +85,7 @@ def build_schema() -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "netspec network spec",
-        "description": "A declarative neural network: inputs, a chain of layers, and how to train it.",
+        "description": "A declarative neural network: inputs, layers (a chain, or a graph with from:), and how to train it.",
         "type": "object",
         "required": ["netspec", "inputs", "layers"],
         "additionalProperties": False,
@@ -88,9 +95,10 @@ def build_schema() -> dict:
             "description": {"type": "string", "description": "free text"},
             "inputs": {
                 "type": "object",
-                "description": "the model input: one sample's shape, the batch dimension is implicit",
+                "description": "the model's inputs (forward arguments, in order): one sample's shape each; "
+                "the batch dimension is implicit",
                 "minProperties": 1,
-                "maxProperties": 1,
+                "maxProperties": 16,
                 "propertyNames": {"pattern": NAME_PATTERN},
                 "additionalProperties": {
                     "type": "object",
@@ -119,6 +127,13 @@ def build_schema() -> dict:
                 "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
             },
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "outputs": {
+                "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
+                "items": {"type": "string", "pattern": NAME_PATTERN},
+                "description": "the layers whose values the model returns, in order; default: the last layer",
+            },
             "train": train_schema(),
         },
         "$defs": {"layer": layer, **{n: op_schema(ops[n]) for n in names}},

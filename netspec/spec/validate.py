@@ -221,10 +221,9 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
         if path == ("inputs",):
             return [
                 make(
-                    "exactly one input is supported",
-                    expected="one entry under inputs",
+                    "wrong number of inputs",
+                    expected="1 to 16 entries under inputs",
                     received=f"{len(inst)} entries",
-                    hint="a chain of layers reads a single input",
                 )
             ]
     if kw == "const":

@@ -1,0 +1,116 @@
+"""Merge layers: combine the outputs of two or more earlier layers (named with `from:`).
+
+add, multiply and mean need equal shapes; concat joins along `dim` (PyTorch indexing, 0 is the
+batch; default 1, the channel axis of (C, ...) and the feature axis of flat vectors) and needs
+every other axis equal. A mismatch names both shapes and the axis that disagrees.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..ir.types import TensorType
+from .common import torch_dim
+from .params import Accepts, Int, Param
+from .registry import Ctor, Example, OpDef, register
+
+_ANY = Accepts(None, dtype="any", axes="(*) from each input", min_rank=1, sample_dims=(2, 3, 4))
+
+
+def _same_dtype(xs):
+    if len({x.dtype for x in xs}) > 1:
+        raise ShapeError(
+            "inputs of different dtypes",
+            expected="inputs of one dtype",
+            received=", ".join(f"{x.dtype} {x.show()}" for x in xs),
+        )
+
+
+def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
+    def infer(p, xs):
+        _same_dtype(xs)
+        first = xs[0]
+        for i, x in enumerate(xs[1:], start=1):
+            if x.shape != first.shape:
+                axis = _disagreeing_axis(first, x)
+                raise ShapeError(
+                    f"{name} needs inputs of the same shape",
+                    expected=f"input {i} shaped like input 0: {first.show()}",
+                    received=f"input {i}: {x.show()}; {axis}",
+                    hint="add a linear or 1x1 conv to match them, or use concat",
+                )
+        layout = first.layout if all(x.layout == first.layout for x in xs) else ""
+        return TensorType(first.shape, first.dtype, layout), {}
+
+    return OpDef(
+        name=name,
+        family="merge",
+        doc=doc,
+        params=(),
+        infer=infer,
+        lower=lambda p, x, y: Ctor(cls, {}),
+        accepts=_ANY if dtype == "any" else Accepts(None, dtype=dtype, axes="(*) from each input", min_rank=1),
+        arity=None,
+        examples=(Example(None, (4, 6)),),
+        torch_equivalent=doc.split(":")[0],
+    )
+
+
+def _disagreeing_axis(a: TensorType, b: TensorType) -> str:
+    if a.rank != b.rank:
+        return f"rank {b.rank} instead of {a.rank}"
+    for i, (da, db) in enumerate(zip(a.shape, b.shape, strict=True)):
+        if da != db:
+            return f"dim {i + 1} (batch is 0) is {db}, not {da}"
+    return "shapes differ"
+
+
+register(_elementwise("add", "Add", "x0 + x1 + ...: the residual connection"))
+register(_elementwise("multiply", "Multiply", "x0 * x1 * ...: elementwise product (gating)"))
+register(_elementwise("mean", "Mean", "(x0 + x1 + ...) / n: elementwise mean", dtype="float32"))
+
+
+def _concat_infer(p, xs):
+    _same_dtype(xs)
+    first = xs[0]
+    for i, x in enumerate(xs[1:], start=1):
+        if x.rank != first.rank:
+            raise ShapeError(
+                "concat needs inputs of the same rank",
+                expected=f"rank {first.rank} like input 0 {first.show()}",
+                received=f"input {i}: {x.show()}",
+            )
+    d = torch_dim(p["dim"], first.rank) - 1
+    for i, x in enumerate(xs[1:], start=1):
+        for axis in range(first.rank):
+            if axis != d and x.shape[axis] != first.shape[axis]:
+                raise ShapeError(
+                    f"concat along dim {d + 1} needs every other dim equal",
+                    expected=f"input {i} matching input 0 {first.show()} except in dim {d + 1}",
+                    received=f"input {i}: {x.show()}; dim {axis + 1} (batch is 0) is {x.shape[axis]}, "
+                    f"not {first.shape[axis]}",
+                    hint="pool or reshape one branch first, or concat along another dim",
+                    param="dim",
+                )
+    sizes = [x.shape[d] for x in xs]
+    total = sum(sizes) if all(isinstance(s, int) for s in sizes) else "+".join(str(s) for s in sizes)
+    shape = list(first.shape)
+    shape[d] = total
+    layout = first.layout if all(x.layout == first.layout for x in xs) else ""
+    return TensorType(tuple(shape), first.dtype, layout), {}
+
+
+register(
+    OpDef(
+        name="concat",
+        family="merge",
+        doc="joins its inputs along `dim` (PyTorch indexing, 0 is the batch; default 1): torch.cat.",
+        params=(Param("dim", Int(None, sample_values=(1, -1)), 1, doc="axis to join along (0 is the batch)"),),
+        infer=_concat_infer,
+        lower=lambda p, x, y: Ctor("Concat", {"dim": p["dim"]}),
+        accepts=_ANY,
+        arity=None,
+        shorthand="dim",
+        examples=(Example(None, (4, 6)), Example(-1, (3, 5))),
+        torch_equivalent="torch.cat(xs, dim)",
+    )
+)
