@@ -1,7 +1,8 @@
 """The command line: a thin typer layer that parses flags, calls the library and renders with rich.
 
-Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error. Tracebacks
-only with --debug. check, summarize, ops and schema never import torch.
+Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error, 130 interrupted
+(Ctrl-C; `train` first stops with a checkpoint). Tracebacks only with --debug. check, summarize,
+ops and schema never import torch.
 """
 
 from __future__ import annotations
@@ -183,6 +184,23 @@ SetOpt = Annotated[
 ]
 
 
+MaxMemOpt = Annotated[
+    str | None,
+    typer.Option("--max-memory", help="refuse specs whose static estimate exceeds this, e.g. 8GB (default: RAM)"),
+]
+
+
+def _memory_limit(value: str | None) -> int:
+    from .memory import default_limit, parse_size
+
+    if value is None:
+        return default_limit()
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise UserError(f"--max-memory: {exc}") from None
+
+
 @app.command()
 def build(
     spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
@@ -191,12 +209,19 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="overwrite files in an existing output directory")] = False,
     set_: SetOpt = None,
     dim: DimOpt = None,
+    max_memory: MaxMemOpt = None,
 ) -> None:
     """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary;
     with a train: section also train.py and data.npz."""
+    from .memory import MemoryLimitError, check
     from .runtime.session import open_spec
 
+    limit = _memory_limit(max_memory)
     session = open_spec(spec, set_, _parse_dims(dim), require_train=False)
+    try:  # from the static counts, before a single weight is allocated
+        check(session.typed, limit)
+    except MemoryLimitError as exc:
+        raise UserError(str(exc)) from None
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} exists and is not empty; pass --force to overwrite, or choose another --out")
     from .lower.build import write_build
@@ -229,8 +254,10 @@ def train(
         int | None, typer.Option("--max-steps", min=1, help="stop after N steps with a checkpoint (time-sliced jobs)")
     ] = None,
     dim: DimOpt = None,
+    max_memory: MaxMemOpt = None,
 ) -> None:
     """Train the spec's model as its train: section says; resumable; torchrun-ready."""
+    from .runtime.loop import Interrupted
     from .runtime.session import RunError
     from .runtime.session import train as run_train
 
@@ -245,9 +272,12 @@ def train(
             quiet=quiet,
             dims=_parse_dims(dim),
             max_steps=max_steps,
+            max_memory=_memory_limit(max_memory),
         )
     except RunError as exc:
         raise UserError(str(exc)) from None
+    except Interrupted:  # Ctrl-C: the loop has written a checkpoint and said how to resume
+        raise typer.Exit(130) from None
 
 
 @app.command()

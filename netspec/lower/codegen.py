@@ -187,6 +187,11 @@ def resolved_spec(typed: TypedGraph, data: dict, spec_file: str = "<spec>", trai
         from_note = "" if "from" in node.user_set else "  # default"
         out.append(f"      from: {_yaml_value(list(node.inputs))}{from_note}")
         for key, value in node.params.items():
+            if value is None:
+                # An unset optional value (embedding's padding_idx): the schema takes no null for
+                # it, so writing `null` made the resolved spec fail to compile. Note it instead.
+                out.append(f"      # {key}: null  # default (unset)")
+                continue
             note = ""
             if key in lay.inferred:
                 note = "  # inferred"

@@ -7,6 +7,10 @@ every other axis equal. A mismatch names both shapes and the axis that disagrees
 
 from __future__ import annotations
 
+import ast
+import math
+import random
+
 from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import torch_dim
@@ -25,12 +29,58 @@ def _same_dtype(xs):
         )
 
 
+# Symbolic dims are strings built by the shape rules, not simplified: two convs of kernel 2 give
+# "T-2+1-2+1" and one of kernel 3 gives "T-3+1", the same size for every T. Comparing the strings
+# refused merges that torch runs, so a symbolic pair counts as equal when the two expressions
+# agree wherever the symbols are evaluated (a sweep, then random sizes); anything that cannot be
+# evaluated stays unequal, as before.
+_FUNCS = {"floor": math.floor, "ceil": math.ceil, "min": min, "max": max}
+_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
+_OPS.update({ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b})
+
+
+def _eval(node, env):
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, env)
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_eval(node.left, env), _eval(node.right, env))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_eval(node.operand, env)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
+        return _FUNCS[node.func.id](*(_eval(a, env) for a in node.args))
+    raise ValueError(ast.dump(node))
+
+
+def _same_dim(a, b) -> bool:
+    if a == b:
+        return True
+    if isinstance(a, int) and isinstance(b, int):
+        return False
+    try:
+        trees = [ast.parse(str(d), mode="eval") for d in (a, b)]
+        names = sorted({n.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Name)} - set(_FUNCS))
+        rng = random.Random(0)
+        envs = [{n: v * (i + 1) + 3 * i for i, n in enumerate(names)} for v in range(1, 257)]
+        envs += [{n: rng.randint(1, 100_000) for n in names} for _ in range(64)]
+        return all(_eval(trees[0], env) == _eval(trees[1], env) for env in envs)
+    except (SyntaxError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return False
+
+
+def _same_shape(a: TensorType, b: TensorType) -> bool:
+    return a.rank == b.rank and all(_same_dim(x, y) for x, y in zip(a.shape, b.shape, strict=True))
+
+
 def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
     def infer(p, xs):
         _same_dtype(xs)
         first = xs[0]
         for i, x in enumerate(xs[1:], start=1):
-            if x.shape != first.shape:
+            if not _same_shape(x, first):
                 axis = _disagreeing_axis(first, x)
                 raise ShapeError(
                     f"{name} needs inputs of the same shape",
@@ -59,7 +109,7 @@ def _disagreeing_axis(a: TensorType, b: TensorType) -> str:
     if a.rank != b.rank:
         return f"rank {b.rank} instead of {a.rank}"
     for i, (da, db) in enumerate(zip(a.shape, b.shape, strict=True)):
-        if da != db:
+        if not _same_dim(da, db):
             return f"dim {i + 1} (batch is 0) is {db}, not {da}"
     return "shapes differ"
 
@@ -82,7 +132,7 @@ def _concat_infer(p, xs):
     d = torch_dim(p["dim"], first.rank) - 1
     for i, x in enumerate(xs[1:], start=1):
         for axis in range(first.rank):
-            if axis != d and x.shape[axis] != first.shape[axis]:
+            if axis != d and not _same_dim(x.shape[axis], first.shape[axis]):
                 raise ShapeError(
                     f"concat along dim {d + 1} needs every other dim equal",
                     expected=f"input {i} matching input 0 {first.show()} except in dim {d + 1}",

@@ -10,6 +10,10 @@ so it needs no saved state; dropout and other randomness use torch's global RNG,
 saved in every checkpoint together with the model, optimizer, schedule, grad scaler, early-stopping
 state and the partial sums of an interrupted epoch. Resuming from any checkpoint therefore
 continues bit for bit (on CPU) as if the run had never stopped.
+
+Faults: a kill at any moment leaves the last complete checkpoint (atomic writes, prev.pt while
+last.pt is replaced); the first Ctrl-C stops after the current step with a checkpoint (the second
+stops at once); a diverged loss or weights stop the run and never overwrite a good checkpoint.
 """
 
 import hashlib
@@ -18,6 +22,9 @@ import json
 import math
 import os
 import random
+import re
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -34,6 +41,49 @@ CHECKPOINT_FORMAT = 1
 
 class TrainError(Exception):
     """A problem the user can fix (bad resume, device, data): reported without a traceback."""
+
+
+class Interrupted(SystemExit):
+    """The run stopped on Ctrl-C after writing a checkpoint. A SystemExit with code 130 (a shell's
+    code for SIGINT): train.py, which does not catch it, ends with that code and no traceback."""
+
+
+class StopOnSigint:
+    """While the steps run, the first SIGINT (Ctrl-C) only sets `requested`: the loop then stops at
+    the end of the current step with a checkpoint, instead of dying wherever the signal lands.
+    A second SIGINT raises KeyboardInterrupt at once, as Python's default handler does.
+
+    Installed only in the main thread (signal handlers can be set nowhere else) and only when asked
+    (one process: ranks of a torchrun job could see the flag at different steps and then wait on
+    each other forever); a SIGINT that was ignored stays ignored. The previous handler comes back on
+    the way out, also on errors.
+    """
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True  # only a flag: printing from a handler can break a print it interrupted
+
+    def __enter__(self):
+        if self.enabled:
+            self.previous = signal.getsignal(signal.SIGINT)
+            # SIG_IGN: the user (nohup, a shell's `&`) asked for SIGINT to do nothing; None: a handler
+            # installed outside Python, which could not be restored afterwards.
+            if self.previous in (signal.SIG_IGN, None):
+                self.enabled = False
+            else:
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -306,6 +356,9 @@ def save_checkpoint(path, payload):
     buf = io.BytesIO()
     torch.save(payload, buf)
     blob = buf.getvalue()
+    # The old digest goes first: a kill between the two writes must not pair the new file with it
+    # (a good checkpoint refused as corrupt); a file without a digest is loaded unchecked.
+    Path(str(path) + ".sha256").unlink(missing_ok=True)
     atomic_write_bytes(path, blob)
     atomic_write_text(str(path) + ".sha256", hashlib.sha256(blob).hexdigest() + "\n")
 
@@ -327,6 +380,23 @@ def load_checkpoint(path):
 
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
+
+
+def finite_weights(model):
+    """Whether every float tensor of the model (parameters and buffers) is finite: one host sync."""
+    tensors = [t for t in unwrap(model).state_dict().values() if t.is_floating_point()]
+    return not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+
+_STALE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # the temp-file names of atomic_write_bytes
+
+
+def remove_stale_temps(folder):
+    """Temp files of atomic writes that a kill cut short: nothing reads them, so they only take space."""
+    if Path(folder).is_dir():
+        for p in Path(folder).iterdir():
+            if _STALE.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -492,11 +562,28 @@ def fit(
         if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
             keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
+            remove_stale_temps(ckpt_dir)
+            remove_stale_temps(run_dir)
+
+    def diverged(what):
+        reporter.close()
+        last = ckpt_dir / "last.pt"
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written before it"
+        raise TrainError(f"{what}; {kept}. Lower the learning rate or add grad_clip.")
 
     def checkpoint(name, sums=None):
         # Reduce the partial sums over all ranks (every rank calls this) before rank 0 saves them:
         # saving rank 0's own sums alone lost the other ranks' share of an interrupted epoch.
         partial = None if sums is None else sums.reduced(world)
+        # The loss is summed on the device without a per-step sync, so a diverged run is caught here,
+        # once per checkpoint (every rank sees the same values): it must never replace a good checkpoint.
+        if partial is not None and not math.isfinite(partial[0]):
+            diverged(
+                f"the training loss became {partial[0]} in epoch {state['epoch'] + 1} "
+                f"(by step {state['step_in_epoch']} of {steps_per_epoch})"
+            )
+        if not finite_weights(model):
+            diverged(f"the weights became inf or nan by step {state['global_step']} (the loss is diverging)")
         rng = _rng_state()
         if world > 1:  # each rank's RNG (its own dropout stream) goes into the one checkpoint
             every_rng = [None] * world
@@ -517,90 +604,104 @@ def fit(
         }
         path = ckpt_dir / name
         if name == "last.pt" and path.exists():  # keep the previous good one in case this write is torn
-            os.replace(path, ckpt_dir / "prev.pt")
+            # Drop prev's digest first: a kill between the two renames must not leave prev.pt beside
+            # the digest of an older file (a good checkpoint refused as corrupt). A digest is optional.
+            prev = ckpt_dir / "prev.pt"
+            Path(str(prev) + ".sha256").unlink(missing_ok=True)
+            os.replace(path, prev)
             if Path(str(path) + ".sha256").exists():
-                os.replace(str(path) + ".sha256", str(ckpt_dir / "prev.pt") + ".sha256")
+                os.replace(str(path) + ".sha256", str(prev) + ".sha256")
         save_checkpoint(path, payload)
 
     every = cfg["checkpoint_every_steps"]
     steps_taken = 0
     model.train()
-    while state["epoch"] < epochs and not state["stopped_early"]:
-        epoch = state["epoch"]
-        order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
-        sums = Sums(device, partial)
-        partial = None
-        reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
-        count0 = float(partial_count(sums, world))
-        t0 = time.perf_counter()
-        for i in range(state["step_in_epoch"], steps_per_epoch):
-            x, y, lengths = train.batch(order[i * bs : (i + 1) * bs])
-            schedule.apply(state["global_step"])
-            with autocast():
-                out = forward(model, x, lengths)
-                loss = loss_fn(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg["grad_clip"]:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
-            scaler.step(optimizer)
-            scaler.update()
-            sums.add(loss, out.float(), y, task)
-            state["global_step"] += 1
-            state["step_in_epoch"] = i + 1
-            steps_taken += 1
-            reporter.step(i + 1)
-            stop_now = max_steps is not None and steps_taken >= max_steps and i + 1 < steps_per_epoch
-            if stop_now or (every and state["global_step"] % every == 0 and i + 1 < steps_per_epoch):
-                checkpoint("last.pt", sums)
-            if stop_now:
-                reporter.close()
-                reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
-                return None
-        train_vals = sums.reduced(world)
-        if not math.isfinite(train_vals[0]):
-            reporter.close()
-            raise TrainError(
-                f"the training loss became {train_vals[0]} in epoch {epoch + 1}; the last good checkpoint is "
-                f"{ckpt_dir / 'last.pt'}. Lower the learning rate or add grad_clip."
+
+    def stop_asked():
+        return interrupt.requested or (max_steps is not None and steps_taken >= max_steps)
+
+    def stopped():
+        """After the checkpoint of a --max-steps stop (returns None) or of a Ctrl-C (raises Interrupted)."""
+        reporter.close()
+        if interrupt.requested:
+            at, e = state["step_in_epoch"], state["epoch"]
+            where = f"after step {at} of {steps_per_epoch} in epoch {e + 1}" if at else f"at the end of epoch {e}"
+            reporter.message(f"interrupted: stopped {where} (checkpoint written); continue with --resume")
+            raise Interrupted(130)
+        reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
+        return None
+
+    # Ctrl-C is caught only while steps run: in set-up or the final evaluation it interrupts at once.
+    with StopOnSigint(enabled=world == 1) as interrupt:
+        while state["epoch"] < epochs and not state["stopped_early"]:
+            epoch = state["epoch"]
+            order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
+            sums = Sums(device, partial)
+            partial = None
+            reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
+            count0 = float(partial_count(sums, world))
+            t0 = time.perf_counter()
+            for i in range(state["step_in_epoch"], steps_per_epoch):
+                x, y, lengths = train.batch(order[i * bs : (i + 1) * bs])
+                schedule.apply(state["global_step"])
+                with autocast():
+                    out = forward(model, x, lengths)
+                    loss = loss_fn(out, y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg["grad_clip"]:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+                scaler.step(optimizer)
+                scaler.update()
+                sums.add(loss, out.float(), y, task)
+                state["global_step"] += 1
+                state["step_in_epoch"] = i + 1
+                steps_taken += 1
+                reporter.step(i + 1)
+                # A stop on the last step of an epoch waits for the epoch's end (evaluation, metrics, checkpoint).
+                stop_now = stop_asked() and i + 1 < steps_per_epoch
+                if stop_now or (every and state["global_step"] % every == 0 and i + 1 < steps_per_epoch):
+                    checkpoint("last.pt", sums)
+                if stop_now:
+                    return stopped()
+            train_vals = sums.reduced(world)
+            if not math.isfinite(train_vals[0]):
+                diverged(f"the training loss became {train_vals[0]} in epoch {epoch + 1}")
+            elapsed = time.perf_counter() - t0
+            record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
+            if len(splits["val"]):
+                val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast)
+                record.update({f"val_{k}": v for k, v in val.items()})
+            record["lr"] = schedule.lr()
+            record["time"] = elapsed
+            record["samples_per_s"] = (train_vals[3] - count0) / elapsed if elapsed > 0 else 0.0
+            value = record.get(monitor)
+            schedule.epoch_end(value, mode)
+            state["epoch"], state["step_in_epoch"] = epoch + 1, 0
+            improved = value is not None and (
+                state["best"] is None
+                or (
+                    value < state["best"] - (es["min_delta"] if es else 0)
+                    if mode == "min"
+                    else value > state["best"] + (es["min_delta"] if es else 0)
+                )
             )
-        elapsed = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
-        if len(splits["val"]):
-            val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast)
-            record.update({f"val_{k}": v for k, v in val.items()})
-        record["lr"] = schedule.lr()
-        record["time"] = elapsed
-        record["samples_per_s"] = (train_vals[3] - count0) / elapsed if elapsed > 0 else 0.0
-        value = record.get(monitor)
-        schedule.epoch_end(value, mode)
-        state["epoch"], state["step_in_epoch"] = epoch + 1, 0
-        improved = value is not None and (
-            state["best"] is None
-            or (
-                value < state["best"] - (es["min_delta"] if es else 0)
-                if mode == "min"
-                else value > state["best"] + (es["min_delta"] if es else 0)
-            )
-        )
-        if improved:
-            state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
-        else:
-            state["bad_epochs"] += 1
-        if es and state["bad_epochs"] > es["patience"]:
-            state["stopped_early"] = True
-        reporter.epoch_end(record)
-        if main_rank:
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        if improved:
-            checkpoint("best.pt")
-        checkpoint("last.pt")
-        if max_steps is not None and steps_taken >= max_steps and state["epoch"] < epochs:
-            reporter.close()
-            reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
-            return None
+            if improved:
+                state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
+            else:
+                state["bad_epochs"] += 1
+            if es and state["bad_epochs"] > es["patience"]:
+                state["stopped_early"] = True
+            reporter.epoch_end(record)
+            if main_rank:
+                with open(metrics_path, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            if improved:
+                checkpoint("best.pt")
+            checkpoint("last.pt")
+            if stop_asked() and state["epoch"] < epochs:
+                return stopped()
     reporter.close()
 
     if state["stopped_early"] and es and es["restore_best"]:
@@ -621,7 +722,8 @@ def fit(
         if len(splits[s]):
             m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, want_predictions=True)
             results[s] = m
-            if s == "test" and task == "classification" and classes and world == 1:
+            # A confusion matrix is k x k: past 1,000 classes it is no report anyone reads.
+            if s == "test" and task == "classification" and classes and len(classes) <= 1000 and world == 1:
                 pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
                 results["test"].update(class_report(splits[s].y.cpu().numpy(), pred.numpy(), classes))
     if main_rank:

@@ -155,6 +155,9 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
+        from .loop import remove_stale_temps
+
+        remove_stale_temps(run_dir)  # half-written files of a run that was killed
 
 
 def make_reporter(quiet: bool):
@@ -178,18 +181,26 @@ def train(
     quiet=False,
     dims=None,
     max_steps=None,
+    max_memory: int | None = None,
 ) -> dict | None:
     import torch
 
     from ..lower.module import lower
+    from ..memory import MemoryLimitError, check, default_limit
     from .loop import TrainError, dist_env, fit
 
     s = open_spec(spec, sets, dims)
-    run_dir = out or Path("runs") / s.typed.graph.name
+    run_dir = out or default_run_dir(s.typed.graph.name)
     rank, world, _ = dist_env()
     if rank == 0:
         check_run_dir(run_dir, resume, force)
-    prep = load_data(s, spec.parent)
+    limit = default_limit() if max_memory is None else max_memory
+    try:  # from the static counts, before data or model is allocated; again once the data is known
+        check(s.typed, limit, s.cfg)
+        prep = load_data(s, spec.parent)
+        check(s.typed, limit, s.cfg, sum(a.nbytes for a in prep.to_npz_dict().values()))
+    except MemoryLimitError as exc:
+        raise RunError(str(exc)) from None
     reporter = make_reporter(quiet or rank != 0)
     # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
     # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
@@ -226,6 +237,15 @@ def train(
     if results is not None and rank == 0:
         reporter.message(final_line(results, run_dir))
     return results
+
+
+def default_run_dir(name: str) -> Path:
+    """runs/<name>: the spec's model name picks a folder inside runs/, never a path. The name's
+    pattern has no '/', but '.' and '..' would make it runs/ itself or the folder above it (where
+    --force deletes a run's files)."""
+    if name in (".", ".."):
+        raise RunError(f"the model name {name!r} cannot name a run directory; rename the model, or pass -o DIR")
+    return Path("runs") / name
 
 
 def final_line(results: dict, run_dir: Path) -> str:

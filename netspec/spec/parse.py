@@ -26,17 +26,21 @@ register_load_state_dict_pre_hook register_module register_parameter register_st
 register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
 to_empty train training type xpu zero_grad
 """
-RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order", "self"}  # self: a graph's forward names values after layers
+# self: a graph's forward names values after layers. lengths and zero_padding: model.py's chain
+# forward takes `lengths` and calls `zero_padding` beside the input argument, so an input named
+# either gave a duplicate argument (SyntaxError) or a tensor called as the helper.
+RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order", "self", "lengths", "zero_padding"}
 
 
-def _name_error(doc, path, name, seen) -> Diagnostic | None:
+def _name_error(doc, path, name, seen, *, key: bool = False) -> Diagnostic | None:
+    """`key`: an input's name is its mapping key, so point there rather than at its {shape: ...}."""
     where = format_path(path)
     if name in seen:
         first = doc.loc(seen[name])
         return Diagnostic(
             f"duplicate name '{name}'",
             where,
-            doc.loc(path),
+            doc.loc(path, key=key),
             expected="a name not used before (by an input or a layer)",
             received=f"'{name}', already used at line {first.line}",
             hint="names are how `from:` and `outputs:` refer to layers; give each its own",
@@ -46,7 +50,7 @@ def _name_error(doc, path, name, seen) -> Diagnostic | None:
         return Diagnostic(
             f"name '{name}' is reserved",
             where,
-            doc.loc(path),
+            doc.loc(path, key=key),
             expected="a name that is not a Python keyword, an nn.Module attribute, or private",
             received=repr(name),
             hint=f"try '{name}_1'",
@@ -89,7 +93,7 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
     inputs = []
     for in_name, in_spec in data["inputs"].items():
         path = ("inputs", in_name)
-        err = _name_error(doc, path, in_name, seen)
+        err = _name_error(doc, path, in_name, seen, key=True)
         if err:
             diags.append(err)
         seen[in_name] = path
@@ -114,8 +118,11 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
     counters: dict[str, int] = {}
     names = []
     later: dict[str, tuple] = {}
+    explicit = set()  # layer indices whose name the user wrote (resolved specs mark the others)
     for i, op, raw, _ in items:
         name = raw.pop("name", None)
+        if name is not None:
+            explicit.add(i)
         if name is None:
             while True:
                 counters[op] = counters.get(op, 0) + 1
@@ -140,6 +147,20 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
         arity = ops[op].arity
         for k, ref in enumerate(sources):
             where = base + ("from", k) if isinstance(given, list) else base + ("from",)
+            if ref == name and ref not in defined:
+                # Not "unknown name": the name exists, it is this very layer (a one-layer cycle).
+                diags.append(
+                    Diagnostic(
+                        f"layer '{name}' reads itself",
+                        format_path(where),
+                        doc.loc(where),
+                        expected="a graph input or a layer defined above this one (a graph has no cycles)",
+                        received=repr(ref),
+                        hint="name the earlier layer or input it should read",
+                        code="graph",
+                    )
+                )
+                continue
             err = _reference(doc, where, ref, defined, later, "a graph input or a layer")
             if err:
                 diags.append(err)
@@ -167,7 +188,7 @@ def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
                 )
             )
         locs = {k: doc.loc(base + (k,)) for k in raw} if mapping else {k: doc.loc(base) for k in raw}
-        user_set = frozenset(raw) | ({"from"} if given is not None else set())
+        user_set = frozenset(raw) | ({"from"} if given is not None else set()) | ({"name"} if i in explicit else set())
         nodes.append(
             Node(
                 name=name,

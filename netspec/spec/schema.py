@@ -91,7 +91,11 @@ def build_schema() -> dict:
         "additionalProperties": False,
         "properties": {
             "netspec": {"const": 1, "description": "spec format version; write `netspec: 1`"},
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$", "description": "model name"},
+            "name": {
+                "type": "string",
+                "pattern": r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]+$",
+                "description": "model name (the default run directory is runs/<name>)",
+            },
             "description": {"type": "string", "description": "free text"},
             "inputs": {
                 "type": "object",
