@@ -88,16 +88,16 @@ def register(op: OpDef) -> OpDef:
 
 
 def _load() -> None:
+    """Import every family module (each registers its ops on import; later calls are no-ops).
+    Not keyed on an empty registry: importing one family first must not hide the others."""
     from . import activation, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
 
 
 def get(name: str) -> OpDef:
-    if not _REGISTRY:
-        _load()
+    _load()
     return _REGISTRY[name]
 
 
 def all_ops() -> dict[str, OpDef]:
-    if not _REGISTRY:
-        _load()
+    _load()
     return dict(_REGISTRY)
