@@ -184,41 +184,39 @@ def _run(graph: Graph, inputs: tuple[TensorType, ...], prefix: str) -> tuple[lis
 
 
 def _unused(graph: Graph) -> list[Diagnostic]:
-    """Layers no output depends on: legal, but almost always a wrong `from:`."""
+    """Layers no output depends on, and inputs nothing reads: legal, but almost always a wrong `from:`."""
     needed = set(graph.outputs)
     for node in reversed(graph.nodes):
         if node.name in needed:
             needed.update(node.inputs)
-    out = []
-    for node in graph.nodes:
-        if node.name not in needed:
-            out.append(
-                Diagnostic(
-                    f"layer '{node.name}' does not reach any output",
-                    format_path(node.path),
-                    node.loc,
-                    expected="every layer on a path to an output",
-                    received=f"outputs: {list(graph.outputs)}",
-                    hint="read it with `from:` in a later layer, list it in `outputs:`, or remove it",
-                    severity=WARNING,
-                    code="graph",
-                )
-            )
-    for inp in graph.inputs:
-        if inp.name not in needed:
-            out.append(
-                Diagnostic(
-                    f"input '{inp.name}' is never read",
-                    format_path(inp.path),
-                    inp.loc,
-                    expected="every input read by a layer on a path to an output",
-                    received=f"outputs: {list(graph.outputs)}",
-                    hint="read it with `from:`",
-                    severity=WARNING,
-                    code="graph",
-                )
-            )
-    return out
+    unused = [
+        (
+            f"layer '{n.name}' does not reach any output",
+            n.path,
+            n.loc,
+            "every layer on a path to an output",
+            "read it with `from:` in a later layer, list it in `outputs:`, or remove it",
+        )
+        for n in graph.nodes
+        if n.name not in needed
+    ] + [
+        (
+            f"input '{i.name}' is never read",
+            i.path,
+            i.loc,
+            "every input read by a layer on a path to an output",
+            "read it with `from:`",
+        )
+        for i in graph.inputs
+        if i.name not in needed
+    ]
+    received = f"outputs: {list(graph.outputs)}"
+    return [
+        Diagnostic(
+            msg, format_path(path), loc, expected=expected, received=received, hint=hint, severity=WARNING, code="graph"
+        )
+        for msg, path, loc, expected, hint in unused
+    ]
 
 
 def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGraph | None, list[Diagnostic]]:
