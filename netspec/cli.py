@@ -142,9 +142,14 @@ def summarize(
     ] = SummaryFormat.table,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="batch size for activation memory")] = 1,
     dim: DimOpt = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", "-d", min=1, help="levels of blocks to show (1: top level only); default: all"),
+    ] = None,
 ) -> None:
-    """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass."""
-    from .summary import fmt_int, fmt_shape, markdown, summary_data, text, totals_lines
+    """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass.
+    Blocks show as rows with their totals, their layers indented below."""
+    from .summary import fmt_int, fmt_shape, markdown, rows, summary_data, text, totals_lines
 
     res = _compile(spec, _parse_dims(dim))
     data = summary_data(res.typed, batch_size)
@@ -152,10 +157,10 @@ def summarize(
         print(json.dumps(data, indent=2))
         return
     if fmt == SummaryFormat.markdown:
-        print(markdown(data), end="")
+        print(markdown(data, depth), end="")
         return
     if fmt == SummaryFormat.text or not sys.stdout.isatty():
-        print(text(data), end="")
+        print(text(data, depth), end="")
         return
     from rich.table import Table
 
@@ -168,10 +173,10 @@ def summarize(
         ("MACs", "right"),
     ):
         table.add_column(col, justify=justify)
-    for lay in data["layers"]:
-        table.add_row(
-            lay["name"], lay["type"], fmt_shape(lay["output_shape"]), fmt_int(lay["params"]), fmt_int(lay["macs"])
-        )
+    for row in rows(data, depth):
+        style = "bold" if row["kind"].startswith("block ") else None
+        shape = fmt_shape(row["output_shape"] or [])
+        table.add_row(row["label"], row["kind"], shape, fmt_int(row["params"]), fmt_int(row["macs"]), style=style)
     console = _console()
     console.print(table)
     for k, v in totals_lines(data):

@@ -13,6 +13,7 @@ from .errors import Diagnostic, SpecError
 from .ir import Graph
 from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
+from .passes.scale import scale_width
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
 from .spec.train_schema import resolve_train
@@ -62,6 +63,9 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
     if "train" in doc.data:
         res.train, diags = resolve_train(doc.data["train"], doc.loc)
         res.diagnostics += diags
+    if graph is not None and doc.data.get("scale"):
+        scale = doc.data["scale"]
+        graph = scale_width(graph, scale.get("width", 1), scale.get("divisor", 1))
     graph, diags = canonicalize(graph)
     res.diagnostics += diags
     res.graph = graph

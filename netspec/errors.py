@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 ERROR = "error"
 WARNING = "warning"
@@ -37,6 +37,8 @@ class Diagnostic:
     hint: str | None = None
     severity: str = ERROR
     code: str = "spec"  # a short category: yaml, schema, unknown-key, shape, ...
+    # Where a block's layer was instantiated, innermost first: "in block `basic` used at f:41:7".
+    context: tuple[str, ...] = ()
 
     @property
     def is_error(self) -> bool:
@@ -45,7 +47,12 @@ class Diagnostic:
     def to_json(self) -> dict:
         d = asdict(self)
         d["loc"] = {"file": self.loc.file, "line": self.loc.line, "col": self.loc.col}
+        d["context"] = list(self.context)
         return d
+
+    def within(self, context: tuple[str, ...]) -> Diagnostic:
+        """This diagnostic, said of a layer inside the block instances `context` names."""
+        return replace(self, context=self.context + tuple(c for c in context if c not in self.context))
 
     def render(self, source_lines: Sequence[str] | None = None) -> str:
         """Plain-text form: `file:line:col: error[code]: path: message` plus detail lines."""
@@ -62,6 +69,7 @@ class Diagnostic:
             out.append(f"  received: {self.received}")
         if self.hint:
             out.append(f"  hint: {self.hint}")
+        out += [f"  {line}" for line in self.context]
         return "\n".join(out)
 
 

@@ -31,6 +31,25 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
                 "line": layer.node.loc.line,
             }
         )
+    blocks = []
+    types = {la.node.name: la.out_type for la in typed.layers}
+    for inst in typed.graph.instances:
+        inside = [la for la in typed.layers if la.node.name.startswith(inst.path + ".")]
+        macs = [la.macs for la in inside]
+        out = types.get(inst.outputs[0])
+        blocks.append(
+            {
+                "name": inst.path,
+                "type": inst.block,
+                "args": dict(inst.args),
+                "output_shape": _shape(out.shape, batch_size) if out else None,
+                "params": sum(la.params for la in inside),
+                "buffers": sum(la.buffers for la in inside),
+                "macs": None if None in macs else sum(macs),
+                "line": inst.loc.line,
+                "start": inst.start,
+            }
+        )
     macs = typed.total_macs
     elems = [layer.out_elems for layer in typed.layers]
     activation = None if any(e is None for e in elems) else sum(elems) * BYTES * batch_size
@@ -46,6 +65,7 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
         "dims": dict(typed.bindings),
         "unbound_dims": list(typed.unbound),
         "layers": layers,
+        "blocks": blocks,
         "total_params": typed.total_params,
         "trainable_params": typed.total_params,  # every parameter trains; nothing is frozen
         "non_trainable_params": 0,
@@ -57,6 +77,22 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
         "activation_bytes": activation,
         "mac_convention": "torchvision: conv/linear/recurrent weights only, no bias; per sample; FLOPs = 2 x MACs",
     }
+
+
+def rows(data: dict, depth: int | None = None) -> list[dict]:
+    """Display rows in forward order: each block instance (with its totals) before its layers,
+    names indented by nesting. `depth` N keeps N levels (1: the top-level items only); a block
+    at the last level stands for everything inside it."""
+    entries = [((b["start"], 0, b["name"].count(".")), b, "block " + b["type"]) for b in data.get("blocks", [])]
+    entries += [((i, 1, 0), lay, lay["type"]) for i, lay in enumerate(data["layers"])]
+    out = []
+    for _, row, kind in sorted(entries, key=lambda e: e[0]):
+        level = row["name"].count(".")
+        if depth is not None and level >= depth:
+            continue
+        label = "  " * level + row["name"].rsplit(".", 1)[-1]
+        out.append({**row, "label": label, "kind": kind})
+    return out
 
 
 def human(n: int | None, unit: str = "") -> str:
@@ -104,12 +140,13 @@ def totals_lines(data: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def markdown(data: dict) -> str:
+def markdown(data: dict, depth: int | None = None) -> str:
     out = [f"## {data['name']}", "", "| layer | type | output shape | params | MACs |", "|---|---|---|---:|---:|"]
-    for layer in data["layers"]:
+    for row in rows(data, depth):
+        name = "&nbsp;" * 2 * row["name"].count(".") + row["name"].rsplit(".", 1)[-1]
         out.append(
-            f"| {layer['name']} | {layer['type']} | {fmt_shape(layer['output_shape'])} | "
-            f"{fmt_int(layer['params'])} | {fmt_int(layer['macs'])} |"
+            f"| {name} | {row['kind']} | {fmt_shape(row['output_shape'] or [])} | "
+            f"{fmt_int(row['params'])} | {fmt_int(row['macs'])} |"
         )
     out.append("")
     out += [f"- {k}: {v}" for k, v in totals_lines(data)]
@@ -117,16 +154,16 @@ def markdown(data: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def text(data: dict) -> str:
+def text(data: dict, depth: int | None = None) -> str:
     """Plain fixed-width table (for files and non-terminals)."""
-    rows = [("Layer", "Type", "Output shape", "Params", "MACs")]
-    rows += [
-        (lay["name"], lay["type"], fmt_shape(lay["output_shape"]), fmt_int(lay["params"]), fmt_int(lay["macs"]))
-        for lay in data["layers"]
+    table = [("Layer", "Type", "Output shape", "Params", "MACs")]
+    table += [
+        (r["label"], r["kind"], fmt_shape(r["output_shape"] or []), fmt_int(r["params"]), fmt_int(r["macs"]))
+        for r in rows(data, depth)
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = []
-    for j, r in enumerate(rows):
+    for j, r in enumerate(table):
         cells = [r[i].ljust(widths[i]) if i < 3 else r[i].rjust(widths[i]) for i in range(5)]
         lines.append("  ".join(cells).rstrip())
         if j == 0:

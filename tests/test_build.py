@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from netspec.compiler import compile_file
+from netspec.lower.codegen import class_name
 from netspec.lower.module import lower
 
 from .conftest import SPECS
@@ -18,9 +19,7 @@ import importlib.util, sys, torch
 spec = importlib.util.spec_from_file_location("model", sys.argv[1] + "/model.py")
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
 assert not any(m.startswith("netspec") for m in sys.modules), "model.py must not need netspec"
-cls = [v for v in vars(mod).values() if isinstance(v, type) and issubclass(v, torch.nn.Module)
-       and v.__module__ == "model" and "forward" in v.__dict__ and v.__init__.__code__.co_argcount == 1][0]
-model = cls()
+model = getattr(mod, sys.argv[2])()  # the class the docstring names; blocks have classes too
 model.load_state_dict(torch.load(sys.argv[1] + "/weights.pt", weights_only=True))
 model.eval()
 x = torch.load(sys.argv[1] + "/x.pt", weights_only=True)
@@ -42,7 +41,8 @@ def test_generated_model_matches_in_process(path, tmp_path, cli):
     shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
     x = torch.randn(2, *shape)
     torch.save(x, tmp_path / "x.pt")
-    res = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path)], capture_output=True, text=True)
+    cls = class_name(typed.graph.name)
+    res = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path), cls], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     y_fresh = torch.load(tmp_path / "y_fresh.pt", weights_only=True)
 

@@ -90,7 +90,7 @@ def test_unknown_layer_type_bare_string():
     assert d.message == "unknown layer type 'relux'"
     assert d.path == "layers[1]"
     assert where(d) == at(text, "relux")
-    assert d.expected == "a layer type (see `netspec ops`)"
+    assert d.expected == "a layer type (see `netspec ops`) or a block defined under `blocks:`"
     assert d.received == "'relux'"
     assert d.hint == "did you mean 'relu'?"
     assert d.code == "schema"

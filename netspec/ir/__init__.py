@@ -1,4 +1,4 @@
-from .graph import Graph, Input, Node
+from .graph import Graph, Input, Instance, Node
 from .types import FLOAT, INT, Dim, TensorType
 
-__all__ = ["FLOAT", "INT", "Dim", "Graph", "Input", "Node", "TensorType"]
+__all__ = ["FLOAT", "INT", "Dim", "Graph", "Input", "Instance", "Node", "TensorType"]

@@ -38,6 +38,18 @@ class Node:
     loc: Location = field(default_factory=Location)
     path: tuple = ()  # key path of the layer in the spec, e.g. ("layers", 3)
     param_locs: Mapping[str, Location] = field(default_factory=frozen_map)
+    # Set for layers of a block instance: the use sites, innermost first (see Diagnostic.context).
+    via: tuple[str, ...] = ()
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        """The module path of the block instances (or dotted name) that hold this layer."""
+        return tuple(self.name.split(".")[:-1])
+
+    @property
+    def local(self) -> str:
+        """The name inside its block: `stage2.block0.conv1` -> `conv1`."""
+        return self.name.rsplit(".", 1)[-1]
 
     def with_params(self, params: Mapping[str, Any]) -> Node:
         return replace(self, params=frozen_map(params))
@@ -49,6 +61,30 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
+class Instance:
+    """One use of a block: a module `path` (e.g. `stage2.block0`) whose layers are the graph's
+    nodes named `<path>.<local>`. Kept so lowering and summaries can rebuild the hierarchy."""
+
+    path: str
+    block: str  # the block's name under `blocks:`
+    args: Mapping[str, Any]  # argument values after defaults and expressions
+    inputs: tuple[str, ...]  # the block's input names (local)
+    sources: tuple[str, ...]  # the values it reads, one per input (names in the enclosing graph)
+    outputs: tuple[str, ...]  # the values it returns (qualified node names)
+    loc: Location = field(default_factory=Location)  # the use site
+    start: int = 0  # index of the first node created for it (orders it among its siblings)
+    description: str = ""  # the block's description
+
+    @property
+    def local(self) -> str:
+        return self.path.rsplit(".", 1)[-1]
+
+    @property
+    def scope(self) -> tuple[str, ...]:
+        return tuple(self.path.split(".")[:-1])
+
+
+@dataclass(frozen=True, slots=True)
 class Graph:
     name: str
     inputs: tuple[Input, ...]
@@ -56,6 +92,7 @@ class Graph:
     outputs: tuple[str, ...]
     dims: Mapping[str, int] = field(default_factory=frozen_map)  # nominal sizes of symbols
     file: str = "<spec>"
+    instances: tuple[Instance, ...] = ()  # block uses, outermost first
 
     def node(self, name: str) -> Node:
         for n in self.nodes:

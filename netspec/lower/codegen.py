@@ -21,6 +21,7 @@ from ..passes.infer import TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes, time_symbol
 from ..spec.train_schema import RELEVANT, relevant_keys
 from ..summary import fmt_int
+from .classes import ClassDef, Owner, classes, ctor_of, owners
 
 _LAYERS_PY = Path(__file__).with_name("layers.py")
 
@@ -111,6 +112,101 @@ def _graph_forward(typed: TypedGraph) -> list[str]:
     return [*lines, f"        return {outs}"]
 
 
+def _var_names():
+    """A namer of forward variables: dotted names become `a_b`, never twice the same."""
+    used: set[str] = set()
+
+    def name(base: str) -> str:
+        base = base.replace(".", "_")
+        out, n = base, 2
+        while out in used:
+            out, n = f"{base}_{n}", n + 1
+        used.add(out)
+        return out
+
+    return name
+
+
+def _init_lines(owner: Owner, cls: ClassDef | None, typed: TypedGraph | None = None) -> list[str]:
+    """`self.<name> = ...` for every item of a block class (or of the root model)."""
+    lines, groups = [], set()
+    for kind, x in owner.items:
+        rel = owner.rel(x.node.name if kind == "layer" else x.path)
+        parts = rel.split(".")
+        for k in range(1, len(parts)):  # dotted names: plain containers on the way
+            group = ".".join(parts[:k])
+            if group not in groups:
+                groups.add(group)
+                lines.append(f"        self.{group} = nn.Module()")
+        if kind == "layer":
+            c = ctor_of(x)
+            slot = (cls.slots if cls else {}).get
+            args = ", ".join(f"{k}={slot(('layer', rel, k)) or _value(v)}" for k, v in c.kwargs.items())
+            note = f"  # {fmt_int(x.params)} params" if typed and x.params else ""
+            lines.append(f"        self.{rel} = {c.cls}({args}){note}")
+        else:
+            slot = (cls.slots if cls else {}).get
+            args = ", ".join(f"{p}={slot(('inst', rel, p)) or _value(x.needs[p])}" for p, _ in x.cls.params)
+            total = sum(la.params for la in typed.layers if la.node.name.startswith(x.path + ".")) if typed else 0
+            note = f"  # {fmt_int(total)} params" if total else ""
+            lines.append(f"        self.{rel} = {x.cls.name}({args}){note}")
+    return lines
+
+
+def _owner_forward(owner: Owner, typed: TypedGraph, comments: bool) -> list[str]:
+    """forward() of a block class or of the root: one variable per value, each call reads its inputs."""
+    graph = typed.graph
+    name = _var_names()
+    var: dict[str, str] = {}
+    if owner.inst:
+        params = [name(i) for i in owner.inst.inputs]
+        for src, p in zip(owner.inst.sources, params, strict=True):
+            var.setdefault(src, p)
+        n_out = len(owner.inst.outputs)
+    else:
+        params = [name(i.name) for i in graph.inputs]
+        var.update((i.name, p) for i, p in zip(graph.inputs, params, strict=True))
+        n_out = len(graph.outputs)
+    ret = "torch.Tensor" if n_out == 1 else "tuple[torch.Tensor, ...]"
+    lines = ["", f"    def forward(self, {', '.join(p + ': torch.Tensor' for p in params)}) -> {ret}:"]
+    types = {la.node.name: la.out_type for la in typed.layers}
+    for kind, x in owner.items:
+        if kind == "layer":
+            rel = owner.rel(x.node.name)
+            v = var[x.node.name] = name(rel)
+            note = f"  # {x.out_type.show()}" if comments else ""
+            lines.append(f"        {v} = self.{rel}({', '.join(var[s] for s in x.node.inputs)}){note}")
+        else:
+            rel = owner.rel(x.path)
+            outs = x.inst.outputs
+            names = [name(rel)] if len(outs) == 1 else [name(rel + "_" + o.rsplit(".", 1)[-1]) for o in outs]
+            note = f"  # {', '.join(types[o].show() for o in outs if o in types)}" if comments else ""
+            lines.append(f"        {', '.join(names)} = self.{rel}({', '.join(var[s] for s in x.inst.sources)}){note}")
+            for o, v in zip(outs, names, strict=True):
+                var[o] = v
+    outs = owner.inst.outputs if owner.inst else graph.outputs
+    return [*lines, f"        return {', '.join(var[o] for o in outs)}"]
+
+
+def _block_classes(typed: TypedGraph, root: Owner, taken: set[str]) -> list[str]:
+    lines = []
+    for cls in classes(root, class_name, taken):
+        uses = ", ".join(m.path for m in cls.members)
+        doc = f"Block `{cls.block}`, used as {uses}."
+        about = cls.members[0].inst.description.strip()
+        params = "".join(f", {p}: {h}" if h else f", {p}" for p, h in cls.params)
+        lines += [
+            "",
+            "",
+            f"class {cls.name}(nn.Module):",
+            f'    """{doc}' + (f"\n\n    {about}" if about else "") + '"""',
+        ]
+        lines += ["", f"    def __init__(self{params}) -> None:", "        super().__init__()"]
+        lines += _init_lines(cls.members[0], cls)
+        lines += _owner_forward(cls.members[0], typed, comments=False)
+    return lines
+
+
 def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str = "") -> str:
     graph = typed.graph
     cls = class_name(graph.name)
@@ -136,6 +232,14 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     lines = [*doc, "", "import torch", "from torch import nn", "", *_constants(typed)]
     for h in helpers:
         lines += ["", "", _helper_sources()[h]]
+    if graph.instances:
+        # One class per block (children first), then the model built from them.
+        root = owners(typed)
+        lines += _block_classes(typed, root, {cls, "Block", *_helper_sources()})
+        lines += ["", "", f"class {cls}(nn.Module):", "    def __init__(self) -> None:", "        super().__init__()"]
+        lines += _init_lines(root, None, typed)
+        lines += _owner_forward(root, typed, comments=True)
+        return "\n".join([*lines, ""])
     lines += ["", "", f"class {cls}(nn.Module):", "    def __init__(self) -> None:", "        super().__init__()"]
     for lay, c in zip(typed.layers, ctors, strict=True):
         note = f"  # {fmt_int(lay.params)} params" if lay.params else ""

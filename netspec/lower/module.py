@@ -24,6 +24,28 @@ def instantiate(layer: LayerInfo) -> nn.Module:
     return getattr(custom, c.cls)(**c.kwargs)
 
 
+class Block(nn.Module):
+    """Holds the layers of one block instance (or of a dotted-name group) so state-dict keys follow
+    the spec's structure (`stage2.block0.conv1.weight`); the enclosing SpecModule runs them."""
+
+    def __init__(self, block: str = ""):
+        super().__init__()
+        self._block = block
+
+    def extra_repr(self) -> str:
+        return f"block={self._block}" if self._block else ""
+
+
+def _container(root: nn.Module, path: tuple[str, ...], kinds: dict[str, str]) -> nn.Module:
+    """The module at `path` under root, creating Block containers on the way."""
+    mod = root
+    for k, part in enumerate(path):
+        if part not in mod._modules:
+            mod.add_module(part, Block(kinds.get(".".join(path[: k + 1]), "")))
+        mod = mod._modules[part]
+    return mod
+
+
 class SpecModule(nn.Module):
     """The spec's layers as named submodules, run in spec order; state-dict keys are
     `<layer name>.<tensor>`. A chain runs `forward(x)`; a graph takes one argument per input and
@@ -46,8 +68,13 @@ class SpecModule(nn.Module):
             self._plan = lengths_plan(typed) if self._chain else None
         except ShapeError:
             self._plan = None  # fixed-length use only; forward(x, lengths) then explains why not
+        kinds = {inst.path: inst.block for inst in typed.graph.instances}
+        self._mods = {}  # qualified name -> module (a plain dict: the modules are registered below)
         for layer in typed.layers:
-            self.add_module(layer.node.name, instantiate(layer))
+            node = layer.node
+            module = instantiate(layer)
+            _container(self, node.scope, kinds).add_module(node.local, module)
+            self._mods[node.name] = module
 
     def forward(self, *xs: torch.Tensor, lengths: torch.Tensor | None = None):
         if not self._chain:
@@ -55,7 +82,7 @@ class SpecModule(nn.Module):
                 raise ValueError("variable-length input is supported for chains of layers only")
             env = dict(zip(self._inputs, xs, strict=True))
             for name in self._order:
-                env[name] = getattr(self, name)(*(env[src] for src in self._sources[name]))
+                env[name] = self._mods[name](*(env[src] for src in self._sources[name]))
             outs = tuple(env[name] for name in self._outputs)
             return outs[0] if len(outs) == 1 else outs
         if len(xs) == 2 and lengths is None:  # model(x, lengths) positionally, like model.py
@@ -63,17 +90,17 @@ class SpecModule(nn.Module):
         (x,) = xs
         if lengths is None:
             for name in self._order:
-                x = getattr(self, name)(x)
+                x = self._mods[name](x)
             return x
         if self._plan is None:
             raise ValueError("this network cannot take variable-length input; see `netspec check`")
         for name, step, axis in zip(self._order, self._plan, self._axes, strict=True):
             if step in (USE, USE_LAST):
-                x = getattr(self, name)(x, lengths)
+                x = self._mods[name](x, lengths)
             elif step == MASK:
-                x = getattr(self, name)(custom.zero_padding(x, lengths, axis))
+                x = self._mods[name](custom.zero_padding(x, lengths, axis))
             else:
-                x = getattr(self, name)(x)
+                x = self._mods[name](x)
         return x
 
 

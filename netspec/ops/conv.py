@@ -111,7 +111,7 @@ def _make(n: int) -> OpDef:
         family="convolution",
         doc=f"{n}-D convolution over {LAYOUT[n]} inputs (nn.Conv{n}d). in_channels is inferred.",
         params=(
-            Param("out_channels", Int(), doc="number of output channels (filters)"),
+            Param("out_channels", Int(), doc="number of output channels (filters)", width=True),
             Param("kernel_size", Ints(n, sample_values=(1, 2, 3)), doc="window size: an int or one per axis"),
             Param("stride", Ints(n), 1, doc="step of the window"),
             Param("padding", Padding(n), 0, doc="zero padding per side: int, per-axis list, 'same' or 'valid'"),

@@ -37,7 +37,7 @@ register(
         family="linear",
         doc="y = x W^T + b on the last axis (nn.Linear). in_features is inferred.",
         params=(
-            Param("out_features", Int(), doc="size of each output sample"),
+            Param("out_features", Int(), doc="size of each output sample", width=True),
             Param("bias", Bool(), True, doc="add a learnable bias"),
             Param("in_features", Int(), None, doc="inferred from the input; checked if given", inferred=True),
         ),
@@ -82,7 +82,7 @@ register(
         doc="lookup table from integer ids (int64 input) to vectors: (*) -> (*, embedding_dim).",
         params=(
             Param("num_embeddings", Int(), doc="vocabulary size; ids must be in [0, num_embeddings)"),
-            Param("embedding_dim", Int(), doc="size of each vector"),
+            Param("embedding_dim", Int(), doc="size of each vector", width=True),
             Param(
                 "padding_idx",
                 Int(None, sample_values=(0,)),

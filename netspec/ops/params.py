@@ -248,6 +248,7 @@ class Param:
     doc: str = ""
     inferred: bool = False  # filled in by shape inference; checked when the user writes it
     sample: bool = True  # include in random-parameter tests
+    width: bool = False  # a layer width (channels, features): scale.width multiplies it
 
     @property
     def required(self) -> bool:

@@ -92,7 +92,7 @@ def _make(kind: str) -> OpDef:
         return Ctor("Recurrent", kw)
 
     ps = [
-        Param("hidden_size", Int(sample_values=(1, 3, 8)), doc="features of the hidden state"),
+        Param("hidden_size", Int(sample_values=(1, 3, 8)), doc="features of the hidden state", width=True),
         Param("num_layers", Int(sample_values=(1, 2)), 1, doc="stacked recurrent layers"),
         Param("bidirectional", Bool(), False, doc="also run backwards; outputs are concatenated"),
         Param("dropout", Float(0.0, 1.0, sample_values=(0.0,)), 0.0, doc="dropout between stacked layers"),

@@ -1,16 +1,32 @@
 """Spec data (already schema-valid) -> IR graph. Short forms become full ones here:
 `- relu`, `- linear: 10` (the op's shorthand parameter) and `- conv2d: {...}` all give a Node
-holding exactly the parameters the user wrote, with their source locations."""
+holding exactly the parameters the user wrote, with their source locations.
+
+Blocks are expanded here too: every use of a block instantiates its layers as nodes named by
+module path (`stage2.block0.conv1`), with `${...}` expressions evaluated in the block's scope
+(its arguments over the spec's `vars:`). A node inside a block points at the block's definition
+and remembers its use sites (Node.via), so every later diagnostic can name both.
+"""
 
 from __future__ import annotations
 
 import keyword
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..errors import Diagnostic, did_you_mean, format_path
-from ..ir import Graph, Input, Node, TensorType
+from ..errors import WARNING, Diagnostic, did_you_mean, format_path
+from ..ir import Graph, Input, Instance, Node, TensorType
 from ..ir.graph import frozen_map
 from ..ops import all_ops
+from .expr import ExprError, has_expr, substitute
 from .loader import Document
+from .schema import MAX_REPEAT
+from .validate import show, validate_evaluated
+
+# A spec that expands past this many layers is a mistake (or an attack: nested repeats multiply).
+MAX_LAYERS = 20_000
+MAX_NESTING = 32
 
 # Names nn.Module.add_module refuses ("attribute 'x' already exists"): every public nn.Module
 # attribute (torch 2.x; tests/test_diagnostics.py checks this list against the installed torch),
@@ -46,12 +62,32 @@ def _name_error(doc, path, name, seen, *, key: bool = False) -> Diagnostic | Non
             hint="names are how `from:` and `outputs:` refer to layers; give each its own",
             code="name",
         )
-    if name in RESERVED or keyword.iskeyword(name) or name.startswith("_"):
+    bad = [p for p in name.split(".") if p in RESERVED or keyword.iskeyword(p) or p.startswith("_")]
+    if bad:
         return Diagnostic(
             f"name '{name}' is reserved",
             where,
             doc.loc(path, key=key),
             expected="a name that is not a Python keyword, an nn.Module attribute, or private",
+            received=repr(name),
+            hint=f"try '{name}_1'",
+            code="name",
+        )
+    return None
+
+
+# Names model.py's generated classes use beside a block's arguments and inputs.
+_CODE_NAMES = frozenset({"self", "nn", "torch", "math"})
+
+
+def _variable_error(doc, path, name) -> Diagnostic | None:
+    """Block arguments and inputs become Python parameters in model.py."""
+    if name in _CODE_NAMES or keyword.iskeyword(name) or name.startswith("_"):
+        return Diagnostic(
+            f"name '{name}' is reserved",
+            format_path(path),
+            doc.loc(path, key=True),
+            expected="a name that is not a Python keyword, private, or one of " + ", ".join(sorted(_CODE_NAMES)),
             received=repr(name),
             hint=f"try '{name}_1'",
             code="name",
@@ -74,145 +110,623 @@ def _reference(doc, path, ref, defined, later, what) -> Diagnostic | None:
             code="graph",
         )
     hint = did_you_mean(ref, defined)
+    shown = sorted(n for n in defined if "." not in n) or sorted(defined)
     return Diagnostic(
         f"unknown name '{ref}'",
         format_path(path),
         doc.loc(path),
-        expected=f"{what}: one of {', '.join(sorted(defined)) or 'nothing yet'}",
+        expected=f"{what}: one of {', '.join(shown) or 'nothing yet'}",
         received=repr(ref),
         hint=hint,
         code="graph",
     )
 
 
-def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
-    data = doc.data
-    ops = all_ops()
-    diags: list[Diagnostic] = []
-    seen: dict[str, tuple] = {}
-    inputs = []
-    for in_name, in_spec in data["inputs"].items():
-        path = ("inputs", in_name)
-        err = _name_error(doc, path, in_name, seen, key=True)
-        if err:
-            diags.append(err)
-        seen[in_name] = path
-        dtype = in_spec.get("dtype", "float32")
-        inputs.append(Input(in_name, TensorType(tuple(in_spec["shape"]), dtype), doc.loc(path, key=True), path))
+class _Failed:
+    """The value of a layer that could not be built (already reported): readers stay quiet."""
 
-    items = []
-    for i, item in enumerate(data["layers"]):
-        if isinstance(item, str):
-            op, raw, mapping = item, {}, False
-        else:
-            ((op, raw),) = item.items()
-            mapping = isinstance(raw, dict)
-            if raw is None:
-                raw = {}
-            elif not mapping:
-                raw = {ops[op].shorthand: raw}
-        items.append((i, op, dict(raw), mapping))
+    def __repr__(self) -> str:
+        return "<failed>"
 
-    # Names first (explicit ones reserve theirs), so `from:` can tell "later" from "unknown".
-    taken = set(seen) | {raw["name"] for _, _, raw, _ in items if "name" in raw}
-    counters: dict[str, int] = {}
-    names = []
-    later: dict[str, tuple] = {}
-    explicit = set()  # layer indices whose name the user wrote (resolved specs mark the others)
-    for i, op, raw, _ in items:
-        name = raw.pop("name", None)
-        if name is not None:
-            explicit.add(i)
-        if name is None:
-            while True:
-                counters[op] = counters.get(op, 0) + 1
-                name = f"{op}_{counters[op]}"
-                if name not in taken:
-                    break
-        else:
-            err = _name_error(doc, ("layers", i, op, "name"), name, {**seen, **later})
-            if err:
-                diags.append(err)
-        later.setdefault(name, ("layers", i, op, "name"))
-        names.append(name)
 
-    nodes = []
-    defined = {inp.name for inp in inputs}
-    prev = inputs[0].name
-    for (i, op, raw, mapping), name in zip(items, names, strict=True):
-        base = ("layers", i, op)
-        later.pop(name, None)
-        given = raw.pop("from", None)
-        sources = [prev] if given is None else [given] if isinstance(given, str) else list(given)
-        arity = ops[op].arity
-        for k, ref in enumerate(sources):
-            where = base + ("from", k) if isinstance(given, list) else base + ("from",)
-            if ref == name and ref not in defined:
+FAILED = _Failed()
+
+
+@dataclass
+class _Multi:
+    """A block instance with several outputs: a bare reference to it must pick one."""
+
+    instance: str
+    outputs: tuple[str, ...]  # local output names
+
+
+@dataclass
+class _Scope:
+    """What one body (the spec's `layers:` or a block's) can see: names -> values."""
+
+    prefix: str  # module path of the body: "" at the top, "stage2.block0." inside blocks
+    what: str  # how messages call a readable value here
+    table: dict[str, Any] = field(default_factory=dict)  # local reference -> value name or _Multi
+    paths: dict[str, tuple] = field(default_factory=dict)  # local name -> where it is defined
+
+
+def _indexed(base: str, k: int) -> str:
+    return f"{base}_{k}" if base[-1].isdigit() else f"{base}{k}"
+
+
+class _Expander:
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.data = doc.data
+        self.ops = all_ops()
+        self.blocks: dict[str, dict] = dict(self.data.get("blocks") or {})
+        scale = self.data.get("scale") or {}
+        self.depth = scale.get("depth", 1)
+        self.diags: list[Diagnostic] = []
+        self.nodes: list[Node] = []
+        self.instances: list[Instance] = []
+        self.used_blocks: set[str] = set()
+        self.seen_diags: set = set()
+        self.overflow = False
+
+    # -- diagnostics -----------------------------------------------------------------------
+    def report(self, diag: Diagnostic | None, via: tuple[str, ...] = ()) -> None:
+        """Keep one copy of what every instance of a block would say about its definition."""
+        if diag is None:
+            return
+        key = (diag.loc, diag.message, diag.received)
+        if key not in self.seen_diags:
+            self.seen_diags.add(key)
+            self.diags.append(diag.within(via))
+
+    def evaluate(self, value, env: dict, path: tuple, via: tuple[str, ...]):
+        """`value` with its `${...}` evaluated; (value, ok)."""
+        if not _contains_expr(value):
+            return value, True
+        try:
+            return substitute(value, env), True
+        except ExprError as exc:
+            self.report(
+                Diagnostic(
+                    f"cannot evaluate expression: {exc.message}",
+                    format_path(path),
+                    self.doc.loc(path),
+                    expected="an expression of numbers, + - * / // % **, min/max/round/floor/ceil/abs "
+                    "and names defined in scope",
+                    received=show(_first_expr(value)),
+                    hint=exc.hint,
+                    code="expr",
+                ),
+                via,
+            )
+            return value, False
+
+    # -- the spec's top level --------------------------------------------------------------
+    def globals(self) -> dict:
+        env: dict = {}
+        for name, value in (self.data.get("vars") or {}).items():
+            value, ok = self.evaluate(value, env, ("vars", name), ())
+            if ok:
+                env[name] = value
+        return env
+
+    def inputs(self, env: dict, scope: _Scope) -> list[Input]:
+        inputs = []
+        for in_name, in_spec in self.data["inputs"].items():
+            path = ("inputs", in_name)
+            self.report(_name_error(self.doc, path, in_name, scope.paths, key=True))
+            scope.paths[in_name] = path
+            scope.table[in_name] = in_name
+            shape = []
+            for k, dim in enumerate(in_spec["shape"]):
+                value, ok = self.evaluate(dim, env, path + ("shape", k), ())
+                if ok and has_expr(dim) and not _is_dim(value):
+                    self.report(
+                        Diagnostic(
+                            "invalid dimension",
+                            format_path(path + ("shape", k)),
+                            self.doc.loc(path + ("shape", k)),
+                            expected="a positive integer (or a symbol such as T)",
+                            received=f"{show(value)} from {dim}",
+                            code="expr",
+                        )
+                    )
+                shape.append(value if ok and _is_dim(value) else 1)
+            dtype = in_spec.get("dtype", "float32")
+            inputs.append(Input(in_name, TensorType(tuple(shape), dtype), self.doc.loc(path, key=True), path))
+        return inputs
+
+    # -- a body of layers --------------------------------------------------------------------
+    def body(self, layers: list, base: tuple, scope: _Scope, env: dict, first, via, stack) -> Any:
+        """Instantiate `layers` (written at `base`) in `scope`; returns the last value. `first` is
+        what the first layer reads by default."""
+        items = []
+        for i, item in enumerate(layers):
+            if isinstance(item, str):
+                kind, raw, mapping = item, {}, False
+            else:
+                ((kind, raw),) = item.items()
+                mapping = isinstance(raw, dict)
+                if raw is None:
+                    raw = {}
+                elif not mapping:
+                    raw = {self.ops[kind].shorthand: raw}
+            items.append((i, kind, dict(raw), mapping))
+
+        # Names first (explicit ones reserve theirs), so `from:` can tell "later" from "unknown".
+        taken = set(scope.table) | {raw["name"] for _, _, raw, _ in items if "name" in raw}
+        counters: dict[str, int] = {}
+        later: dict[str, tuple] = {}
+        names = []
+        for i, kind, raw, _ in items:
+            name = raw.pop("name", None)
+            explicit = name is not None
+            if name is None:
+                while True:
+                    counters[kind] = counters.get(kind, 0) + 1
+                    name = f"{kind}_{counters[kind]}"
+                    if name not in taken:
+                        break
+            else:
+                path = base + (i, kind, "name")
+                self.report(_name_error(self.doc, path, name, {**scope.paths, **later}), via)
+            later.setdefault(name, base + (i, kind, "name"))
+            names.append((name, explicit))
+
+        prev = first
+        for (i, kind, raw, mapping), (name, explicit) in zip(items, names, strict=True):
+            if self.overflow:
+                return prev
+            path = base + (i, kind)
+            later.pop(name, None)
+            given = raw.pop("from", None)
+            refs = [given] if isinstance(given, str) else list(given) if given is not None else None
+            sources = self.sources(refs, given, path, name, prev, scope, later, via)
+            count = None
+            if "repeat" in raw:
+                count = self.repeat_count(raw.pop("repeat"), env, path + ("repeat",), via, sources)
+            if kind in self.ops:
+                value = self.layer(kind, raw, mapping, path, name, explicit, given, sources, count, scope, env, via)
+            else:
+                value = self.use(kind, raw, path, name, sources, count, scope, env, via, stack)
+            scope.paths[name] = base + (i, kind, "name")
+            value = FAILED if value is None else value
+            scope.table[name] = value
+            prev = value
+        return prev
+
+    def sources(self, refs, given, path, name, prev, scope: _Scope, later, via) -> list[str] | None:
+        """The value names a layer reads; None when one of them is wrong (already reported)."""
+        if refs is None:
+            if isinstance(prev, _Multi):
+                self.report(self._multi_error(prev, path, "the previous layer"), via)
+                return None
+            return None if prev is FAILED else [prev]
+        out: list[str] | None = []
+        for k, ref in enumerate(refs):
+            where = path + ("from", k) if isinstance(given, list) else path + ("from",)
+            if ref == name and ref not in scope.table:
                 # Not "unknown name": the name exists, it is this very layer (a one-layer cycle).
-                diags.append(
+                self.report(
                     Diagnostic(
                         f"layer '{name}' reads itself",
                         format_path(where),
-                        doc.loc(where),
-                        expected="a graph input or a layer defined above this one (a graph has no cycles)",
+                        self.doc.loc(where),
+                        expected=f"{scope.what} defined above this one (a graph has no cycles)",
                         received=repr(ref),
                         hint="name the earlier layer or input it should read",
                         code="graph",
-                    )
+                    ),
+                    via,
                 )
+                out = None
                 continue
-            err = _reference(doc, where, ref, defined, later, "a graph input or a layer")
+            err = _reference(self.doc, where, ref, scope.table, later, scope.what)
+            if err and scope.prefix and ref not in later and not err.hint:
+                err = Diagnostic(
+                    err.message,
+                    err.path,
+                    err.loc,
+                    expected=err.expected,
+                    received=err.received,
+                    hint="a block reads only its inputs and its own layers; pass other values in with `inputs:`",
+                    code=err.code,
+                )
             if err:
-                diags.append(err)
+                self.report(err, via)
+                out = None
+                continue
+            value = scope.table[ref]
+            if value is FAILED:
+                out = None
+            elif isinstance(value, _Multi):
+                self.report(self._multi_error(value, where, f"'{ref}'"), via)
+                out = None
+            elif out is not None:
+                out.append(value)
+        return out
+
+    def _multi_error(self, multi: _Multi, path, what) -> Diagnostic:
+        return Diagnostic(
+            f"{what} is block instance '{multi.instance}', which has {len(multi.outputs)} outputs",
+            format_path(path),
+            self.doc.loc(path),
+            expected="one value: name an output of the block",
+            received=", ".join(multi.outputs),
+            hint=f"write `from: {multi.instance}.{multi.outputs[0]}`",
+            code="graph",
+        )
+
+    def repeat_count(self, raw, env, path, via, sources) -> int | None:
+        value, ok = self.evaluate(raw, env, path, via)
+        if not ok:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REPEAT:
+            self.report(
+                Diagnostic(
+                    "invalid repeat count",
+                    format_path(path),
+                    self.doc.loc(path),
+                    expected=f"an integer from 0 to {MAX_REPEAT}",
+                    received=show(value) + (f" from {raw}" if has_expr(raw) else ""),
+                    code="expr",
+                ),
+                via,
+            )
+            return None
+        count = math.ceil(value * self.depth) if value else 0
+        if count != 1 and sources is not None and len(sources) != 1:
+            self.report(
+                Diagnostic(
+                    "only a layer that reads one value can repeat",
+                    format_path(path),
+                    self.doc.loc(path),
+                    expected="one name in `from:`: each copy reads the copy before it",
+                    received=f"{len(sources)} inputs",
+                    code="graph",
+                ),
+                via,
+            )
+            return None
+        return count
+
+    # -- one layer -----------------------------------------------------------------------------
+    def layer(self, op, raw, mapping, path, name, explicit, given, sources, count, scope, env, via) -> Any:
+        params, ok = {}, True
+        computed = False
+        for key, value in raw.items():
+            where = path + (key,) if mapping else path
+            params[key], good = self.evaluate(value, env, where, via)
+            ok = ok and good
+            computed = computed or _contains_expr(value)
+        if ok and computed:
+            item_path = path[:-1]
+            errs = validate_evaluated(self.doc, {op: params}, item_path)
+            for err in errs:
+                self.report(_with_source(err, raw), via)
+            ok = not errs
+        self.check_arity(op, sources, given, path, via)
+        if not ok:
+            return None
+        # A layer whose inputs are wrong is still built, so its own parameters get checked too.
+        sources = sources or [FAILED]
+        locs = {k: self.doc.loc(path + (k,)) for k in raw} if mapping else {k: self.doc.loc(path) for k in raw}
+        user_set = frozenset(raw) | ({"from"} if given is not None else set()) | ({"name"} if explicit else set())
+        copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
+        value = sources[0] if count == 0 else None
+        reads = tuple(s for s in sources if s is not FAILED)
+        for local in copies:
+            if not self.room():
+                return None
+            if count is not None:
+                self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
+                scope.paths[local] = path + ("name",)
+            value = scope.prefix + local
+            self.nodes.append(
+                Node(
+                    name=value,
+                    op=op,
+                    params=frozen_map(params),
+                    inputs=reads,
+                    user_set=user_set,
+                    loc=self.doc.loc(path, key=True),
+                    path=path,
+                    param_locs=frozen_map(locs),
+                    via=via,
+                )
+            )
+            scope.table[local] = value
+            reads = (value,)
+        return value
+
+    def check_arity(self, op, sources, given, path, via) -> None:
+        if sources is None:
+            return
+        arity = self.ops[op].arity
         if arity == 1 and len(sources) != 1:
-            diags.append(
+            self.report(
                 Diagnostic(
                     f"{op} reads one input",
-                    format_path(base + ("from",)),
-                    doc.loc(base + ("from",)),
+                    format_path(path + ("from",)),
+                    self.doc.loc(path + ("from",)),
                     expected="one name in `from:`",
                     received=f"{len(sources)} names: {sources}",
                     hint="combine them first with add, concat, multiply or mean",
                     code="graph",
-                )
+                ),
+                via,
             )
         elif arity is None and len(sources) < 2:
-            diags.append(
+            self.report(
                 Diagnostic(
                     f"{op} merges two or more inputs",
-                    format_path(base + ("from",) if given is not None else base),
-                    doc.loc(base + ("from",)),
+                    format_path(path + ("from",) if given is not None else path),
+                    self.doc.loc(path + ("from",)),
                     expected="`from: [a, b, ...]` naming two or more earlier layers or inputs",
                     received=f"{len(sources)} input: {sources}",
                     code="graph",
+                ),
+                via,
+            )
+
+    def room(self) -> bool:
+        if len(self.nodes) < MAX_LAYERS:
+            return True
+        if not self.overflow:
+            self.overflow = True
+            self.report(
+                Diagnostic(
+                    f"the spec expands to more than {MAX_LAYERS:,} layers",
+                    "",
+                    self.doc.loc(()),
+                    expected=f"at most {MAX_LAYERS:,} layers after blocks and repeats are expanded",
+                    received="more",
+                    hint="check the `repeat:` counts and the scale.depth multiplier",
+                    code="graph",
                 )
             )
-        locs = {k: doc.loc(base + (k,)) for k in raw} if mapping else {k: doc.loc(base) for k in raw}
-        user_set = frozenset(raw) | ({"from"} if given is not None else set()) | ({"name"} if i in explicit else set())
-        nodes.append(
-            Node(
-                name=name,
-                op=op,
-                params=frozen_map(raw),
-                inputs=tuple(sources),
-                user_set=user_set,
-                loc=doc.loc(base, key=True),
-                path=base,
-                param_locs=frozen_map(locs),
+        return False
+
+    # -- one use of a block ------------------------------------------------------------------
+    def use(self, block, raw, path, name, sources, count, scope, env, via, stack) -> Any:
+        self.used_blocks.add(block)
+        use_loc = self.doc.loc(path, key=True)
+        if block in stack:
+            chain = " -> ".join([*stack[stack.index(block) :], block])
+            self.report(
+                Diagnostic(
+                    f"block '{block}' uses itself",
+                    format_path(path),
+                    use_loc,
+                    expected="blocks that nest without a cycle",
+                    received=chain,
+                    hint="a block cannot contain itself, directly or through other blocks",
+                    code="graph",
+                ),
+                via,
+            )
+            return None
+        if len(stack) >= MAX_NESTING:
+            self.report(
+                Diagnostic(
+                    "blocks nest too deep",
+                    format_path(path),
+                    use_loc,
+                    expected=f"at most {MAX_NESTING} levels of blocks",
+                    received=" -> ".join([*stack, block]),
+                    code="graph",
+                ),
+                via,
+            )
+            return None
+        definition = self.blocks[block]
+        declared = dict(definition.get("args") or {})
+        given = {}
+        ok = True
+        for key, value in raw.items():
+            given[key], good = self.evaluate(value, env, path + (key,), via)
+            ok = ok and good
+        inputs = list(definition.get("inputs") or ["x"])
+        if sources is not None and len(sources) != len(inputs):
+            self.report(
+                Diagnostic(
+                    f"block '{block}' reads {len(inputs)} input{'s' * (len(inputs) > 1)} ({', '.join(inputs)})",
+                    format_path(path + ("from",)),
+                    self.doc.loc(path + ("from",)),
+                    expected=f"{len(inputs)} name{'s' * (len(inputs) > 1)} in `from:`, in the order of its inputs",
+                    received=f"{len(sources)}: {sources}",
+                    code="graph",
+                ),
+                via,
+            )
+            return None
+        if sources is None or not ok:
+            return None
+        copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
+        value: Any = sources[0] if count == 0 else None
+        reads = list(sources)
+        for local in copies:
+            if count is not None:
+                self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
+                scope.paths[local] = path + ("name",)
+            value = self.instance(block, definition, declared, given, inputs, reads, local, path, scope, via, stack)
+            if value is None:
+                return None
+            if isinstance(value, _Multi) and count is not None and count > 1:
+                self.report(self._multi_error(value, path + ("repeat",), "a repeated block"), via)
+                return None
+            reads = [value]
+        return value
+
+    def instance(self, block, definition, declared, given, inputs, sources, local, path, scope, via, stack) -> Any:
+        qualified = scope.prefix + local
+        def_path = ("blocks", block)
+        use_loc = self.doc.loc(path, key=True)
+        inner_via = (f"in block `{block}` used at {use_loc}" + (f" as '{qualified}'" if qualified else ""), *via)
+        env = dict(self.global_env)
+        args = {}
+        for arg in declared:
+            self.report(_variable_error(self.doc, def_path + ("args", arg), arg))
+        for arg, default in declared.items():
+            if arg in given:
+                args[arg] = given[arg]
+            else:
+                value, ok = self.evaluate(default, {**env, **args}, def_path + ("args", arg), inner_via)
+                if not ok:
+                    return None
+                args[arg] = value
+        env.update(args)
+        inner = _Scope(prefix=qualified + ".", what="an input of the block or a layer above")
+        for k, (inp, src) in enumerate(zip(inputs, sources, strict=True)):
+            where = def_path + ("inputs", k)
+            self.report(_name_error(self.doc, where, inp, inner.paths) or _variable_error(self.doc, where, inp))
+            inner.paths[inp] = where
+            inner.table[inp] = src
+        first_node = len(self.nodes)
+        last = self.body(
+            definition["layers"], def_path + ("layers",), inner, env, sources[0], inner_via, (*stack, block)
+        )
+        outs = definition.get("outputs")
+        if outs is None:
+            values = [last]
+            names = [self.nodes[-1].local if len(self.nodes) > first_node else inputs[0]]
+        else:
+            values, names = [], list(outs)
+            for k, ref in enumerate(outs):
+                err = _reference(self.doc, def_path + ("outputs", k), ref, inner.table, {}, "an output of the block")
+                self.report(err, inner_via)
+                values.append(None if err else inner.table[ref])
+        if any(v is None or v is FAILED or isinstance(v, _Multi) for v in values):
+            return None
+        self.instances.append(
+            Instance(
+                qualified,
+                block,
+                frozen_map(args),
+                tuple(inputs),
+                tuple(sources),
+                tuple(values),
+                use_loc,
+                first_node,
+                str(definition.get("description", "")),
             )
         )
-        defined.add(name)
-        prev = name
-    outputs = data.get("outputs")
-    if outputs is None:
-        outputs = [prev]
-    else:
-        for k, ref in enumerate(outputs):
-            err = _reference(doc, ("outputs", k), ref, defined, {}, "an output")
-            if err:
-                diags.append(err)
-    dims = dict(data.get("dims", {}))
-    graph = Graph(
-        str(data.get("name", "model")), tuple(inputs), tuple(nodes), tuple(outputs), frozen_map(dims), doc.file
+        # Outside, an instance is its outputs: `enc` (one output) or `enc.h` (several). Its other
+        # layers stay private, so each block can become a class with a plain forward.
+        if len(values) == 1:
+            return values[0]
+        for out_name, v in zip(names, values, strict=True):
+            scope.table[f"{local}.{out_name}"] = v
+        return _Multi(qualified, tuple(names))
+
+    # -- everything ----------------------------------------------------------------------------
+    def run(self) -> Graph | None:
+        self.global_env = self.globals()
+        top = _Scope(prefix="", what="a graph input or a layer")
+        inputs = self.inputs(self.global_env, top)
+        last = self.body(self.data["layers"], ("layers",), top, self.global_env, inputs[0].name, (), ())
+        outputs = self.data.get("outputs")
+        if outputs is None:
+            if isinstance(last, _Multi):
+                self.report(self._multi_error(last, ("layers", len(self.data["layers"]) - 1), "the last layer"))
+            outputs = [last] if isinstance(last, str) else []
+        else:
+            resolved = []
+            for k, ref in enumerate(outputs):
+                err = _reference(self.doc, ("outputs", k), ref, top.table, {}, "an output")
+                if err is None and isinstance(top.table[ref], _Multi):
+                    err = self._multi_error(top.table[ref], ("outputs", k), f"'{ref}'")
+                self.report(err)
+                if err is None and top.table[ref] is not FAILED:
+                    resolved.append(top.table[ref])
+            outputs = resolved
+        for block in self.blocks:
+            if block not in self.used_blocks:
+                self.report(
+                    Diagnostic(
+                        f"block '{block}' is never used",
+                        format_path(("blocks", block)),
+                        self.doc.loc(("blocks", block), key=True),
+                        expected="each block used by at least one layer (its layers are checked where it is used)",
+                        received="no use",
+                        hint=f"use it as a layer: `- {block}: {{...}}`, or remove it",
+                        severity=WARNING,
+                        code="graph",
+                    )
+                )
+        self.check_paths()
+        dims = dict(self.data.get("dims", {}))
+        return Graph(
+            str(self.data.get("name", "model")),
+            tuple(inputs),
+            tuple(self.nodes),
+            tuple(outputs),
+            frozen_map(dims),
+            self.doc.file,
+            tuple(sorted(self.instances, key=lambda inst: inst.path.count("."))),
+        )
+
+    def check_paths(self) -> None:
+        """A module path is a layer or a container, never both (`a` and `a.b`)."""
+        names = {n.name: n for n in self.nodes}
+        for node in self.nodes:
+            parts = node.name.split(".")
+            for k in range(1, len(parts)):
+                holder = ".".join(parts[:k])
+                if holder in names:
+                    self.report(
+                        Diagnostic(
+                            f"name '{node.name}' puts a layer inside layer '{holder}'",
+                            format_path(node.path + ("name",)),
+                            node.loc_of("name"),
+                            expected="a dotted name whose leading part is a block instance or a new group",
+                            received=repr(node.name),
+                            hint=f"'{holder}' is a layer; rename one of them",
+                            code="name",
+                        ),
+                        node.via,
+                    )
+
+
+def _contains_expr(value) -> bool:
+    if isinstance(value, list):
+        return any(_contains_expr(v) for v in value)
+    return has_expr(value)
+
+
+def _first_expr(value):
+    if isinstance(value, list):
+        return next((v for v in value if _contains_expr(v)), value)
+    return value
+
+
+def _is_dim(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return 1 <= value <= 2**31 - 1
+    return isinstance(value, str) and value.isidentifier()
+
+
+def _with_source(diag: Diagnostic, raw: dict) -> Diagnostic:
+    """Say which expression produced a value that failed its check."""
+    key = diag.path.rsplit(".", 1)[-1].split("[")[0]
+    text = raw.get(key) if key in raw else next(iter(raw.values()), None) if len(raw) == 1 else None
+    if not _contains_expr(text):
+        return diag
+    return Diagnostic(
+        diag.message,
+        diag.path,
+        diag.loc,
+        expected=diag.expected,
+        received=f"{diag.received}, the value of {_first_expr(text)}",
+        hint=diag.hint,
+        code=diag.code,
+        severity=diag.severity,
     )
-    return graph, diags
+
+
+def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:
+    expander = _Expander(doc)
+    graph = expander.run()
+    return graph, expander.diags

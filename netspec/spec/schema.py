@@ -14,24 +14,59 @@ from ..ops.registry import OpDef
 from .train_schema import train_schema
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
+# A dotted name is a module path: blocks produce them (`stage2.block0.conv1`), and a resolved spec
+# writes them back, so `from:`, `outputs:` and `name:` all take them.
+REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+MAX_REPEAT = 1000
 COMMON_KEYS = {
     "name": {
         "type": "string",
-        "pattern": NAME_PATTERN,
+        "pattern": REF_PATTERN,
         "description": "layer name (a Python identifier); default: <type>_<n>",
     },
     "from": {
         "type": ["string", "array"],
-        "pattern": NAME_PATTERN,
-        "items": {"type": "string", "pattern": NAME_PATTERN},
+        "pattern": REF_PATTERN,
+        "items": {"type": "string", "pattern": REF_PATTERN},
         "minItems": 1,
         "description": "the earlier layer(s) or input(s) this layer reads; default: the previous layer",
     },
 }
+EXPR_DEF = {
+    "type": "string",
+    "description": "an expression such as ${width * 2}: numbers, + - * / // % **, min/max/round/floor/ceil/abs, "
+    "and the names of vars and block arguments; checked once evaluated",
+}
+_IS_EXPR = {"type": "string", "pattern": r"\$\{"}
 
 
-def op_schema(op: OpDef) -> dict:
-    props = {**COMMON_KEYS, **{p.name: p.schema() for p in op.params}}
+def exprable(schema: dict) -> dict:
+    """`schema`, or a `${...}` expression in its place (and in its list items). The expression's
+    value is checked against `schema` once evaluated (spec/parse.py)."""
+    inner = {k: v for k, v in schema.items() if k not in ("description", "default")}
+    if isinstance(inner.get("items"), dict):
+        inner["items"] = exprable(inner["items"])
+    outer = {k: schema[k] for k in ("description", "default") if k in schema}
+    return {**outer, "if": _IS_EXPR, "then": {"$ref": "#/$defs/expr"}, "else": inner}
+
+
+REPEAT = exprable(
+    {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_REPEAT,
+        "description": "stack this many copies, each reading the one before (named <name>0, <name>1, ...); "
+        "0 passes the input through",
+    }
+)
+
+
+def op_schema(op: OpDef, authoring: bool = True) -> dict:
+    """One layer type's schema. `authoring`: as written in a spec (expressions allowed, `repeat`);
+    otherwise as evaluated, which is what the values must finally satisfy."""
+    wrap = exprable if authoring else (lambda s: s)
+    props = {**COMMON_KEYS, **({"repeat": REPEAT} if authoring else {})}
+    props.update({p.name: wrap(p.schema()) for p in op.params})
     mapping = {
         "type": "object",
         "properties": props,
@@ -46,6 +81,7 @@ def op_schema(op: OpDef) -> dict:
                 other = {**other, "enum": [*other["enum"], None]}
             else:
                 other = {**other, "type": [*types, "null"]}
+        other = wrap(other)
     elif op.bare_ok:
         other = {"type": "null"}
     else:
@@ -59,19 +95,76 @@ def op_schema(op: OpDef) -> dict:
     }
 
 
-def build_schema() -> dict:
+def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]) -> dict:
+    """A use of block `name`: its arguments (any value or expression) plus name/from/repeat."""
+    props = {**COMMON_KEYS, "repeat": REPEAT, **{a: {"description": f"argument of block {name}"} for a in args}}
+    return {
+        "title": f"block {name}",
+        "if": {"type": "object"},
+        "then": {"type": "object", "properties": props, "required": list(required), "additionalProperties": False},
+        "else": {"type": "object"} if required else {"type": "null"},
+    }
+
+
+def _outputs(description: str) -> dict:
+    return {
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": REF_PATTERN},
+        "description": description,
+    }
+
+
+def _block_def_schema() -> dict:
+    return {
+        "type": "object",
+        "required": ["layers"],
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "description": "free text"},
+            "args": {
+                "type": "object",
+                "propertyNames": {"pattern": NAME_PATTERN},
+                "description": "the block's arguments and their defaults; null: no default, every use must give it",
+            },
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 16,
+                "uniqueItems": True,
+                "items": {"type": "string", "pattern": NAME_PATTERN},
+                "description": "names of the values the block reads (a use's `from:` gives them in order); default [x]",
+            },
+            "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "outputs": _outputs("the values the block returns; default: its last layer"),
+        },
+    }
+
+
+def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | None = None) -> dict:
+    """The spec schema. `blocks` (name, args, required args) of one document makes the schema of
+    that document: its block names become layer types, so a misspelt one or an unknown argument
+    is reported like any other. Without it (the published schema) any name may be a block."""
     ops = all_ops()
     names = sorted(ops)
+    uses = {b[0]: block_use_schema(*b) for b in blocks or ()}
+    bare = [n for n in names if ops[n].bare_ok] + [b for b, _, req in blocks or () if not req]
+    item_names = {"enum": names + sorted(uses)} if blocks is not None else {"pattern": REF_PATTERN}
     layer = {
-        "description": "a layer: `- relu`, `- linear: 10`, or `- conv2d: {out_channels: 6, kernel_size: 5}`",
+        "description": "a layer: `- relu`, `- linear: 10`, or `- conv2d: {out_channels: 6, kernel_size: 5}`; "
+        "or a use of a block: `- basic: {channels: 64}`",
         "type": ["string", "object"],
         "if": {"type": "string"},
-        "then": {"enum": [n for n in names if ops[n].bare_ok]},
+        "then": {"enum": bare} if blocks is not None else {"pattern": NAME_PATTERN},
         "else": {
             "minProperties": 1,
             "maxProperties": 1,
-            "propertyNames": {"enum": names},
-            "allOf": [{"if": {"required": [n]}, "then": {"properties": {n: {"$ref": f"#/$defs/{n}"}}}} for n in names],
+            "propertyNames": item_names,
+            "allOf": [
+                {"if": {"required": [n]}, "then": {"properties": {n: {"$ref": f"#/$defs/{d}"}}}}
+                for n, d in [*((n, n) for n in names), *((b, f"block:{b}") for b in sorted(uses))]
+            ],
         },
     }
     dim = {
@@ -85,7 +178,8 @@ def build_schema() -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "netspec network spec",
-        "description": "A declarative neural network: inputs, layers (a chain, or a graph with from:), and how to train it.",
+        "description": "A declarative neural network: inputs, layers (a chain, or a graph with from:), "
+        "reusable blocks, and how to train it.",
         "type": "object",
         "required": ["netspec", "inputs", "layers"],
         "additionalProperties": False,
@@ -97,6 +191,47 @@ def build_schema() -> dict:
                 "description": "model name (the default run directory is runs/<name>)",
             },
             "description": {"type": "string", "description": "free text"},
+            "vars": {
+                "type": "object",
+                "description": "named values for ${...} expressions; a var may use the vars above it",
+                "propertyNames": {"pattern": NAME_PATTERN},
+                "additionalProperties": {"type": ["number", "string", "boolean", "array"]},
+            },
+            "scale": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "scale a whole network: widths (channels, features, hidden sizes) and repeat counts",
+                "properties": {
+                    "width": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 64,
+                        "default": 1,
+                        "description": "multiplies every width parameter except those of the layers that "
+                        "set an output's size (the task's heads)",
+                    },
+                    "depth": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "maximum": 64,
+                        "default": 1,
+                        "description": "multiplies every `repeat:` count (rounded up)",
+                    },
+                    "divisor": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": 1024,
+                        "default": 1,
+                        "description": "scaled widths are rounded to a multiple of this (8 suits tensor cores)",
+                    },
+                },
+            },
+            "blocks": {
+                "type": "object",
+                "description": "reusable groups of layers, used as layer types with arguments",
+                "propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": names}},
+                "additionalProperties": {"$ref": "#/$defs/block"},
+            },
             "inputs": {
                 "type": "object",
                 "description": "the model's inputs (forward arguments, in order): one sample's shape each; "
@@ -113,7 +248,7 @@ def build_schema() -> dict:
                             "type": "array",
                             "minItems": 1,
                             "maxItems": 8,
-                            "items": dim,
+                            "items": exprable(dim),
                             "description": "per-sample shape, e.g. [1, 32, 32] or [T, 6]",
                         },
                         "dtype": {
@@ -131,16 +266,29 @@ def build_schema() -> dict:
                 "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
             },
             "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
-            "outputs": {
-                "type": "array",
-                "minItems": 1,
-                "uniqueItems": True,
-                "items": {"type": "string", "pattern": NAME_PATTERN},
-                "description": "the layers whose values the model returns, in order; default: the last layer",
-            },
+            "outputs": _outputs("the layers whose values the model returns, in order; default: the last layer"),
             "train": train_schema(),
         },
-        "$defs": {"layer": layer, **{n: op_schema(ops[n]) for n in names}},
+        "$defs": {
+            "layer": layer,
+            "block": _block_def_schema(),
+            "expr": EXPR_DEF,
+            **{n: op_schema(ops[n]) for n in names},
+            **{f"block:{b}": use for b, use in uses.items()},
+        },
+    }
+
+
+def evaluated_layer_schema() -> dict:
+    """What a layer's values must satisfy once its expressions are evaluated."""
+    ops = all_ops()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "allOf": [{"if": {"required": [n]}, "then": {"properties": {n: {"$ref": f"#/$defs/{n}"}}}} for n in ops],
+        "$defs": {n: op_schema(op, authoring=False) for n, op in ops.items()},
     }
 
 

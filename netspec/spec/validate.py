@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
 from .loader import Document
-from .schema import build_schema
+from .schema import build_schema, evaluated_layer_schema
 
 _TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
 
@@ -57,12 +57,30 @@ def _nonfinite(data: Any, path: tuple = ()):
             yield from _nonfinite(v, path + (i,))
 
 
-@functools.lru_cache(maxsize=1)
-def _validator():
+@functools.lru_cache(maxsize=16)
+def _validator(blocks: tuple | None):
     from jsonschema import Draft202012Validator
 
-    schema = build_schema()
-    return Draft202012Validator(schema)
+    return Draft202012Validator(build_schema(blocks))
+
+
+@functools.lru_cache(maxsize=1)
+def _evaluated_validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(evaluated_layer_schema())
+
+
+def block_signature(data: Any) -> tuple:
+    """(name, args, required args) of each block the document defines, as far as it is well formed
+    (the schema reports the rest); keys the per-document schema."""
+    blocks = data.get("blocks") if isinstance(data, dict) else None
+    out = []
+    for name, block in (blocks or {}).items() if isinstance(blocks, dict) else ():
+        args = block.get("args") if isinstance(block, dict) else None
+        args = args if isinstance(args, dict) else {}
+        out.append((str(name), tuple(map(str, args)), tuple(str(a) for a, v in args.items() if v is None)))
+    return tuple(out)
 
 
 def _expected_type(t) -> str:
@@ -80,18 +98,35 @@ def _expected_type(t) -> str:
 
 
 def _layer_op(doc: Document, path: tuple) -> tuple[str | None, tuple]:
-    """For a path inside layers[i], the op name and the path of the layer item."""
-    if len(path) >= 2 and path[0] == "layers" and isinstance(path[1], int):
-        item = doc.data["layers"][path[1]]
-        if isinstance(item, dict) and len(item) == 1:
-            return next(iter(item)), path[:2]
-        if isinstance(item, str):
-            return item, path[:2]
+    """For a path inside a layer item (`layers[i]`, or `blocks.b.layers[i]`), the layer's type and
+    the item's path; (None, ()) elsewhere."""
+    for i in range(len(path) - 2, -1, -1):
+        if path[i] == "layers" and isinstance(path[i + 1], int):
+            try:
+                item = _at(doc.data, path[: i + 2])
+            except (KeyError, IndexError, TypeError):
+                return None, ()
+            if isinstance(item, dict) and len(item) == 1:
+                return next(iter(item)), path[: i + 2]
+            if isinstance(item, str):
+                return item, path[: i + 2]
+            return None, path[: i + 2]
     return None, ()
 
 
-def _diag(doc: Document, err) -> list[Diagnostic]:
-    path = tuple(err.absolute_path)
+def _blocks(doc: Document) -> dict[str, list[str]]:
+    """The document's block names and their required arguments."""
+    return {name: list(required) for name, _, required in block_signature(doc.data)}
+
+
+def _is_item(doc: Document, path: tuple) -> bool:
+    """Is `path` a layer item itself (not a key inside one)?"""
+    return bool(path) and _layer_op(doc, path)[1] == path
+
+
+def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
+    """`prefix`: where the validated instance sits in the document (for values checked alone)."""
+    path = prefix + tuple(err.absolute_path)
     kw = err.validator
     inst = err.instance
     ops = all_ops()
@@ -105,8 +140,8 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
         for k in inst:
             if k in allowed:
                 continue
-            op, _ = _layer_op(doc, path)
-            where = f"for {op}" if op and len(path) == 3 else "here"
+            op, item = _layer_op(doc, path)
+            where = f"for {op}" if op and path == item + (op,) else "here"
             out.append(
                 make(
                     f"unknown key '{k}'",
@@ -120,8 +155,9 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
         return out
     if kw == "enum":
         choices = err.validator_value
-        if len(path) == 2 and path[0] == "layers" and isinstance(inst, str):
-            if isinstance(doc.data["layers"][path[1]], dict):
+        if _is_item(doc, path) and isinstance(inst, str):
+            kinds = [c for c in choices if isinstance(c, str)]  # layer types and this spec's blocks
+            if isinstance(_at(doc.data, path), dict):
                 # `- convd2: {...}`: jsonschema reports the propertyNames enum at the item; point
                 # at the type key itself, as for any other unknown key.
                 return [
@@ -129,9 +165,18 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
                         f"unknown layer type '{inst}'",
                         path + (inst,),
                         key=True,
-                        expected="a layer type (see `netspec ops`)",
+                        expected="a layer type (see `netspec ops`) or a block defined under `blocks:`",
                         received=repr(inst),
-                        hint=did_you_mean(inst, ops) or "run `netspec ops` for the list of layer types",
+                        hint=did_you_mean(inst, kinds) or "run `netspec ops` for the list of layer types",
+                    )
+                ]
+            if inst in _blocks(doc):
+                return [
+                    make(
+                        f"block '{inst}' needs arguments",
+                        expected="a mapping with " + ", ".join(_blocks(doc)[inst]),
+                        received=repr(inst),
+                        hint=f"write `- {inst}: {{{', '.join(a + ': ...' for a in _blocks(doc)[inst])}}}`",
                     )
                 ]
             if inst in ops:
@@ -148,9 +193,9 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
             return [
                 make(
                     f"unknown layer type '{inst}'",
-                    expected="a layer type (see `netspec ops`)",
+                    expected="a layer type (see `netspec ops`) or a block defined under `blocks:`",
                     received=repr(inst),
-                    hint=did_you_mean(inst, ops) or "run `netspec ops` for the list of layer types",
+                    hint=did_you_mean(inst, kinds) or "run `netspec ops` for the list of layer types",
                 )
             ]
         return [
@@ -163,7 +208,7 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
         ]
     if kw == "required":
         missing = [r for r in err.validator_value if r not in inst]
-        op, _ = _layer_op(doc, path)
+        op, item = _layer_op(doc, path)
         out = []
         props = err.schema.get("properties", {})
         if err.schema.get("additionalProperties") is False:
@@ -173,16 +218,18 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
             missing = [m for m in missing if m not in typos]
         for m in missing:
             hint = None
-            if op in ops and len(path) == 3:
+            if op in ops and path == item + (op,):
                 hint = f"{m}: {ops[op].param(m).doc}"
+            elif op in _blocks(doc) and path == item + (op,):
+                hint = f"block {op} has no default for {m}"
             elif m == "netspec":
                 hint = "add `netspec: 1` as the first line"
             out.append(make(f"missing required key '{m}'", key=bool(path), expected=f"a key '{m}'", hint=hint))
         return out
     if kw == "type":
-        op, _ = _layer_op(doc, path)
+        op, item = _layer_op(doc, path)
         hint = None
-        if op in ops and len(path) == 3 and "object" in str(err.validator_value):
+        if op in ops and path == item + (op,) and "object" in str(err.validator_value):
             needed = [p.name for p in ops[op].params if p.required]
             hint = f"{op} takes a mapping: `{op}: {{{', '.join(n + ': ...' for n in needed)}}}`"
         elif isinstance(inst, float) and "integer" in str(err.validator_value):
@@ -205,7 +252,7 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
             make("wrong number of items", expected=f"a list of {want} items", received=f"{len(inst)} items", hint=hint)
         ]
     if kw in ("minProperties", "maxProperties"):
-        if path[:1] == ("layers",) and len(path) == 2:
+        if _is_item(doc, path):
             keys = list(inst)
             hint = "put `name:` and parameters inside the layer's mapping: `- conv2d: {name: c1, ...}`"
             if len(keys) > 1 and any(k in ops for k in keys):
@@ -226,6 +273,17 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
                     received=f"{len(inst)} entries",
                 )
             ]
+    if kw == "not" and path == ("blocks",):
+        return [
+            make(
+                f"block '{inst}' has the name of a layer type",
+                path + (inst,),
+                key=True,
+                expected="a block name that is not a layer type (see `netspec ops`)",
+                received=repr(inst),
+                hint=f"rename it, e.g. '{inst}_block'",
+            )
+        ]
     if kw == "const":
         hint = "write `netspec: 1`, the spec format this version reads" if path == ("netspec",) else None
         return [make("unsupported value", expected=repr(err.validator_value), received=show(inst), hint=hint)]
@@ -250,7 +308,8 @@ def _diag(doc: Document, err) -> list[Diagnostic]:
                     received=show(inst),
                     hint="write the number without quotes"
                     if inst.isdigit()
-                    else "a symbol is a plain name; give its size with `dims:` or --dim, not arithmetic",
+                    else "a symbol is a plain name (give its size with `dims:` or --dim); "
+                    "arithmetic goes in an expression: ${size * 2}",
                 )
             ]
         return [
@@ -296,9 +355,16 @@ def validate(doc: Document) -> list[Diagnostic]:
         )
         for p, v in nonfinite.items()
     ]
-    for err in _validator().iter_errors(doc.data):
+    for err in _validator(block_signature(doc.data)).iter_errors(doc.data):
         if tuple(err.absolute_path) in nonfinite:
             continue  # said once above, instead of as a wrong type and a bound
         diags.extend(_diag(doc, err))
     unique = {(d.path, d.message, d.expected): d for d in diags}
     return sorted(unique.values(), key=lambda d: (d.loc.line, d.loc.col, d.path))
+
+
+def validate_evaluated(doc: Document, item: dict, path: tuple) -> list[Diagnostic]:
+    """Check a layer whose `${...}` values were just evaluated (`item` = {type: params}) against
+    what its values must be; `path` is where the layer is written, for locations."""
+    diags = [d for err in _evaluated_validator().iter_errors(item) for d in _diag(doc, err, path)]
+    return list({(d.path, d.message, d.expected): d for d in diags}.values())
