@@ -96,10 +96,16 @@ def _print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool =
         )
 
 
-def _compile(spec: Path, dims: dict, *, stderr: bool = True):
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)"),
+]
+
+
+def _compile(spec: Path, dims: dict, *, stderr: bool = True, sets: list[str] | None = None):
     from .compiler import compile_file
 
-    res = compile_file(spec, dims)
+    res = compile_file(spec, dims, sets)
     if not res.ok:
         _print_diagnostics(res.diagnostics, res.source_lines(), stderr)
         raise typer.Exit(1)
@@ -113,11 +119,12 @@ def check(
     spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
     fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
     dim: DimOpt = None,
+    set_: SetOpt = None,
 ) -> None:
     """Validate a spec and check every shape statically; report all problems at once."""
     from .compiler import compile_file
 
-    res = compile_file(spec, _parse_dims(dim))
+    res = compile_file(spec, _parse_dims(dim), set_)
     if fmt == CheckFormat.json:
         out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
         if res.ok:
@@ -146,12 +153,13 @@ def summarize(
         int | None,
         typer.Option("--depth", "-d", min=1, help="levels of blocks to show (1: top level only); default: all"),
     ] = None,
+    set_: SetOpt = None,
 ) -> None:
     """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass.
     Blocks show as rows with their totals, their layers indented below."""
     from .summary import fmt_int, fmt_shape, markdown, rows, summary_data, text, totals_lines
 
-    res = _compile(spec, _parse_dims(dim))
+    res = _compile(spec, _parse_dims(dim), sets=set_)
     data = summary_data(res.typed, batch_size)
     if fmt == SummaryFormat.json:
         print(json.dumps(data, indent=2))
@@ -181,12 +189,6 @@ def summarize(
     console.print(table)
     for k, v in totals_lines(data):
         console.print(f"{k}: {v}")
-
-
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)"),
-]
 
 
 MaxMemOpt = Annotated[

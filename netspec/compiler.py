@@ -15,6 +15,7 @@ from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .passes.scale import scale_width
 from .spec.loader import Document, load_file, load_text
+from .spec.overrides import apply_overrides
 from .spec.parse import parse
 from .spec.train_schema import resolve_train
 from .spec.validate import validate
@@ -85,9 +86,11 @@ def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None
     return compile_doc(doc, dims)
 
 
-def compile_file(path: str | Path, dims: Mapping[str, int] | None = None) -> Result:
+def compile_file(path: str | Path, dims: Mapping[str, int] | None = None, sets: list[str] | None = None) -> Result:
+    """`sets`: `--set key.path=value` overrides, applied before validation."""
     try:
         doc = load_file(path)
+        apply_overrides(doc, sets or [])
     except SpecError as exc:
         return Result(diagnostics=exc.diagnostics)
     return compile_doc(doc, dims)

@@ -83,15 +83,23 @@ def rows(data: dict, depth: int | None = None) -> list[dict]:
     """Display rows in forward order: each block instance (with its totals) before its layers,
     names indented by nesting. `depth` N keeps N levels (1: the top-level items only); a block
     at the last level stands for everything inside it."""
-    entries = [((b["start"], 0, b["name"].count(".")), b, "block " + b["type"]) for b in data.get("blocks", [])]
+    blocks = data.get("blocks", [])
+    paths = {b["name"] for b in blocks}
+
+    def holders(name: str) -> list[str]:
+        """The block instances around `name`, outermost first (a dotted layer name alone is not one)."""
+        parts = name.split(".")
+        return [p for p in (".".join(parts[:k]) for k in range(1, len(parts))) if p in paths]
+
+    entries = [((b["start"], 0, len(holders(b["name"]))), b, "block " + b["type"]) for b in blocks]
     entries += [((i, 1, 0), lay, lay["type"]) for i, lay in enumerate(data["layers"])]
     out = []
     for _, row, kind in sorted(entries, key=lambda e: e[0]):
-        level = row["name"].count(".")
-        if depth is not None and level >= depth:
+        around = holders(row["name"])
+        if depth is not None and len(around) >= depth:
             continue
-        label = "  " * level + row["name"].rsplit(".", 1)[-1]
-        out.append({**row, "label": label, "kind": kind})
+        local = row["name"][len(around[-1]) + 1 :] if around else row["name"]
+        out.append({**row, "label": "  " * len(around) + local, "kind": kind})
     return out
 
 
@@ -143,7 +151,7 @@ def totals_lines(data: dict) -> list[tuple[str, str]]:
 def markdown(data: dict, depth: int | None = None) -> str:
     out = [f"## {data['name']}", "", "| layer | type | output shape | params | MACs |", "|---|---|---|---:|---:|"]
     for row in rows(data, depth):
-        name = "&nbsp;" * 2 * row["name"].count(".") + row["name"].rsplit(".", 1)[-1]
+        name = row["label"].replace("  ", "&nbsp;&nbsp;")
         out.append(
             f"| {name} | {row['kind']} | {fmt_shape(row['output_shape'] or [])} | "
             f"{fmt_int(row['params'])} | {fmt_int(row['macs'])} |"

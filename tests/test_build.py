@@ -39,7 +39,7 @@ def test_generated_model_matches_in_process(path, tmp_path, cli):
     assert summary["total_params"] == typed.total_params
 
     shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
-    x = torch.randn(2, *shape)
+    x = torch.randint(0, 10, (2, *shape)) if typed.input.dtype == "int64" else torch.randn(2, *shape)
     torch.save(x, tmp_path / "x.pt")
     cls = class_name(typed.graph.name)
     res = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path), cls], capture_output=True, text=True)

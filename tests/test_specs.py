@@ -28,7 +28,7 @@ def test_spec_checks_and_matches_torch(path):
     typed = res.typed
     model = lower(typed).eval()
     shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
-    x = torch.randn(3, *shape)
+    x = torch.randint(0, 10, (3, *shape)) if typed.input.dtype == "int64" else torch.randn(3, *shape)
     with torch.no_grad():
         y = model(x)
     out = tuple(typed.bindings.get(d, d) for d in typed.output.shape)

@@ -91,14 +91,6 @@ def _owner_path(scope: tuple[str, ...], by_path: dict) -> str:
     return ""
 
 
-def _walk(owner: Owner):
-    """Every owner below `owner`, deepest first."""
-    for kind, x in owner.items:
-        if kind == "inst":
-            yield from _walk(x)
-    yield owner
-
-
 def _structure(owner: Owner) -> tuple:
     """What must match for two instances to share a class."""
     items = []
@@ -193,16 +185,22 @@ def _derived(slot, vec, derived, params, args) -> str:
 
 
 def classes(root: Owner, class_name, taken: set[str]) -> list[ClassDef]:
-    """Group the instances into classes, deepest first: a parent's structure includes its
-    children's classes. `taken`: class names already used in the file."""
+    """Group the instances into classes, lowest first: a parent's structure includes its
+    children's classes, so they must exist. Height (not depth) orders them, so a block used at
+    two nesting depths still gets one class. `taken`: class names already used in the file."""
     out: list[ClassDef] = []
-    depth_of: dict[int, list[Owner]] = {}
-    for o in _walk(root):
+    by_height: dict[int, list[Owner]] = {}
+
+    def height(o: Owner) -> int:
+        h = 1 + max((height(x) for kind, x in o.items if kind == "inst"), default=-1)
         if o.inst:
-            depth_of.setdefault(o.path.count("."), []).append(o)
-    for depth in sorted(depth_of, reverse=True):
+            by_height.setdefault(h, []).append(o)
+        return h
+
+    height(root)
+    for h in sorted(by_height):
         level: dict[tuple, list[Owner]] = {}
-        for o in depth_of[depth]:
+        for o in by_height[h]:
             level.setdefault(_structure(o), []).append(o)
         for members in level.values():
             name = class_name(members[0].inst.block)

@@ -272,6 +272,12 @@ def resolved_spec(typed: TypedGraph, data: dict, spec_file: str = "<spec>", trai
         f"# Resolved by netspec {__version__} from {spec_file}.",
         "# Every default and inferred value is written out; `# default`, `# inferred` and `# generated` mark",
         "# values the user did not write.",
+        *(
+            ["# Blocks, vars and expressions are expanded: each layer is named by its module path."]
+            if graph.instances or data.get("vars")
+            else []
+        ),
+        *([f"# Already scaled by scale: {_yaml_value(data['scale'])}."] if data.get("scale") else []),
         "netspec: 1",
         f"name: {_yaml_value(graph.name)}",
     ]

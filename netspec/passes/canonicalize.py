@@ -22,7 +22,7 @@ def shape_diag(node, err: ShapeError, prefix: str = "") -> Diagnostic:
         received=err.received,
         hint=err.hint,
         code="shape",
-    )
+    ).within(node.via)
 
 
 def canonicalize(graph: Graph) -> tuple[Graph, list[Diagnostic]]:
@@ -45,7 +45,7 @@ def canonicalize(graph: Graph) -> tuple[Graph, list[Diagnostic]]:
                             expected=str(exc),
                             received=str(node.params.get(p.name)),
                             code="schema",
-                        )
+                        ).within(node.via)
                     )
                     value = p.default
             resolved[p.name] = value

@@ -54,7 +54,10 @@ class TypedGraph:
 
     @property
     def is_chain(self) -> bool:
-        """One input, one output, each layer reading the one before: forward(x) is a plain chain."""
+        """One input, one output, each layer reading the one before, no blocks (whose classes in
+        model.py have their own forward): forward(x) is a plain chain."""
+        if self.graph.instances:
+            return False
         prev = self.graph.inputs[0].name
         for la in self.layers:
             if la.node.inputs != (prev,):
@@ -163,7 +166,7 @@ def _run(graph: Graph, inputs: tuple[TensorType, ...], prefix: str) -> tuple[lis
         except ShapeError as exc:
             diags.append(shape_diag(node, exc, prefix))
             continue
-        diags.extend(_warn(node, x))
+        diags.extend(d.within(node.via) for d in _warn(node, x))
         resolved = replace(node, params={**node.params, **inferred})
         p = dict(resolved.params)
         layers.append(
@@ -196,6 +199,7 @@ def _unused(graph: Graph) -> list[Diagnostic]:
             n.loc,
             "every layer on a path to an output",
             "read it with `from:` in a later layer, list it in `outputs:`, or remove it",
+            n.via,
         )
         for n in graph.nodes
         if n.name not in needed
@@ -206,6 +210,7 @@ def _unused(graph: Graph) -> list[Diagnostic]:
             i.loc,
             "every input read by a layer on a path to an output",
             "read it with `from:`",
+            (),
         )
         for i in graph.inputs
         if i.name not in needed
@@ -213,9 +218,17 @@ def _unused(graph: Graph) -> list[Diagnostic]:
     received = f"outputs: {list(graph.outputs)}"
     return [
         Diagnostic(
-            msg, format_path(path), loc, expected=expected, received=received, hint=hint, severity=WARNING, code="graph"
+            msg,
+            format_path(path),
+            loc,
+            expected=expected,
+            received=received,
+            hint=hint,
+            severity=WARNING,
+            code="graph",
+            context=via,
         )
-        for msg, path, loc, expected, hint in unused
+        for msg, path, loc, expected, hint, via in unused
     ]
 
 

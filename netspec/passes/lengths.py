@@ -36,8 +36,9 @@ def lengths_plan(typed: TypedGraph) -> list[str]:
     if sym is not None and not typed.is_chain:
         raise ShapeError(
             "variable-length input is supported for chains of layers only",
-            expected="a chain (no from:, one input, one output)",
-            received=f"a graph with inputs {[i.name for i in typed.graph.inputs]}",
+            expected="a chain (no from:, no blocks, one input, one output)",
+            received=f"a graph with inputs {[i.name for i in typed.graph.inputs]}"
+            + (f" and {len(typed.graph.instances)} block uses" if typed.graph.instances else ""),
         )
     plan = []
     alive = sym is not None

@@ -295,6 +295,8 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic
         hint = "a spec is a single YAML document; remove the second '---'"
     elif "<block end>" in problem:
         hint = "check this line's indentation: entries of one list or mapping must line up"
+    elif "${" in line and "{" in problem:
+        hint = 'quote an expression: "${...}" (braces are YAML syntax inside {...} and [...])'
     elif "mapping values are not allowed" in problem:
         hint = "quote a value that contains ': ', or check the indentation"
     return Diagnostic(message, "", loc, hint=hint, code="yaml")

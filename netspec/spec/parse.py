@@ -77,19 +77,21 @@ def _name_error(doc, path, name, seen, *, key: bool = False) -> Diagnostic | Non
 
 
 # Names model.py's generated classes use beside a block's arguments and inputs.
-_CODE_NAMES = frozenset({"self", "nn", "torch", "math"})
+_CODE_NAMES = frozenset({"self", "super", "nn", "torch", "math"})
 
 
 def _variable_error(doc, path, name) -> Diagnostic | None:
-    """Block arguments and inputs become Python parameters in model.py."""
-    if name in _CODE_NAMES or keyword.iskeyword(name) or name.startswith("_"):
+    """Block arguments and inputs become Python parameters in model.py, beside its classes
+    (capitalized: `Basic`, `Add`) and the names its code calls."""
+    if name in _CODE_NAMES or keyword.iskeyword(name) or name.startswith("_") or name[:1].isupper():
         return Diagnostic(
             f"name '{name}' is reserved",
             format_path(path),
             doc.loc(path, key=True),
-            expected="a name that is not a Python keyword, private, or one of " + ", ".join(sorted(_CODE_NAMES)),
+            expected="a name that starts with a lowercase letter and is not a Python keyword or one of "
+            + ", ".join(sorted(_CODE_NAMES)),
             received=repr(name),
-            hint=f"try '{name}_1'",
+            hint=f"try '{name.lower()}_1'" if name[:1].isupper() else f"try '{name}_1'",
             code="name",
         )
     return None
@@ -138,6 +140,7 @@ class _Multi:
 
     instance: str
     outputs: tuple[str, ...]  # local output names
+    values: tuple[str, ...] = ()  # their value names
 
 
 @dataclass
@@ -168,6 +171,10 @@ class _Expander:
         self.used_blocks: set[str] = set()
         self.seen_diags: set = set()
         self.overflow = False
+        # Every module path made so far (layers and block instances) -> where its name is written,
+        # and the path of the body that made each layer.
+        self.claimed: dict[str, tuple] = {}
+        self.made_in: dict[str, str] = {}
 
     # -- diagnostics -----------------------------------------------------------------------
     def report(self, diag: Diagnostic | None, via: tuple[str, ...] = ()) -> None:
@@ -279,6 +286,12 @@ class _Expander:
                 return prev
             path = base + (i, kind)
             later.pop(name, None)
+            if not explicit and "repeat" not in raw:
+                # A generated name gives way to anything made since it was chosen (a copy of a
+                # repeated layer may be called `relu_1` too).
+                n = 1
+                while scope.prefix + name in self.claimed or name in scope.paths or name in later:
+                    name, n = f"{kind}_{n}", n + 1
             given = raw.pop("from", None)
             refs = [given] if isinstance(given, str) else list(given) if given is not None else None
             sources = self.sources(refs, given, path, name, prev, scope, later, via)
@@ -292,6 +305,8 @@ class _Expander:
             scope.paths[name] = base + (i, kind, "name")
             value = FAILED if value is None else value
             scope.table[name] = value
+            if isinstance(value, _Multi):  # `enc.h` also names the last copy's `h`
+                scope.table.update((f"{name}.{o}", v) for o, v in zip(value.outputs, value.values, strict=True))
             prev = value
         return prev
 
@@ -374,7 +389,8 @@ class _Expander:
                 via,
             )
             return None
-        count = math.ceil(value * self.depth) if value else 0
+        # round() first: 50 x 1.1 is 55.000000000000007 in floats, and ceil would make it 56.
+        count = math.ceil(round(value * self.depth, 9)) if value else 0
         if count != 1 and sources is not None and len(sources) != 1:
             self.report(
                 Diagnostic(
@@ -422,6 +438,9 @@ class _Expander:
                 self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
                 scope.paths[local] = path + ("name",)
             value = scope.prefix + local
+            if not self.claim(value, path + ("name",), via):
+                return None
+            self.made_in[value] = scope.prefix
             self.nodes.append(
                 Node(
                     name=value,
@@ -438,6 +457,26 @@ class _Expander:
             scope.table[local] = value
             reads = (value,)
         return value
+
+    def claim(self, qualified: str, path: tuple, via) -> bool:
+        """Take a module path; a second layer or instance with the same path is an error."""
+        if qualified in self.claimed:
+            first = self.doc.loc(self.claimed[qualified])
+            self.report(
+                Diagnostic(
+                    f"duplicate name '{qualified}'",
+                    format_path(path),
+                    self.doc.loc(path),
+                    expected="a name not used before (by an input, a layer, a copy of a repeated layer or a block)",
+                    received=f"'{qualified}', already used at line {first.line}",
+                    hint="names are how `from:` and `outputs:` refer to layers; give each its own",
+                    code="name",
+                ),
+                via,
+            )
+            return False
+        self.claimed[qualified] = path
+        return True
 
     def check_arity(self, op, sources, given, path, via) -> None:
         if sources is None:
@@ -562,6 +601,8 @@ class _Expander:
         qualified = scope.prefix + local
         def_path = ("blocks", block)
         use_loc = self.doc.loc(path, key=True)
+        if not self.claim(qualified, path + ("name",), via):
+            return None
         inner_via = (f"in block `{block}` used at {use_loc}" + (f" as '{qualified}'" if qualified else ""), *via)
         env = dict(self.global_env)
         args = {}
@@ -617,7 +658,7 @@ class _Expander:
             return values[0]
         for out_name, v in zip(names, values, strict=True):
             scope.table[f"{local}.{out_name}"] = v
-        return _Multi(qualified, tuple(names))
+        return _Multi(qualified, tuple(names), tuple(values))
 
     # -- everything ----------------------------------------------------------------------------
     def run(self) -> Graph | None:
@@ -667,25 +708,30 @@ class _Expander:
         )
 
     def check_paths(self) -> None:
-        """A module path is a layer or a container, never both (`a` and `a.b`)."""
+        """A module path is a layer or a container, never both (`a` and `a.b`), and only a block's
+        own layers live inside its instances."""
         names = {n.name: n for n in self.nodes}
+        instances = {i.path for i in self.instances}
         for node in self.nodes:
             parts = node.name.split(".")
             for k in range(1, len(parts)):
                 holder = ".".join(parts[:k])
-                if holder in names:
+                inside = holder in instances and not self.made_in.get(node.name, "").startswith(holder + ".")
+                if holder in names or inside:
+                    what = "layer" if holder in names else "block instance"
                     self.report(
                         Diagnostic(
-                            f"name '{node.name}' puts a layer inside layer '{holder}'",
+                            f"name '{node.name}' puts a layer inside {what} '{holder}'",
                             format_path(node.path + ("name",)),
-                            node.loc_of("name"),
-                            expected="a dotted name whose leading part is a block instance or a new group",
+                            self.doc.loc(node.path + ("name",)),
+                            expected="a dotted name whose leading part is a new group",
                             received=repr(node.name),
-                            hint=f"'{holder}' is a layer; rename one of them",
+                            hint=f"'{holder}' is a {what}; rename one of them",
                             code="name",
                         ),
                         node.via,
                     )
+                    break
 
 
 def _contains_expr(value) -> bool:
