@@ -474,14 +474,14 @@ train:
   data: {source: synthetic, samples: 64, val_fraction: 0, test_fraction: 0.25}
   batch_size: 4
   epochs: 3
-  optimizer: {name: sgd, lr: 10, momentum: 0.9}
+  optimizer: {name: sgd, lr: 2, momentum: 0.9}
   checkpoint_every_steps: 2
   seed: 0
 """
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    """lr 10 without grad_clip: the loss overflows within epoch 1 (12 steps). The mid-epoch
+    """lr 2 without grad_clip: the loss overflows within epoch 1 (12 steps). The mid-epoch
     checkpoint due when it has become nan is refused, so last.pt is the last good one."""
     spec = write(tmp_path, DIVERGE)
     run = tmp_path / "run"

@@ -222,7 +222,9 @@ def _check_values(xs, ys, dtype, task, out_shape):
 
 
 def synthetic(cfg: dict, spec_shape: tuple, dtype: str, out_shape: tuple, bindings: dict, vocab: int | None, seed: int):
-    """Random inputs of the spec's shape with random labels (or targets)."""
+    """Random inputs of the spec's shape, labelled by a hidden random linear rule (a linear map of
+    the input, or of its token counts for token ids), so a network can learn them: a smoke test
+    that shows learning, not just running."""
     n = cfg["data"]["samples"]
     shape = tuple(d if isinstance(d, int) else bindings.get(d) for d in spec_shape)
     if None in shape:
@@ -233,11 +235,19 @@ def synthetic(cfg: dict, spec_shape: tuple, dtype: str, out_shape: tuple, bindin
         x = rng.integers(0, vocab or 2, size=(n, *shape), dtype=np.int64)
     else:
         x = rng.standard_normal((n, *shape)).astype(np.float32)
+    if dtype == "int64":  # bag of tokens
+        features = np.stack([np.bincount(row.ravel(), minlength=vocab or 2) for row in x]).astype(np.float32)
+    else:
+        features = x.reshape(n, -1)
+    features = features - features.mean(axis=0)  # centred, so no class wins by the features' mean
     if cfg["task"] == "classification":
         k = cfg["data"].get("classes") or (out_shape[-1] if out_shape else 2)
-        y = rng.integers(0, k, size=n, dtype=np.int64)
+        scores = features @ rng.standard_normal((features.shape[1], k)).astype(np.float32)
+        y = scores.argmax(axis=1).astype(np.int64)
         classes = [str(i) for i in range(k)]
     else:
-        y = rng.standard_normal((n, *out_shape)).astype(np.float32)
+        size = int(np.prod(out_shape)) if out_shape else 1
+        w = rng.standard_normal((features.shape[1], size)).astype(np.float32) / np.sqrt(features.shape[1])
+        y = (features @ w).reshape(n, *out_shape).astype(np.float32)
         classes = None
     return RawData(x, y, classes=classes, notes=[f"synthetic: {n} random samples of {_show(shape)}"])
