@@ -161,10 +161,11 @@ def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...
             "minProperties": 1,
             "maxProperties": 1,
             "propertyNames": item_names,
-            "allOf": [
-                {"if": {"required": [n]}, "then": {"properties": {n: {"$ref": f"#/$defs/{d}"}}}}
+            # `properties` checks only the key present: one lookup per layer, not one test per type
+            "properties": {
+                n: {"$ref": f"#/$defs/{d}"}
                 for n, d in [*((n, n) for n in names), *((b, f"block:{b}") for b in sorted(uses))]
-            ],
+            },
         },
     }
     dim = {
@@ -287,7 +288,7 @@ def evaluated_layer_schema() -> dict:
         "type": "object",
         "minProperties": 1,
         "maxProperties": 1,
-        "allOf": [{"if": {"required": [n]}, "then": {"properties": {n: {"$ref": f"#/$defs/{n}"}}}} for n in ops],
+        "properties": {n: {"$ref": f"#/$defs/{n}"} for n in ops},
         "$defs": {n: op_schema(op, authoring=False) for n, op in ops.items()},
     }
 
