@@ -82,6 +82,19 @@ def temp_files(folder: Path) -> list[str]:
 # ----------------------------------------------------------------------------- 1. Ctrl-C
 
 
+@pytest.fixture(autouse=True)
+def usual_ctrl_c():
+    """Started from a shell's `&` or nohup, this process inherits SIGINT ignored, and the loop rightly
+    leaves it so; the tests here need the usual Ctrl-C, so they set Python's default handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _usual_ctrl_c_in_child():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then installs its KeyboardInterrupt handler
+
+
 def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resumes_exactly(reference, tmp_path):
     """A real SIGINT to a `netspec train` process, sent shortly after epoch 1's metrics line: exit 130
     with a checkpoint of exactly the step it stopped after; --resume then ends bit-identical."""
@@ -93,6 +106,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resumes_exactly(refer
         stderr=subprocess.STDOUT,
         text=True,
         env=ENV,
+        preexec_fn=_usual_ctrl_c_in_child,
     )
     watchdog = threading.Timer(240, proc.kill)
     watchdog.start()

@@ -23,7 +23,7 @@ from ..errors import Diagnostic, Location, SpecError, format_path
 
 MAX_NODES = 200_000  # values built after alias expansion; a real spec has a few thousand
 MAX_DEPTH = 64
-MAX_BYTES = 8 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024  # a resolved ResNet-152 is about 150 KB
 
 _T = "tag:yaml.org,2002:"
 _SCALAR_RULES = [
@@ -302,10 +302,53 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic
     return Diagnostic(message, "", loc, hint=hint, code="yaml")
 
 
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml.cyaml import CParser
+
+    class _CLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's parser and composer (about 6x faster) with the same YAML 1.2 scalar rules."""
+
+        yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+        def __init__(self, stream):
+            CParser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+else:  # pragma: no cover - PyYAML built without libyaml
+    _CLoader = None
+
+
+def _fast_compose(text: str):
+    """Compose with libyaml when it is there: check the nesting depth on its event stream first
+    (its composer recurses in C), then compose. None when libyaml is missing or finds a problem:
+    the pure-Python composer then runs and reports it in the words netspec's hints know."""
+    if _CLoader is None:
+        return None
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=_CLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _TooBig(event, f"the document nests deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        loader = _CLoader(text)
+        try:
+            return loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError:
+        return None
+
+
 def load_text(text: str, file: str = "<spec>") -> Document:
     """Parse YAML text into plain data plus a source map; raise SpecError on any problem."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = _fast_compose(text)
+        if root is None:
+            root = yaml.compose(text, Loader=_Loader)
     except _TooBig as exc:
         raise _too_big(file, exc) from None
     except yaml.MarkedYAMLError as exc:

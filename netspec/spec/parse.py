@@ -21,11 +21,9 @@ from ..ir.graph import frozen_map
 from ..ops import all_ops
 from .expr import ExprError, has_expr, substitute
 from .loader import Document
-from .schema import MAX_REPEAT
+from .schema import MAX_LAYERS, MAX_REPEAT
 from .validate import show, validate_evaluated
 
-# A spec that expands past this many layers is a mistake (or an attack: nested repeats multiply).
-MAX_LAYERS = 20_000
 MAX_NESTING = 32
 
 # Names nn.Module.add_module refuses ("attribute 'x' already exists"): every public nn.Module

@@ -18,6 +18,9 @@ SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
 # writes them back, so `from:`, `outputs:` and `name:` all take them.
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 MAX_REPEAT = 1000
+# A spec with more layers than this, written or expanded, is a mistake (or an attack: nested
+# repeats multiply); refusing it early keeps every check fast.
+MAX_LAYERS = 10_000
 COMMON_KEYS = {
     "name": {
         "type": "string",

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
 from .loader import Document
-from .schema import build_schema, evaluated_layer_schema
+from .schema import MAX_LAYERS, build_schema, evaluated_layer_schema
 
 _TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
 
@@ -42,6 +42,13 @@ def _at(data: Any, path: tuple) -> Any:
     for part in path:
         data = data[part]
     return data
+
+
+def _at_or_none(data: Any, path: tuple) -> Any:
+    try:
+        return _at(data, path)
+    except (KeyError, IndexError, TypeError):
+        return None
 
 
 def _nonfinite(data: Any, path: tuple = ()):
@@ -340,6 +347,20 @@ def validate(doc: Document) -> list[Diagnostic]:
                 doc.loc(()),
                 expected="a mapping with netspec, inputs and layers",
                 received=type_name(doc.data),
+                code="schema",
+            )
+        ]
+    written = [("layers",)] + [("blocks", b, "layers") for b in doc.data.get("blocks") or {}]
+    count = sum(len(x) for x in (_at_or_none(doc.data, p) for p in written) if isinstance(x, list))
+    if count > MAX_LAYERS:
+        return [
+            Diagnostic(
+                "too many layers",
+                "layers",
+                doc.loc(("layers",), key=True),
+                expected=f"at most {MAX_LAYERS:,} layers, counting those of blocks",
+                received=f"{count:,} layers",
+                hint="a network this long is better written with blocks and `repeat:`",
                 code="schema",
             )
         ]
