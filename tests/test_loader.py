@@ -424,3 +424,25 @@ def test_load_is_deterministic_and_plain():
     text = "netspec: 1\ninputs:\n  x: {shape: [T, 4]}\nlayers:\n  - lstm: 8\n"
     a, b = load_text(text, FILE), load_text(text, FILE)
     assert a.data == b.data == {"netspec": 1, "inputs": {"x": {"shape": ["T", 4]}}, "layers": [{"lstm": 8}]}
+
+
+@pytest.mark.parametrize("mb", [30])
+def test_a_file_of_tens_of_megabytes_is_refused_before_it_is_read(tmp_path, cli, mb):
+    """Refused from its size alone: no YAML parse, so it takes no longer than a small file."""
+    big = tmp_path / "huge.yaml"
+    line = b"  - linear: {out_features: 8}\n"
+    big.write_bytes(b"netspec: 1\ninputs: {x: {shape: [8]}}\nlayers:\n" + line * (mb * 2**20 // len(line)))
+    start = time.perf_counter()
+    code, out, _ = cli("check", big)
+    assert time.perf_counter() - start < 5  # a hang guard; docs/reliability.md has the measured time
+    assert code == 1 and "the spec file is too large" in out and f"at most {MAX_BYTES // 2**20} MiB" in out
+    assert "hint: a spec is a few KB" in out
+
+
+def test_a_spec_with_too_many_layers_is_refused_before_the_schema_check():
+    text = "netspec: 1\ninputs: {x: {shape: [8]}}\nlayers:\n" + "  - relu\n" * 10_001
+    start = time.perf_counter()
+    res = compile_text(text)
+    assert time.perf_counter() - start < 5
+    (d,) = res.errors
+    assert d.message == "too many layers" and d.received == "10,001 layers"

@@ -402,6 +402,8 @@ def load_file(path: str | Path) -> Document:
                     Location(name),
                     expected=f"at most {MAX_BYTES // 1024 // 1024} MiB",
                     received=f"{path.stat().st_size:,} bytes",
+                    hint="a spec is a few KB: write repeated layers as a block with `repeat:`, "
+                    "and keep data in a file named by train.data.source",
                     code="io",
                 )
             ]
