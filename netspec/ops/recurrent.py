@@ -21,15 +21,16 @@ def _h_out(p) -> int:
     return p.get("proj_size") or p["hidden_size"]
 
 
-def layer_weights(p, input_size: int) -> list[int]:
-    """Weight elements (no biases) of each layer and direction, in PyTorch's layout."""
+def weights(p, input_size: int) -> tuple[int, int]:
+    """(weight elements without biases, number of layer-direction cells), in PyTorch's layout.
+    Closed form: only the first layer reads the input; every later one reads the layer below
+    (num_layers may be any int the schema allows, so no per-layer loop)."""
     g, h, dirs = GATES[p["kind"]], p["hidden_size"], 2 if p["bidirectional"] else 1
     hout, proj = _h_out(p), p.get("proj_size") or 0
-    out = []
-    for layer in range(p["num_layers"]):
-        i = input_size if layer == 0 else dirs * hout
-        out += [g * h * (i + hout) + proj * h] * dirs
-    return out
+    first = g * h * (input_size + hout) + proj * h
+    later = g * h * (dirs * hout + hout) + proj * h
+    n = p["num_layers"]
+    return dirs * (first + (n - 1) * later), dirs * n
 
 
 def _make(kind: str) -> OpDef:
@@ -70,14 +71,14 @@ def _make(kind: str) -> OpDef:
     def params(p, x, y):
         g, h = GATES[kind], p["hidden_size"]
         biases = 2 * g * h if p["bias"] else 0
-        q = {**p, "kind": kind}
-        return sum(w + biases for w in layer_weights(q, p["input_size"]))
+        total, cells = weights({**p, "kind": kind}, p["input_size"])
+        return total + cells * biases
 
     def macs(p, x, y):
         t = x.shape[0]
         if not isinstance(t, int):
             return None
-        return t * sum(layer_weights({**p, "kind": kind}, p["input_size"]))
+        return t * weights({**p, "kind": kind}, p["input_size"])[0]
 
     def lower(p, x, y):
         kw = {"mode": CLS[kind], "input_size": p["input_size"], "hidden_size": p["hidden_size"]}

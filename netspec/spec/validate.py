@@ -350,7 +350,8 @@ def validate(doc: Document) -> list[Diagnostic]:
                 code="schema",
             )
         ]
-    written = [("layers",)] + [("blocks", b, "layers") for b in doc.data.get("blocks") or {}]
+    blocks = doc.data.get("blocks")
+    written = [("layers",)] + [("blocks", b, "layers") for b in (blocks if isinstance(blocks, dict) else {})]
     count = sum(len(x) for x in (_at_or_none(doc.data, p) for p in written) if isinstance(x, list))
     if count > MAX_LAYERS:
         return [
