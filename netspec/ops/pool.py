@@ -102,12 +102,25 @@ def _make_adaptive(n: int, kind: str) -> OpDef:
     cls = f"nn.Adaptive{'Max' if kind == 'max' else 'Avg'}Pool{n}d"
 
     def infer(p, x: TensorType):
+        if n == 1 and p["output_size"] == (None,) and not isinstance(x.shape[1], int):
+            # torch's 1d adaptive pools take no null, and a length known only at run time cannot
+            # be written in its place
+            raise ShapeError(
+                f"adaptive pooling cannot keep the run-time length {x.shape[1]}",
+                expected="an output size, or null on an axis of fixed size",
+                received=f"output_size [null] on {x.show()}",
+                hint="leave the layer out (keeping the length is the identity), or give a size",
+                param="output_size",
+            )
         out = tuple(size if o is None else o for o, size in zip(p["output_size"], x.shape[1:], strict=True))
         return TensorType((x.shape[0], *out), x.dtype, "channels"), {}
 
     def lower(p, x, y):
-        o = p["output_size"]
-        return Ctor(cls, {"output_size": o[0] if len(set(o)) == 1 else o})
+        # null keeps an axis: write the size when it is known (torch's 1d pools take no null), and
+        # never collapse (null, null) to a bare null, which torch reads as no size at all
+        sizes = zip(p["output_size"], x.shape[1:], strict=True)
+        o = tuple(size if v is None and isinstance(size, int) else v for v, size in sizes)
+        return Ctor(cls, {"output_size": o[0] if len(set(o)) == 1 and o[0] is not None else o})
 
     return OpDef(
         name=f"adaptive_{kind}pool{n}d",
