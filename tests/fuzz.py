@@ -251,7 +251,9 @@ def _alarm(signum, frame):
 def worker(args) -> tuple[list, dict]:
     seed, cases, limit, run_torch = args
     if run_torch:
-        import torch  # noqa: F401  (its import takes seconds: not a case's time)
+        import torch  # its import takes seconds: not a case's time
+
+        torch.set_num_threads(1)  # one thread per worker: workers x threads never oversubscribe
     signal.signal(signal.SIGALRM, _alarm)
     rng = random.Random(seed)
     found, counts, times = [], {"accepted": 0, "rejected": 0, "crash": 0, "wrong": 0, "hang": 0}, []
