@@ -86,6 +86,7 @@ def main(argv=None):
         print("test:", json.dumps({{k: v for k, v in (results.get("test") or {{}}).items()
                                    if not isinstance(v, (list, dict))}}))
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()  # leave together: an early teardown can abort the other rank
         torch.distributed.destroy_process_group()
 
 
