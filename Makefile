@@ -38,7 +38,7 @@ test: lint
 results: dev
 	$(BIN)/python -m pytest -p no:cacheprovider -m results tests/test_results.py
 
-# A long mutation-fuzzing campaign over specs/ (about 8 minutes for 20,000 cases on 2 cores); crashes
+# A long mutation-fuzzing campaign over specs/ (about 2 minutes for 20,000 cases on 2 cores); crashes
 # and hangs land in tests/fuzz_corpus/, which the test suite replays.
 FUZZ_CASES ?= 20000
 FUZZ_SEED ?= 1
