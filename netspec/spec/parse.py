@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import keyword
 import math
+from collections import ChainMap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,7 +275,7 @@ class _Expander:
                         break
             else:
                 path = base + (i, kind, "name")
-                self.report(_name_error(self.doc, path, name, {**scope.paths, **later}), via)
+                self.report(_name_error(self.doc, path, name, ChainMap(scope.paths, later)), via)
             later.setdefault(name, base + (i, kind, "name"))
             names.append((name, explicit))
 
