@@ -19,6 +19,7 @@ from ..passes.infer import LayerInfo, TypedGraph
 
 
 def ctor_of(layer: LayerInfo):
+    """The layer's constructor description: what module.py instantiates and model.py prints."""
     return get(layer.node.op).lower(dict(layer.node.params), layer.in_type, layer.out_type)
 
 

@@ -16,7 +16,6 @@ import yaml
 
 from .. import __version__
 from ..errors import ShapeError
-from ..ops import get
 from ..passes.infer import TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes, time_symbol
 from ..spec.train_schema import RELEVANT, relevant_keys
@@ -210,7 +209,7 @@ def _block_classes(typed: TypedGraph, root: Owner, taken: set[str]) -> list[str]
 def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str = "") -> str:
     graph = typed.graph
     cls = class_name(graph.name)
-    ctors = [get(lay.node.op).lower(dict(lay.node.params), lay.in_type, lay.out_type) for lay in typed.layers]
+    ctors = [ctor_of(lay) for lay in typed.layers]
     helpers = sorted({c.cls for c in ctors if not c.cls.startswith("nn.")})
     if typed.is_chain and MASK in (_plan(typed) or []):
         helpers.insert(0, "zero_padding")

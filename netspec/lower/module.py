@@ -7,14 +7,10 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
-from ..ops import get
 from ..passes.infer import LayerInfo, TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes
 from . import layers as custom
-
-
-def ctor_of(layer: LayerInfo):
-    return get(layer.node.op).lower(dict(layer.node.params), layer.in_type, layer.out_type)
+from .classes import ctor_of
 
 
 def instantiate(layer: LayerInfo) -> nn.Module:

@@ -458,21 +458,10 @@ class _Expander:
         return value
 
     def claim(self, qualified: str, path: tuple, via) -> bool:
-        """Take a module path; a second layer or instance with the same path is an error."""
+        """Take a module path; a second layer or instance with the same path is an error (a copy
+        of a repeated layer or a dotted name can meet a name the per-body check did not see)."""
         if qualified in self.claimed:
-            first = self.doc.loc(self.claimed[qualified])
-            self.report(
-                Diagnostic(
-                    f"duplicate name '{qualified}'",
-                    format_path(path),
-                    self.doc.loc(path),
-                    expected="a name not used before (by an input, a layer, a copy of a repeated layer or a block)",
-                    received=f"'{qualified}', already used at line {first.line}",
-                    hint="names are how `from:` and `outputs:` refer to layers; give each its own",
-                    code="name",
-                ),
-                via,
-            )
+            self.report(_name_error(self.doc, path, qualified, self.claimed), via)
             return False
         self.claimed[qualified] = path
         return True
