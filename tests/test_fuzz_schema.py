@@ -44,13 +44,6 @@ from .test_op_contract import (
 from .test_op_contract import draw_value as contract_value
 from .test_property_chains import evaluate, fits
 
-# torch's notes on its own implementation choices, not problems with the spec
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
-    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
-    pytest.mark.filterwarnings("ignore:dropout option adds dropout after all but last recurrent layer:UserWarning"),
-]
-
 OPS = all_ops()
 NAMES = sorted(OPS)
 MERGES = [name for name in NAMES if OPS[name].arity is None]

@@ -43,12 +43,6 @@ from .test_op_contract import (
 )
 from .test_property_chains import assert_diagnostics_located, evaluate, fits, seeded
 
-# torch's notes on its own implementation choices, not problems with the spec
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
-    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
-]
-
 OPS = all_ops()
 SINGLE = [op for _, op in sorted(OPS.items()) if op.arity == 1]
 MERGES = ["add", "multiply", "mean", "concat"]

@@ -27,12 +27,6 @@ from netspec.ops import all_ops
 from netspec.ops.params import IntList
 from netspec.passes.infer import TypedGraph
 
-# torch's notes on its own implementation choices, not problems with the spec
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
-    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
-]
-
 OPS = all_ops()
 BATCH = 2
 TORCH_DTYPES = {"float32": torch.float32, "int64": torch.int64}

@@ -33,12 +33,6 @@ from .test_op_contract import (
     weight_elements,
 )
 
-# torch's notes on its own implementation choices, not problems with the spec
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning"),
-    pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning"),
-]
-
 OPS = {name: op for name, op in all_ops().items() if op.arity == 1}  # merges: tests/test_graphs.py
 BATCH = 3
 TRIES = 3  # draws per position before the chain ends with a layer that does not fit
