@@ -594,8 +594,6 @@ class _Expander:
         inner_via = (f"in block `{block}` used at {use_loc}" + (f" as '{qualified}'" if qualified else ""), *via)
         env = dict(self.global_env)
         args = {}
-        for arg in declared:
-            self.report(_variable_error(self.doc, def_path + ("args", arg), arg))
         for arg, default in declared.items():
             if arg in given:
                 args[arg] = given[arg]
@@ -608,7 +606,7 @@ class _Expander:
         inner = _Scope(prefix=qualified + ".", what="an input of the block or a layer above")
         for k, (inp, src) in enumerate(zip(inputs, sources, strict=True)):
             where = def_path + ("inputs", k)
-            self.report(_name_error(self.doc, where, inp, inner.paths) or _variable_error(self.doc, where, inp))
+            self.report(_name_error(self.doc, where, inp, inner.paths))
             inner.paths[inp] = where
             inner.table[inp] = src
         first_node = len(self.nodes)
@@ -617,8 +615,7 @@ class _Expander:
         )
         outs = definition.get("outputs")
         if outs is None:
-            values = [last]
-            names = [self.nodes[-1].local if len(self.nodes) > first_node else inputs[0]]
+            values, names = [last], []  # one output: reached by the instance's name alone
         else:
             values, names = [], list(outs)
             for k, ref in enumerate(outs):
@@ -649,7 +646,17 @@ class _Expander:
         return _Multi(qualified, tuple(names), tuple(values))
 
     # -- everything ----------------------------------------------------------------------------
+    def check_definitions(self) -> None:
+        """Block arguments and inputs become Python parameters in model.py: checked once per
+        block, used or not."""
+        for block, definition in self.blocks.items():
+            for arg in definition.get("args") or {}:
+                self.report(_variable_error(self.doc, ("blocks", block, "args", arg), arg))
+            for k, inp in enumerate(definition.get("inputs") or []):
+                self.report(_variable_error(self.doc, ("blocks", block, "inputs", k), inp))
+
     def run(self) -> Graph | None:
+        self.check_definitions()
         self.global_env = self.globals()
         top = _Scope(prefix="", what="a graph input or a layer")
         inputs = self.inputs(self.global_env, top)
