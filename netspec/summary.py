@@ -34,7 +34,7 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
     blocks = []
     types = {la.node.name: la.out_type for la in typed.layers}
     for inst in typed.graph.instances:
-        inside = [la for la in typed.layers if la.node.name.startswith(inst.path + ".")]
+        inside = typed.inside(inst.path)
         macs = [la.macs for la in inside]
         out = types.get(inst.outputs[0])
         blocks.append(

@@ -129,6 +129,7 @@ def _var_names():
 def _init_lines(owner: Owner, cls: ClassDef | None, typed: TypedGraph | None = None) -> list[str]:
     """`self.<name> = ...` for every item of a block class (or of the root model)."""
     lines, groups = [], set()
+    slot = (cls.slots if cls else {}).get  # a parameter's name, or None for a literal
     for kind, x in owner.items:
         rel = owner.rel(x.node.name if kind == "layer" else x.path)
         parts = rel.split(".")
@@ -139,14 +140,12 @@ def _init_lines(owner: Owner, cls: ClassDef | None, typed: TypedGraph | None = N
                 lines.append(f"        self.{group} = nn.Module()")
         if kind == "layer":
             c = ctor_of(x)
-            slot = (cls.slots if cls else {}).get
             args = ", ".join(f"{k}={slot(('layer', rel, k)) or _value(v)}" for k, v in c.kwargs.items())
             note = f"  # {fmt_int(x.params)} params" if typed and x.params else ""
             lines.append(f"        self.{rel} = {c.cls}({args}){note}")
         else:
-            slot = (cls.slots if cls else {}).get
             args = ", ".join(f"{p}={slot(('inst', rel, p)) or _value(x.needs[p])}" for p, _ in x.cls.params)
-            total = sum(la.params for la in typed.layers if la.node.name.startswith(x.path + ".")) if typed else 0
+            total = sum(la.params for la in typed.inside(x.path)) if typed else 0
             note = f"  # {fmt_int(total)} params" if total else ""
             lines.append(f"        self.{rel} = {x.cls.name}({args}){note}")
     return lines

@@ -65,6 +65,10 @@ class TypedGraph:
             prev = la.node.name
         return len(self.graph.inputs) == 1 and self.graph.outputs == (prev,)
 
+    def inside(self, path: str) -> list[LayerInfo]:
+        """The layers of the block instance (or group) at module path `path`."""
+        return [la for la in self.layers if la.node.name.startswith(path + ".")]
+
     @property
     def total_params(self) -> int:
         return sum(layer.params for layer in self.layers)
