@@ -9,13 +9,13 @@ PIP    := $(BIN)/pip install --quiet -c constraints.txt
 $(BIN)/netspec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[data]'
+	$(PIP) -e '.[data]' --config-settings editable_mode=compat  # a path entry: no import hook to load at start-up
 	@touch $@
 
 install: $(BIN)/netspec
 
 $(VENV)/.dev: $(BIN)/netspec
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev]' --config-settings editable_mode=compat
 	@touch $@
 
 dev: $(VENV)/.dev

@@ -1,31 +1,23 @@
-"""The command line: a thin typer layer that parses flags, calls the library and renders with rich.
+"""The command line: a thin argparse layer that parses flags, calls the library and renders with rich.
 
 Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error, 130 interrupted
 (Ctrl-C; `train` first stops with a checkpoint). Tracebacks only with --debug. check, summarize,
 ops and schema never import torch.
+
+argparse, not typer/click: `netspec check` is meant to start in well under a tenth of a second,
+and typer alone (with pydantic, which it imports to coerce every parameter) costs about 0.2 s
+before a command runs. Commands are plain functions; `@command(...)` declares their arguments.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from . import __version__
 from .errors import Diagnostic, SpecError
-
-app = typer.Typer(
-    name="netspec",
-    help="A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
 
 _state = {"debug": False}
 
@@ -34,26 +26,48 @@ class UserError(Exception):
     """A mistake in what the user gave us (not a spec diagnostic): exit code 1."""
 
 
+class Exit(Exception):
+    """Leave with this exit code (after the command has said why)."""
+
+    def __init__(self, code: int = 0):
+        super().__init__(code)
+        self.code = code
+
+
 def _console(stderr: bool = False):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def _version(value: bool) -> None:
-    if value:
-        print(f"netspec {__version__}")
-        raise typer.Exit()
+# ----------------------------------------------------------------------------- declaring commands
+
+COMMANDS: dict = {}  # name -> (function, argument declarations)
 
 
-@app.callback()
-def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
-    ] = False,
-) -> None:
-    _state["debug"] = debug
+def arg(*flags: str, **kwargs):
+    """One argument of a command, as argparse's add_argument takes it."""
+    return flags, kwargs
+
+
+def command(*args):
+    """Register a command; its name is the function's, its help the docstring."""
+
+    def register(fn):
+        COMMANDS[fn.__name__.rstrip("_")] = (fn, args)
+        return fn
+
+    return register
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _parse_dims(values: list[str] | None) -> dict[str, int]:
@@ -64,23 +78,6 @@ def _parse_dims(values: list[str] | None) -> dict[str, int]:
             raise UserError(f"--dim expects NAME=SIZE with a positive integer size, e.g. --dim T=128; got {item!r}")
         dims[name] = int(num)
     return dims
-
-
-DimOpt = Annotated[
-    list[str] | None, typer.Option("--dim", help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)")
-]
-
-
-class CheckFormat(str, Enum):
-    text = "text"
-    json = "json"
-
-
-class SummaryFormat(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    text = "text"
 
 
 def _print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool = True) -> None:
@@ -96,81 +93,114 @@ def _print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool =
         )
 
 
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)"),
-]
-
-
 def _compile(spec: Path, dims: dict, *, stderr: bool = True, sets: list[str] | None = None):
     from .compiler import compile_file
 
     res = compile_file(spec, dims, sets)
     if not res.ok:
         _print_diagnostics(res.diagnostics, res.source_lines(), stderr)
-        raise typer.Exit(1)
+        raise Exit(1)
     if res.warnings:
         _print_diagnostics(res.warnings, res.source_lines(), True)
     return res
 
 
-@app.command()
-def check(
-    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
-    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
-    dim: DimOpt = None,
-    set_: SetOpt = None,
-) -> None:
+def _memory_limit(value: str | None) -> int:
+    from .memory import default_limit, parse_size
+
+    if value is None:
+        return default_limit()
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise UserError(f"--max-memory: {exc}") from None
+
+
+# Arguments several commands share.
+SPEC = arg("spec", type=Path, help="the spec file (YAML)")
+RUN_DIR = arg("run_dir", type=Path, help="a finished run directory")
+DIM = arg(
+    "--dim", action="append", metavar="NAME=SIZE", help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)"
+)
+SET = arg(
+    "--set",
+    dest="set_",
+    action="append",
+    metavar="KEY=VALUE",
+    help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)",
+)
+TEXT_OR_JSON = arg("-f", "--format", dest="fmt", choices=("text", "json"), default="text", help="text or json")
+FORCE = arg("--force", action="store_true", help="overwrite files in an existing output directory")
+MAX_MEMORY = arg(
+    "--max-memory", metavar="SIZE", help="refuse specs whose static estimate exceeds this, e.g. 8GB (default: RAM)"
+)
+
+
+@command(SPEC, TEXT_OR_JSON, DIM, SET)
+def check(spec: Path, fmt: str = "text", dim: list[str] | None = None, set_: list[str] | None = None) -> None:
     """Validate a spec and check every shape statically; report all problems at once."""
     from .compiler import compile_file
 
     res = compile_file(spec, _parse_dims(dim), set_)
-    if fmt == CheckFormat.json:
+    if fmt == "json":
         out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
         if res.ok:
             t = res.typed
             out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
         print(json.dumps(out, indent=2))
-        raise typer.Exit(0 if res.ok else 1)
+        raise Exit(0 if res.ok else 1)
     if res.diagnostics:
         _print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
     if not res.ok:
-        raise typer.Exit(1)
+        raise Exit(1)
     t = res.typed
     macs = "" if t.total_macs is None else f", {t.total_macs:,} MACs"
     print(f"{spec}: OK  {t.graph.name}: {t.input.show()} -> {t.output.show()}, {t.total_params:,} params{macs}")
 
 
-@app.command()
+@command(
+    SPEC,
+    arg(
+        "-f",
+        "--format",
+        dest="fmt",
+        choices=("table", "json", "markdown", "text"),
+        default="table",
+        help="table (text when not a terminal), json, markdown or text",
+    ),
+    arg("-b", "--batch-size", type=_positive_int, default=1, help="batch size for activation memory"),
+    DIM,
+    arg("-d", "--depth", type=_positive_int, help="levels of blocks to show (1: top level only); default: all"),
+    SET,
+)
 def summarize(
-    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
-    fmt: Annotated[
-        SummaryFormat, typer.Option("--format", "-f", help="table, json, markdown or text")
-    ] = SummaryFormat.table,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="batch size for activation memory")] = 1,
-    dim: DimOpt = None,
-    depth: Annotated[
-        int | None,
-        typer.Option("--depth", "-d", min=1, help="levels of blocks to show (1: top level only); default: all"),
-    ] = None,
-    set_: SetOpt = None,
+    spec: Path,
+    fmt: str = "table",
+    batch_size: int = 1,
+    dim: list[str] | None = None,
+    depth: int | None = None,
+    set_: list[str] | None = None,
 ) -> None:
     """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass.
     Blocks show as rows with their totals, their layers indented below."""
-    from .summary import fmt_int, fmt_shape, markdown, rows, summary_data, text, totals_lines
+    from .summary import markdown, summary_data, text
 
     res = _compile(spec, _parse_dims(dim), sets=set_)
     data = summary_data(res.typed, batch_size)
-    if fmt == SummaryFormat.json:
+    if fmt == "json":
         print(json.dumps(data, indent=2))
-        return
-    if fmt == SummaryFormat.markdown:
+    elif fmt == "markdown":
         print(markdown(data, depth), end="")
-        return
-    if fmt == SummaryFormat.text or not sys.stdout.isatty():
+    elif fmt == "text" or not sys.stdout.isatty():
         print(text(data, depth), end="")
-        return
+    else:
+        _rich_summary(data, depth)
+
+
+def _rich_summary(data: dict, depth: int | None) -> None:
     from rich.table import Table
+
+    from .summary import fmt_int, fmt_shape, rows, totals_lines
 
     table = Table(title=f"{data['name']}  input {fmt_shape(data['input_shape'])}", title_justify="left")
     for col, justify in (
@@ -191,32 +221,23 @@ def summarize(
         console.print(f"{k}: {v}")
 
 
-MaxMemOpt = Annotated[
-    str | None,
-    typer.Option("--max-memory", help="refuse specs whose static estimate exceeds this, e.g. 8GB (default: RAM)"),
-]
-
-
-def _memory_limit(value: str | None) -> int:
-    from .memory import default_limit, parse_size
-
-    if value is None:
-        return default_limit()
-    try:
-        return parse_size(value)
-    except ValueError as exc:
-        raise UserError(f"--max-memory: {exc}") from None
-
-
-@app.command()
+@command(
+    SPEC,
+    arg("-o", "--out", type=Path, default=Path("build"), help="output directory (default: build)"),
+    arg("--seed", type=int, help="seed for weight initialization (default: train.seed or 0)"),
+    FORCE,
+    SET,
+    DIM,
+    MAX_MEMORY,
+)
 def build(
-    spec: Annotated[Path, typer.Argument(help="the spec file (YAML)")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="output directory")] = Path("build"),
-    seed: Annotated[int | None, typer.Option(help="seed for weight initialization (default: train.seed or 0)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="overwrite files in an existing output directory")] = False,
-    set_: SetOpt = None,
-    dim: DimOpt = None,
-    max_memory: MaxMemOpt = None,
+    spec: Path,
+    out: Path = Path("build"),
+    seed: int | None = None,
+    force: bool = False,
+    set_: list[str] | None = None,
+    dim: list[str] | None = None,
+    max_memory: str | None = None,
 ) -> None:
     """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary;
     with a train: section also train.py and data.npz."""
@@ -244,24 +265,29 @@ def build(
         print(f"  {f.name}")
 
 
-@app.command()
+@command(
+    arg("spec", type=Path, help="the spec file (YAML) with a train: section"),
+    arg("-o", "--out", type=Path, help="run directory (default runs/<name>)"),
+    SET,
+    arg("--resume", action="store_true", help="continue the run in --out from its last checkpoint"),
+    arg("--init-from", type=Path, help="start from these weights (a checkpoint or weights.pt)"),
+    arg("--force", action="store_true", help="overwrite an existing run directory"),
+    arg("-q", "--quiet", action="store_true", help="no progress output"),
+    arg("--max-steps", type=_positive_int, help="stop after N steps with a checkpoint (time-sliced jobs)"),
+    DIM,
+    MAX_MEMORY,
+)
 def train(
-    spec: Annotated[Path, typer.Argument(help="the spec file (YAML) with a train: section")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="run directory (default runs/<name>)")] = None,
-    set_: SetOpt = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")
-    ] = False,
-    init_from: Annotated[
-        Path | None, typer.Option("--init-from", help="start from these weights (a checkpoint or weights.pt)")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="overwrite an existing run directory")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress output")] = False,
-    max_steps: Annotated[
-        int | None, typer.Option("--max-steps", min=1, help="stop after N steps with a checkpoint (time-sliced jobs)")
-    ] = None,
-    dim: DimOpt = None,
-    max_memory: MaxMemOpt = None,
+    spec: Path,
+    out: Path | None = None,
+    set_: list[str] | None = None,
+    resume: bool = False,
+    init_from: Path | None = None,
+    force: bool = False,
+    quiet: bool = False,
+    max_steps: int | None = None,
+    dim: list[str] | None = None,
+    max_memory: str | None = None,
 ) -> None:
     """Train the spec's model as its train: section says; resumable; torchrun-ready."""
     from .runtime.loop import Interrupted
@@ -284,27 +310,25 @@ def train(
     except RunError as exc:
         raise UserError(str(exc)) from None
     except Interrupted:  # Ctrl-C: the loop has written a checkpoint and said how to resume
-        raise typer.Exit(130) from None
+        raise Exit(130) from None
 
 
-@app.command()
-def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    data: Annotated[str | None, typer.Option("--data", help="another source: ucr:<Name>, a .npz or .csv file")] = None,
-    split: Annotated[str, typer.Option("--split", help="test, val or train (with the run's own data)")] = "test",
-    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
-) -> None:
+@command(
+    RUN_DIR,
+    arg("--data", help="another source: ucr:<Name>, a .npz or .csv file"),
+    arg("--split", choices=("test", "val", "train"), default="test", help="test, val or train (with the run's data)"),
+    TEXT_OR_JSON,
+)
+def evaluate(run_dir: Path, data: str | None = None, split: str = "test", fmt: str = "text") -> None:
     """Evaluate a trained run's final weights on its test split or on other data."""
     from .runtime.session import RunError
     from .runtime.session import evaluate as run_eval
 
-    if split not in ("test", "val", "train"):
-        raise UserError(f"--split must be test, val or train, not {split!r}")
     try:
         result = run_eval(run_dir, data, split)
     except RunError as exc:
         raise UserError(str(exc)) from None
-    if fmt == CheckFormat.json:
+    if fmt == "json":
         print(json.dumps(result, indent=2))
         return
     scalars = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
@@ -318,12 +342,12 @@ def evaluate(
             print("  " + " ".join(f"{v:>5}" for v in row))
 
 
-@app.command()
-def predict(
-    run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
-    input_: Annotated[Path, typer.Option("--input", "-i", help="inputs: .npy, .npz (array x) or .csv")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="predictions: .csv or .json")],
-) -> None:
+@command(
+    RUN_DIR,
+    arg("-i", "--input", dest="input_", type=Path, required=True, help="inputs: .npy, .npz (array x) or .csv"),
+    arg("-o", "--output", type=Path, required=True, help="predictions: .csv or .json"),
+)
+def predict(run_dir: Path, input_: Path, output: Path) -> None:
     """Predict with a trained run: one row per input sample (label and class probabilities)."""
     from .runtime.session import RunError
     from .runtime.session import predict as run_predict
@@ -335,11 +359,8 @@ def predict(
     print(f"{n} predictions -> {output}")
 
 
-@app.command()
-def ops(
-    name: Annotated[str | None, typer.Argument(help="show one layer type in detail")] = None,
-    fmt: Annotated[CheckFormat, typer.Option("--format", "-f", help="text or json")] = CheckFormat.text,
-) -> None:
+@command(arg("name", nargs="?", help="show one layer type in detail"), TEXT_OR_JSON)
+def ops(name: str | None = None, fmt: str = "text") -> None:
     """List the layer types with their parameters and defaults."""
     from .docs import op_table, ops_json
     from .errors import did_you_mean
@@ -351,13 +372,13 @@ def ops(
             f"unknown layer type {name!r}. {did_you_mean(name, table) or 'Run `netspec ops` for the list.'}"
         )
     selected = [table[name]] if name else list(table.values())
-    if fmt == CheckFormat.json:
+    if fmt == "json":
         print(json.dumps(ops_json(selected), indent=2))
         return
     print(op_table(selected, detail=name is not None), end="")
 
 
-@app.command()
+@command()
 def schema() -> None:
     """Print the JSON Schema of a spec (generated from the layer registry)."""
     from .spec.schema import schema_text
@@ -365,14 +386,64 @@ def schema() -> None:
     print(schema_text(), end="")
 
 
+# ----------------------------------------------------------------------------- parsing and exit codes
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors raise (exit code 1 through main) instead of exiting with argparse's 2."""
+
+    def error(self, message):
+        raise UserError(f"{message}\n{self.format_usage().rstrip()}\nRun `{self.prog} --help` for help.")
+
+
+def parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `only`, the top level and that one command (building
+    every subparser costs ~10 ms of a check's start-up)."""
+    top = _Parser(
+        prog="netspec",
+        description="A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch.",
+    )
+    top.add_argument("--version", action="version", version=f"netspec {__version__}", help="print the version and exit")
+    top.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = top.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
+    for name, (fn, args) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        doc = (fn.__doc__ or "").strip()
+        first_sentence = " ".join(doc.replace(".\n", ". ").split(". ")[0].split())
+        p = sub.add_parser(name, help=first_sentence.rstrip("."), description=doc)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        for flags, kwargs in args:
+            p.add_argument(*flags, **kwargs)
+    return top
+
+
+def _dispatch(argv: list[str]) -> int:
+    from .errors import did_you_mean
+
+    words = [a for a in argv if not a.startswith("-")]
+    if words and words[0] not in COMMANDS:  # before argparse, for a "did you mean"
+        hint = did_you_mean(words[0], COMMANDS) or "Run `netspec --help` for the list."
+        raise UserError(f"unknown command {words[0]!r}. {hint}")
+    ns = vars(parser(words[0] if words else None).parse_args(argv))
+    _state["debug"] = ns.pop("debug", False)
+    name = ns.pop("command")
+    if name is None:
+        parser().print_help()
+        return 1
+    COMMANDS[name][0](**ns)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the app and map failures to exit codes (1 user error, 2 internal)."""
+    """Entry point: run a command and map failures to exit codes (1 user error, 2 internal)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        rv = app(args=argv, standalone_mode=False)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        return 130
+        return _dispatch(argv)
+    except Exit as exc:
+        return exc.code
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
     except SpecError as exc:
         _print_diagnostics(exc.diagnostics, [])
         return 1
@@ -383,16 +454,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        # Click's usage errors (bad flag, missing argument) know how to show themselves.
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
-            return 1
-        if _state["debug"] or "--debug" in (argv if argv is not None else sys.argv):
+        if _state["debug"] or "--debug" in argv:
             raise
         print(f"netspec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("This is a bug in netspec. Run again with --debug for the traceback.", file=sys.stderr)
         return 2
-    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

@@ -41,3 +41,17 @@ def test_front_end_modules_never_import_torch():
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_valid_spec_needs_neither_jsonschema_nor_a_cli_framework():
+    """A valid spec passes the compiled schema check (spec/fastschema.py): jsonschema is imported
+    only to explain errors; the command line is argparse (start-up: docs/benchmarks.md)."""
+    code = (
+        "import sys; from netspec.cli import main;"
+        "assert main(['check', 'specs/resnet18.yaml']) == 0;"
+        "assert main(['summarize', 'specs/vgg16.yaml', '-f', 'text']) == 0;"
+        "heavy = [m for m in ('jsonschema', 'typer', 'click', 'pydantic', 'rich') if m in sys.modules];"
+        "assert not heavy, heavy"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

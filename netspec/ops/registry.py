@@ -87,10 +87,17 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
+_loaded = []  # set once every family is imported: `get` runs per layer, an import statement costs ~5 us
+
+
 def _load() -> None:
     """Import every family module (each registers its ops on import; later calls are no-ops).
     Not keyed on an empty registry: importing one family first must not hide the others."""
+    if _loaded:
+        return
     from . import activation, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
+
+    _loaded.append(True)
 
 
 def get(name: str) -> OpDef:

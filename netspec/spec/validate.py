@@ -1,6 +1,7 @@
 """JSON Schema validation that reports every error at once, as netspec diagnostics.
 
-jsonschema finds the errors; this module turns each into a message a person can act on: the
+A compiled yes/no check (spec/fastschema.py) passes a valid document without importing jsonschema;
+otherwise jsonschema finds the errors and this module turns each into a message a person can act on: the
 location of the offending key or value, what was expected, what was received, and a hint
 (including "did you mean" for unknown keys and layer types).
 """
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
+from .fastschema import compile_schema
 from .loader import Document
 from .schema import MAX_LAYERS, build_schema, evaluated_layer_schema
 
@@ -64,18 +66,25 @@ def _nonfinite(data: Any, path: tuple = ()):
             yield from _nonfinite(v, path + (i,))
 
 
+EVALUATED = "evaluated"  # the schema key of one evaluated layer; other keys are block signatures
+
+
 @functools.lru_cache(maxsize=16)
-def _validator(blocks: tuple | None):
+def _schema(key: tuple | str | None) -> dict:
+    return evaluated_layer_schema() if key == EVALUATED else build_schema(key)
+
+
+@functools.lru_cache(maxsize=16)
+def _is_valid(key: tuple | str | None):
+    """The fast yes/no check (spec/fastschema.py); jsonschema runs only on a no, to explain it."""
+    return compile_schema(_schema(key))
+
+
+@functools.lru_cache(maxsize=16)
+def _validator(key: tuple | str | None):
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(build_schema(blocks))
-
-
-@functools.lru_cache(maxsize=1)
-def _evaluated_validator():
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(evaluated_layer_schema())
+    return Draft202012Validator(_schema(key))
 
 
 def block_signature(data: Any) -> tuple:
@@ -377,7 +386,10 @@ def validate(doc: Document) -> list[Diagnostic]:
         )
         for p, v in nonfinite.items()
     ]
-    for err in _validator(block_signature(doc.data)).iter_errors(doc.data):
+    signature = block_signature(doc.data)
+    if not diags and _is_valid(signature)(doc.data):
+        return []
+    for err in _validator(signature).iter_errors(doc.data):
         if tuple(err.absolute_path) in nonfinite:
             continue  # said once above, instead of as a wrong type and a bound
         diags.extend(_diag(doc, err))
@@ -388,5 +400,7 @@ def validate(doc: Document) -> list[Diagnostic]:
 def validate_evaluated(doc: Document, item: dict, path: tuple) -> list[Diagnostic]:
     """Check a layer whose `${...}` values were just evaluated (`item` = {type: params}) against
     what its values must be; `path` is where the layer is written, for locations."""
-    diags = [d for err in _evaluated_validator().iter_errors(item) for d in _diag(doc, err, path)]
+    if _is_valid(EVALUATED)(item):
+        return []
+    diags = [d for err in _validator(EVALUATED).iter_errors(item) for d in _diag(doc, err, path)]
     return list({(d.path, d.message, d.expected): d for d in diags}.values())
