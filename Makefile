@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: install dev demo test results fuzz lint fmt schema
+.PHONY: install dev demo test results fuzz lint fmt schema bench
 
 $(BIN)/netspec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ demo: install
 	$(BIN)/netspec train specs/digits_cnn.yaml -o runs/digits_cnn --force
 
 lint: dev
-	$(BIN)/ruff check netspec tests
-	$(BIN)/ruff format --check netspec tests
+	$(BIN)/ruff check netspec tests bench
+	$(BIN)/ruff format --check netspec tests bench
 
 test: lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -p no:cacheprovider  # 2 workers x 1 thread: no oversubscription
@@ -45,8 +45,16 @@ FUZZ_SEED ?= 1
 fuzz: dev
 	$(BIN)/python -W ignore -m tests.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --jobs 2
 
+# The benchmark suite (docs/benchmarks.md): each figure a ratio against a baseline measured in the
+# same run, about 7 minutes on 2 cores; installs its baselines (torchinfo, lightning, matplotlib).
+# `make bench BENCH_ARGS=--quick`: a 2-minute smoke run written to build/bench-quick/.
+BENCH_ARGS ?=
+bench: install
+	$(PIP) -e '.[bench]' --config-settings editable_mode=compat
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 fmt: dev
-	$(BIN)/ruff format netspec tests
+	$(BIN)/ruff format netspec tests bench
 
 # Regenerate the checked-in files derived from the registry (a test fails when they are stale).
 schema: install

@@ -12,12 +12,15 @@ before a command runs. Commands are plain functions; `@command(...)` declares th
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import Diagnostic, SpecError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _state = {"debug": False}
 
@@ -32,6 +35,12 @@ class Exit(Exception):
     def __init__(self, code: int = 0):
         super().__init__(code)
         self.code = code
+
+
+def _print_json(value) -> None:
+    import json  # ~3 ms of start-up that the text formats do not need
+
+    print(json.dumps(value, indent=2))
 
 
 def _console(stderr: bool = False):
@@ -58,6 +67,12 @@ def command(*args):
         return fn
 
     return register
+
+
+def _path(text: str) -> Path:
+    from pathlib import Path  # not at the top: pathlib costs ~7 ms of start-up, check and summarize need none
+
+    return Path(text)
 
 
 def _positive_int(text: str) -> int:
@@ -93,7 +108,7 @@ def _print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool =
         )
 
 
-def _compile(spec: Path, dims: dict, *, stderr: bool = True, sets: list[str] | None = None):
+def _compile(spec: str, dims: dict, *, stderr: bool = True, sets: list[str] | None = None):
     from .compiler import compile_file
 
     res = compile_file(spec, dims, sets)
@@ -117,8 +132,8 @@ def _memory_limit(value: str | None) -> int:
 
 
 # Arguments several commands share.
-SPEC = arg("spec", type=Path, help="the spec file (YAML)")
-RUN_DIR = arg("run_dir", type=Path, help="a finished run directory")
+SPEC = arg("spec", help="the spec file (YAML)")  # a str: check and summarize never need pathlib
+RUN_DIR = arg("run_dir", type=_path, help="a finished run directory")
 DIM = arg(
     "--dim", action="append", metavar="NAME=SIZE", help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)"
 )
@@ -137,7 +152,7 @@ MAX_MEMORY = arg(
 
 
 @command(SPEC, TEXT_OR_JSON, DIM, SET)
-def check(spec: Path, fmt: str = "text", dim: list[str] | None = None, set_: list[str] | None = None) -> None:
+def check(spec: str, fmt: str = "text", dim: list[str] | None = None, set_: list[str] | None = None) -> None:
     """Validate a spec and check every shape statically; report all problems at once."""
     from .compiler import compile_file
 
@@ -147,7 +162,7 @@ def check(spec: Path, fmt: str = "text", dim: list[str] | None = None, set_: lis
         if res.ok:
             t = res.typed
             out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
-        print(json.dumps(out, indent=2))
+        _print_json(out)
         raise Exit(0 if res.ok else 1)
     if res.diagnostics:
         _print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
@@ -174,7 +189,7 @@ def check(spec: Path, fmt: str = "text", dim: list[str] | None = None, set_: lis
     SET,
 )
 def summarize(
-    spec: Path,
+    spec: str,
     fmt: str = "table",
     batch_size: int = 1,
     dim: list[str] | None = None,
@@ -188,7 +203,7 @@ def summarize(
     res = _compile(spec, _parse_dims(dim), sets=set_)
     data = summary_data(res.typed, batch_size)
     if fmt == "json":
-        print(json.dumps(data, indent=2))
+        _print_json(data)
     elif fmt == "markdown":
         print(markdown(data, depth), end="")
     elif fmt == "text" or not sys.stdout.isatty():
@@ -222,8 +237,8 @@ def _rich_summary(data: dict, depth: int | None) -> None:
 
 
 @command(
-    SPEC,
-    arg("-o", "--out", type=Path, default=Path("build"), help="output directory (default: build)"),
+    arg("spec", type=_path, help="the spec file (YAML)"),
+    arg("-o", "--out", type=_path, default="build", help="output directory (default: build)"),
     arg("--seed", type=int, help="seed for weight initialization (default: train.seed or 0)"),
     FORCE,
     SET,
@@ -232,7 +247,7 @@ def _rich_summary(data: dict, depth: int | None) -> None:
 )
 def build(
     spec: Path,
-    out: Path = Path("build"),
+    out: Path | None = None,
     seed: int | None = None,
     force: bool = False,
     set_: list[str] | None = None,
@@ -244,6 +259,7 @@ def build(
     from .memory import MemoryLimitError, check
     from .runtime.session import open_spec
 
+    out = _path("build") if out is None else out
     limit = _memory_limit(max_memory)
     session = open_spec(spec, set_, _parse_dims(dim), require_train=False)
     try:  # from the static counts, before a single weight is allocated
@@ -266,11 +282,11 @@ def build(
 
 
 @command(
-    arg("spec", type=Path, help="the spec file (YAML) with a train: section"),
-    arg("-o", "--out", type=Path, help="run directory (default runs/<name>)"),
+    arg("spec", type=_path, help="the spec file (YAML) with a train: section"),
+    arg("-o", "--out", type=_path, help="run directory (default runs/<name>)"),
     SET,
     arg("--resume", action="store_true", help="continue the run in --out from its last checkpoint"),
-    arg("--init-from", type=Path, help="start from these weights (a checkpoint or weights.pt)"),
+    arg("--init-from", type=_path, help="start from these weights (a checkpoint or weights.pt)"),
     arg("--force", action="store_true", help="overwrite an existing run directory"),
     arg("-q", "--quiet", action="store_true", help="no progress output"),
     arg("--max-steps", type=_positive_int, help="stop after N steps with a checkpoint (time-sliced jobs)"),
@@ -329,7 +345,7 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", fmt: s
     except RunError as exc:
         raise UserError(str(exc)) from None
     if fmt == "json":
-        print(json.dumps(result, indent=2))
+        _print_json(result)
         return
     scalars = ", ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
     print(f"{run_dir} on {result['split']} ({result['samples']} samples): {scalars}")
@@ -344,8 +360,8 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", fmt: s
 
 @command(
     RUN_DIR,
-    arg("-i", "--input", dest="input_", type=Path, required=True, help="inputs: .npy, .npz (array x) or .csv"),
-    arg("-o", "--output", type=Path, required=True, help="predictions: .csv or .json"),
+    arg("-i", "--input", dest="input_", type=_path, required=True, help="inputs: .npy, .npz (array x) or .csv"),
+    arg("-o", "--output", type=_path, required=True, help="predictions: .csv or .json"),
 )
 def predict(run_dir: Path, input_: Path, output: Path) -> None:
     """Predict with a trained run: one row per input sample (label and class probabilities)."""
@@ -373,7 +389,7 @@ def ops(name: str | None = None, fmt: str = "text") -> None:
         )
     selected = [table[name]] if name else list(table.values())
     if fmt == "json":
-        print(json.dumps(ops_json(selected), indent=2))
+        _print_json(ops_json(selected))
         return
     print(op_table(selected, detail=name is not None), end="")
 
@@ -389,8 +405,23 @@ def schema() -> None:
 # ----------------------------------------------------------------------------- parsing and exit codes
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout at the terminal's width, found without importing shutil (argparse
+    builds a formatter for every add_argument, and shutil with its archive modules costs ~5 ms)."""
+
+    def __init__(self, prog: str):
+        try:
+            columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
+        except (OSError, ValueError, AttributeError):
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 40))
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors raise (exit code 1 through main) instead of exiting with argparse's 2."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, formatter_class=_Formatter, **kwargs)
 
     def error(self, message):
         raise UserError(f"{message}\n{self.format_usage().rstrip()}\nRun `{self.prog} --help` for help.")

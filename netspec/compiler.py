@@ -3,11 +3,9 @@ typed IR. Every stage reports all the errors it can; a later stage runs only on 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import Diagnostic, SpecError
 from .ir import Graph
@@ -15,10 +13,12 @@ from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .passes.scale import scale_width
 from .spec.loader import Document, load_file, load_text
-from .spec.overrides import apply_overrides
 from .spec.parse import parse
 from .spec.train_schema import resolve_train
 from .spec.validate import validate
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass
@@ -47,6 +47,9 @@ class Result:
 
 def spec_hash(data: dict) -> str:
     """Identity of what a run computes: the whole spec but for where it runs (train.device)."""
+    import hashlib  # here, not at the top: check and summarize never need it (start-up time)
+    import json
+
     clean = json.loads(json.dumps(data, default=str))
     clean.pop("description", None)
     if isinstance(clean.get("train"), dict):
@@ -90,7 +93,10 @@ def compile_file(path: str | Path, dims: Mapping[str, int] | None = None, sets: 
     """`sets`: `--set key.path=value` overrides, applied before validation."""
     try:
         doc = load_file(path)
-        apply_overrides(doc, sets or [])
+        if sets:
+            from .spec.overrides import apply_overrides
+
+            apply_overrides(doc, sets)
     except SpecError as exc:
         return Result(diagnostics=exc.diagnostics)
     return compile_doc(doc, dims)

@@ -7,7 +7,6 @@ so a single `netspec check` run reports all independent errors in a file.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -125,6 +124,8 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     by_lower = {str(c).lower(): c for c in sorted(set(choices), key=str)}
     # Case is ignored ('LSTM' -> 'lstm'). difflib alone ties 'convd2' between conv1d/conv2d/conv3d
     # and picks the last name; among its close matches prefer the fewest edits (a swap is one).
+    import difflib  # only when there is a mistake to explain
+
     close = difflib.get_close_matches(word, list(by_lower), n=5, cutoff=0.6)
     best = min(close, key=lambda c: _edits(word, c), default=None)
     # difflib's ratio alone finds 'concat' in 'frobnicate'; a real typo is a few edits away.

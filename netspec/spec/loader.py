@@ -12,9 +12,9 @@ then build plain Python values ourselves. That walk is where we:
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -386,11 +386,15 @@ def load_text(text: str, file: str = "<spec>") -> Document:
     return Document(data, builder.source, text, file)
 
 
-def load_file(path: str | Path) -> Document:
-    path = Path(path)
-    name = str(path)
+def load_file(path: str | os.PathLike) -> Document:
+    name = os.fspath(path)
     try:
-        raw = path.read_bytes() if path.stat().st_size <= MAX_BYTES else None
+        size = os.stat(name).st_size
+        if size <= MAX_BYTES:
+            with open(name, "rb") as f:
+                raw = f.read()
+        else:
+            raw = None
     except OSError as exc:
         raise SpecError([Diagnostic(f"cannot read the spec: {exc.strerror}", "", Location(name), code="io")]) from None
     if raw is None:
@@ -401,7 +405,7 @@ def load_file(path: str | Path) -> Document:
                     "",
                     Location(name),
                     expected=f"at most {MAX_BYTES // 1024 // 1024} MiB",
-                    received=f"{path.stat().st_size:,} bytes",
+                    received=f"{size:,} bytes",
                     hint="a spec is a few KB: write repeated layers as a block with `repeat:`, "
                     "and keep data in a file named by train.data.source",
                     code="io",

@@ -6,8 +6,6 @@ schemas/netspec.schema.json is this function's output, checked in so editors
 
 from __future__ import annotations
 
-import json
-
 from ..ops import all_ops
 from ..ops.params import NAME_PATTERN
 from ..ops.registry import OpDef
@@ -297,4 +295,6 @@ def evaluated_layer_schema() -> dict:
 
 
 def schema_text() -> str:
+    import json  # `netspec schema` only: start-up of check and summarize does without
+
     return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,55 @@
+"""Forward+backward step of netspec's lowered module against a hand-written nn.Module of exactly the
+same network (same parameter count, asserted; same weights; same batch), in one process per network
+(bench/workers/step.py), in interleaved blocks of steps, with an A/A control (the hand-written
+module against a copy of itself) that shows the noise floor."""
+
+from __future__ import annotations
+
+import json
+
+from ..models import STEP_PAIRS
+from ..timing import Stats, python_cmd, run_process
+from . import Context, Row, failed_row
+
+GOAL = "<= 1.02"
+
+
+def run(ctx: Context) -> list[Row]:
+    rows = []
+    for pair in STEP_PAIRS:
+        label = f"forward+backward, {pair.title}, batch {pair.batch}"
+        ctx.log(f"  step {pair.title}")
+        try:
+            rounds = str(ctx.runs(30, 6))
+            cmd = python_cmd("-m", "bench.workers.step", pair.name, "--rounds", rounds, "--block-s", "0.2")
+            out = json.loads(run_process(cmd, env=ctx.torch_env).check("step worker").stdout)
+        except Exception as exc:
+            rows.append(failed_row("step", label, exc))
+            continue
+        ours, hand, again = (Stats(tuple(out[k])) for k in ("netspec", "hand", "hand again"))
+        # Each round times the two back to back, so the per-round ratio cancels the machine's slow
+        # swings in speed; the median of those ratios is the figure (the A/A control alike).
+        paired = Stats(tuple(a / b for a, b in zip(ours.values, hand.values, strict=True)))
+        control = Stats(tuple(a / b for a, b in zip(again.values, hand.values, strict=True)))
+        ctx.log(f"    netspec {ours.median * 1e3:.2f} ms, hand {hand.median * 1e3:.2f} ms per step")
+        rows.append(
+            Row(
+                "step",
+                label,
+                "s/step",
+                ours,
+                hand,
+                "hand-written nn.Module, same weights and batch",
+                paired.median,
+                "median over rounds of netspec / baseline (time), each round timing both",
+                GOAL,
+                notes=[
+                    f"{out['params']:,} parameters in both; {len(ours.values)} rounds of "
+                    f"{out['steps_per_block']} steps each; per-round ratios "
+                    f"{paired.median:.3f} [{paired.min:.3f}-{paired.max:.3f}]",
+                    f"A/A control (a second copy of the hand-written module, timed alike): "
+                    f"{control.median:.3f} [{control.min:.3f}-{control.max:.3f}], the noise floor of this ratio",
+                ],
+            )
+        )
+    return rows

@@ -1,0 +1,202 @@
+"""`netspec train` (the CLI, whole process) against a typical hand-written DataLoader loop and
+PyTorch Lightning's Trainer on the same data, model, optimizer, schedule, batch size and epochs:
+train-epoch throughput (samples/s of a run's median epoch, the first skipped as warm-up everywhere)
+and the whole process's peak memory. The same runs feed both figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import SPECS
+from ..timing import Proc, Stats, interleave, netspec_cmd, python_cmd, run_process
+from . import Context, Row, failed_row
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    label: str
+    epochs: int
+    quick_epochs: int
+
+
+JOBS = (
+    Job("digits_cnn", "digits CNN", 10, 3),
+    Job("lstm_classifier", "BiLSTM classifier (BasicMotions)", 20, 4),
+)
+BASELINES = {
+    "hand": "hand-written loop, DataLoader(TensorDataset(...), shuffle=True)",
+    "lightning": "Lightning Trainer: logger and checkpointing off; progress bar at its default, RichProgressBar "
+    "(Lightning's choice when rich is installed, as netspec's dependencies install it), writing to a file",
+}
+MIB = 2**20
+
+
+@dataclass
+class Runs:
+    """Per contender: throughput of each run, and each run's peak RSS."""
+
+    samples_per_s: dict[str, list[float]] = field(default_factory=dict)
+    max_rss: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+
+    def stats(self, what: str, who: str) -> Stats:
+        return Stats(tuple(getattr(self, what)[who]))
+
+
+def throughput(epochs: list[dict]) -> float:
+    """A run's samples per second: its median epoch after the first (warm-up), so that a burst of
+    another user's work in one epoch does not move the number."""
+    timed = epochs[1:] or epochs
+    return statistics.median(e["samples"] / e["time"] for e in timed)
+
+
+def netspec_train(ctx: Context, job: Job, epochs: int, device: str, extra: tuple[str, ...] = ()) -> tuple[float, Proc]:
+    run_dir = Path(tempfile.mkdtemp(prefix="netspec-bench-run-"))
+    sets = [f"train.epochs={epochs}", f"train.device={device}", *extra]
+    if ctx.threads and ctx.features.get("threads"):
+        sets.append(f"train.threads={ctx.threads}")
+    try:
+        cmd = netspec_cmd("train", str(SPECS / f"{job.name}.yaml"), "-o", str(run_dir), "--force", "--quiet")
+        for s in sets:
+            cmd += ["--set", s]
+        p = run_process(cmd, env=ctx.torch_env).check("netspec train")
+        records = [json.loads(ln) for ln in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    epochs_ = [{"samples": r["samples_per_s"] * r["time"], "time": r["time"]} for r in records]
+    return throughput(epochs_), p
+
+
+def worker_train(ctx: Context, worker: str, job: Job, epochs: int, device: str) -> tuple[float, Proc]:
+    cmd = python_cmd("-m", f"bench.workers.{worker}", job.name, "--epochs", str(epochs), "--device", device)
+    p = run_process(cmd, env=ctx.torch_env).check(worker)
+    return throughput(json.loads(p.stdout.strip().splitlines()[-1])["epochs"]), p
+
+
+def train_runs(ctx: Context, job: Job, device: str = "cpu", who=("netspec", "hand", "lightning")) -> Runs:
+    key = ("train", job.name, device)
+    if key in ctx.cache and all(w in ctx.cache[key].samples_per_s for w in who):
+        return ctx.cache[key]
+    epochs = job.quick_epochs if ctx.quick else job.epochs
+    runs = Runs({w: [] for w in who}, {w: [] for w in who}, epochs)
+
+    def contender(w: str):
+        def go() -> float:
+            if w == "netspec":
+                sps, p = netspec_train(ctx, job, epochs, device)
+            else:
+                sps, p = worker_train(
+                    ctx, {"hand": "hand_train", "lightning": "lightning_train"}[w], job, epochs, device
+                )
+            runs.max_rss[w].append(p.max_rss_bytes / MIB)
+            runs.samples_per_s[w].append(sps)
+            return sps
+
+        return go
+
+    ctx.log(f"  train {job.label} on {device}, {epochs} epochs: {', '.join(who)}")
+    interleave({w: contender(w) for w in who}, ctx.runs(3, 1), log=ctx.log)
+    ctx.cache[key] = runs
+    return runs
+
+
+def devices(ctx: Context) -> list[str]:
+    return ["cpu"] + (["cuda"] if ctx.cuda else [])
+
+
+def run_throughput(ctx: Context) -> list[Row]:
+    rows = []
+    for device in devices(ctx):
+        where = "" if device == "cpu" else f" [cuda: {ctx.cuda}]"
+        for job in JOBS:
+            try:
+                runs = train_runs(ctx, job, device)
+            except Exception as exc:
+                rows.append(failed_row("train", f"train throughput, {job.label}{where}", exc, device))
+                continue
+            ours = runs.stats("samples_per_s", "netspec")
+            for base, goal in (("hand", ">= 1.0"), ("lightning", ">= 1.3")):
+                theirs = runs.stats("samples_per_s", base)
+                rows.append(
+                    Row(
+                        "train",
+                        f"train throughput, {job.label}, vs {base}{where}",
+                        "samples/s",
+                        ours,
+                        theirs,
+                        BASELINES[base],
+                        ours.median / theirs.median,
+                        "netspec / baseline (throughput)",
+                        goal,
+                        device=device if device == "cpu" else f"cuda: {ctx.cuda}",
+                        notes=[
+                            f"{runs.epochs} epochs per run; a run's figure is its median epoch, the first skipped as warm-up"
+                        ],
+                    )
+                )
+    return rows
+
+
+def run_memory(ctx: Context) -> list[Row]:
+    rows = []
+    for job in JOBS:
+        label = f"peak RSS of training, {job.label}, whole process"
+        try:
+            runs = train_runs(ctx, job, who=("netspec", "hand"))
+        except Exception as exc:
+            rows.append(failed_row("memory", label, exc))
+            continue
+        ours, hand = runs.stats("max_rss", "netspec"), runs.stats("max_rss", "hand")
+        rows.append(
+            Row(
+                "memory",
+                label,
+                "MiB",
+                ours,
+                hand,
+                BASELINES["hand"] + ", whole process",
+                ours.median / hand.median,
+                "netspec / baseline (memory)",
+                "<= 1.1",
+                notes=["ru_maxrss of the child (os.wait4)"],
+            )
+        )
+    return rows
+
+
+def run_compile(ctx: Context) -> list[Row]:
+    """`train.compile: true` against eager netspec: reported only, when netspec has the option."""
+    if not ctx.features.get("compile") or ctx.quick:
+        ctx.log("  compile: skipped (" + ("--quick" if ctx.quick else "netspec has no train.compile") + ")")
+        return []
+    job = JOBS[0]
+    label = f"train throughput, {job.label}, compile: true vs eager"
+    epochs = 6
+    try:
+        contenders = {
+            "compiled": lambda: netspec_train(ctx, job, epochs, "cpu", ("train.compile=true",))[0],
+            "eager": lambda: netspec_train(ctx, job, epochs, "cpu", ("train.compile=false",))[0],
+        }
+        ctx.log(f"  train {job.label}: compile: true vs false")
+        stats = interleave(contenders, 1, log=ctx.log)  # compiling costs ~30 s a run
+    except Exception as exc:
+        return [failed_row("compile", label, exc)]
+    return [
+        Row(
+            "compile",
+            label,
+            "samples/s",
+            stats["compiled"],
+            stats["eager"],
+            "netspec train, eager (compile: false)",
+            stats["compiled"].median / stats["eager"].median,
+            "compiled / eager (throughput)",
+            notes=[f"{epochs} epochs per run; the first (with the compilation) skipped"],
+        )
+    ]
