@@ -79,6 +79,19 @@ class LSTMClassifier(nn.Module):
         return self.logits(F.relu(self.head(x)))
 
 
+class DigitsLSTM(nn.Module):
+    """specs/digits_lstm.yaml: an LSTM over the 8 rows of a digit, classifying from its last state."""
+
+    def __init__(self, features: int = 8, hidden: int = 64, num_classes: int = 10):
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, batch_first=True)
+        self.logits = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):  # x: (B, T, F)
+        _, (h, _) = self.lstm(x)
+        return self.logits(h[-1])
+
+
 class BasicBlock(nn.Module):
     """torchvision's ResNet BasicBlock."""
 
@@ -170,6 +183,7 @@ MODELS = {
     "lenet5": LeNet5,
     "digits_cnn": DigitsCNN,
     "lstm_classifier": LSTMClassifier,
+    "digits_lstm": DigitsLSTM,
     "resnet18": ResNet18,
     "vgg16": VGG16,
 }

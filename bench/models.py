@@ -29,6 +29,7 @@ STEP_PAIRS = (
     Pair("lenet5", (1, 32, 32), 64, label="LeNet-5"),
     Pair("digits_cnn", (1, 8, 8), 32, label="digits CNN"),
     Pair("lstm_classifier", (100, 6), 8, label="2-layer BiLSTM, T=100"),
+    Pair("digits_lstm", (8, 8), 32, label="digits LSTM, T=8"),
     Pair("resnet18", (3, 64, 64), 16, ("inputs.image.shape=[3,64,64]",), label="ResNet-18 at 64x64"),
 )
 

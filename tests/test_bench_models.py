@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # bench/ is a package at the repository root, not
 from bench.handwritten import MODELS, copy_weights, count_params  # noqa: E402
 from bench.models import STEP_PAIRS, Pair, batch, both, compile_spec, netspec_module  # noqa: E402
 
-CLASSES = {"lenet5": 10, "digits_cnn": 10, "lstm_classifier": 4, "resnet18": 1000}
+CLASSES = {"lenet5": 10, "digits_cnn": 10, "lstm_classifier": 4, "digits_lstm": 10, "resnet18": 1000}
 
 
 @pytest.mark.parametrize("pair", STEP_PAIRS, ids=lambda p: p.name)

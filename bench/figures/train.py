@@ -27,6 +27,7 @@ class Job:
 
 JOBS = (
     Job("digits_cnn", "digits CNN", 10, 3),
+    Job("digits_lstm", "LSTM classifier (digits rows)", 10, 3),
     Job("lstm_classifier", "BiLSTM classifier (BasicMotions)", 20, 4),
 )
 BASELINES = {
