@@ -274,6 +274,14 @@ def test_resume_with_changed_spec_is_refused(straight, tmp_path):
     train_ok(spec, run, "--resume")
 
 
+def test_resume_on_another_thread_count(straight, tmp_path):
+    """train.threads says how fast, not what: like train.device, it may change on resume."""
+    spec, _ = straight("mlp", MLP)
+    run = tmp_path / "run"
+    train_ok(spec, run, "--max-steps", 3, "--set", "train.threads=2")
+    train_ok(spec, run, "--resume", "--set", "train.threads=1")
+
+
 def test_init_from_weights_into_a_new_run(straight, tmp_path):
     spec, ref = straight("mlp", MLP)
     src = weights(ref)

@@ -36,7 +36,8 @@ def train_source(typed: TypedGraph, cfg: dict, spec_hash: str, time_axis: int | 
 
 Standalone: needs torch and numpy only. It trains the model of model.py (beside it) on the
 prepared splits in data.npz (written by `netspec build`), exactly as `netspec train` does:
-the loop below is netspec's own, copied verbatim.
+the loop below is netspec's own, copied verbatim, and CONFIG's speed options (compile,
+channels_last, threads) apply here as they do there.
 
     python train.py [--data data.npz] [--out run] [--resume] [--max-steps N]
     torchrun --nproc_per_node=2 train.py ...     # data-parallel; batch_size is per process

@@ -14,6 +14,11 @@ continues bit for bit (on CPU) as if the run had never stopped.
 Faults: a kill at any moment leaves the last complete checkpoint (atomic writes, prev.pt while
 last.pt is replaced); the first Ctrl-C stops after the current step with a checkpoint (the second
 stops at once); a diverged loss or weights stop the run and never overwrite a good checkpoint.
+
+Speed: a step reads nothing back from the device (batches are sliced from tensors already there,
+with the epoch's order uploaded once; the metrics are running sums on the device), so a GPU never
+waits for the host. train.compile, train.channels_last and train.threads change how fast, not
+what: compiled steps draw the same dropout masks, and checkpoints hold the plain module's weights.
 """
 
 import hashlib
@@ -26,7 +31,7 @@ import re
 import signal
 import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +99,43 @@ def dist_env():
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def thread_count(setting, local_processes, cores):
+    """CPU threads for this process (train.threads), or None to keep torch's default.
+
+    An int is taken as given. auto keeps torch's default for a single process; under torchrun
+    (local_processes > 1) the cores this process may run on are shared among the processes of this
+    machine, at least one each: 2 processes on 2 cores get 1 thread each, not 2 (oversubscribed),
+    and 2 on 16 cores get 8, not torchrun's default of 1.
+    """
+    if setting != "auto":
+        return int(setting)
+    if local_processes <= 1:
+        return None
+    return max(1, cores // local_processes)
+
+
+def available_cores():
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def num_threads(n):
+    """Run with n CPU threads and restore the previous count on the way out (fit() can run inside
+    a longer-lived process, e.g. a test session). None: leave the count alone."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n is not None:
+            torch.set_num_threads(before)
+
+
 def pick_device(name, local_rank):
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
@@ -109,7 +151,30 @@ def seed_everything(seed, deterministic):
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # That also fills every new uninitialized tensor with NaN, a debugging aid that cost 2-8%
+        # of a step here (the LSTM most); netspec's layers never read memory they did not write.
+        torch.utils.deterministic.fill_uninitialized_memory = False
         torch.backends.cudnn.benchmark = False
+
+
+def wants_channels_last(setting, device, model):
+    """train.channels_last: auto means on CUDA for a model with 2-D convolutions, off on the CPU
+    (measured no faster there); true / false force it (a model without conv2d is unaffected)."""
+    if setting == "auto":
+        return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return bool(setting)
+
+
+def compiled(model):
+    """torch.compile for the training steps only: the returned module shares the parameters of
+    `model`, which stays the plain module for checkpoints, weights.pt and evaluation (so the keys
+    have no `_orig_mod.` prefix, and evaluation triggers no recompilation)."""
+    import torch._inductor.config as inductor_config
+
+    # Random ops (dropout) draw from torch's own generator, as in eager mode: the masks are those of
+    # an uncompiled run and their RNG state is the one every checkpoint saves.
+    inductor_config.fallback_random = True
+    return torch.compile(model)
 
 
 def make_optimizer(cfg, params):
@@ -207,19 +272,23 @@ class Split:
         self.x = torch.as_tensor(x).to(device)
         self.y = torch.as_tensor(y).to(device)
         self.lengths = None if lengths is None else torch.as_tensor(lengths).to(device)
+        # A host copy: each batch's longest series is found without reading the device.
+        self.host_lengths = None if lengths is None else np.asarray(lengths)
         self.time_axis = time_axis  # axis of the padded time dim in x (with the batch), or None
 
     def __len__(self):
         return len(self.y)
 
-    def batch(self, idx):
-        idx = torch.as_tensor(idx, device=self.x.device)
+    def batch(self, idx, host_idx):
+        """The samples at `idx`, a tensor of indices on the split's device (an epoch's order is
+        copied there once: a list would be uploaded every step, and a blocking copy to a GPU waits
+        for the steps queued before it); `host_idx` holds the same indices on the host."""
         x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
         if self.lengths is None:
             return x, y, None
         lengths = self.lengths.index_select(0, idx)
         # Pad per batch: cut the padding beyond the longest series in this batch.
-        x = x.narrow(self.time_axis, 0, int(lengths.max()))
+        x = x.narrow(self.time_axis, 0, int(self.host_lengths[host_idx].max()))
         return x, y, lengths
 
 
@@ -245,28 +314,37 @@ def forward(model, x, lengths):
 
 
 class Sums:
-    """Running sums on the device: no host sync per step. Reduced across ranks as sums and counts."""
+    """Running sums on the device: no host sync per step. Reduced across ranks as sums and counts.
+
+    A step adds one in-place op per sum (the sample count is a host number): each tiny op costs
+    microseconds on the CPU, and `t[k] += v` on one shared vector (a view, an add, a copy back) cost
+    88 us a step where this costs 44. The sums are bit for bit those of that vector.
+    """
 
     names = ("loss", "correct", "abs_err", "count")
 
     def __init__(self, device, values=None):
-        self.t = torch.zeros(4, dtype=torch.float64, device=device)
-        if values is not None:
-            self.t += torch.tensor(values, dtype=torch.float64, device=device)
+        loss, correct, abs_err, count = values if values is not None else (0.0, 0.0, 0.0, 0.0)
+        self.loss, self.correct, self.abs_err = (
+            torch.tensor(v, dtype=torch.float64, device=device) for v in (loss, correct, abs_err)
+        )
+        self.count = count
 
     def add(self, loss, out, y, task):
         n = y.shape[0]
         with torch.no_grad():
-            self.t[0] += loss.detach().double() * n
-            self.t[3] += n
+            self.loss.add_(loss, alpha=n)  # in float64: loss x n is exact, as before the sum
+            self.count += n
             if task == "classification":
                 pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
-                self.t[1] += (pred == y).sum()
+                self.correct.add_((pred == y).sum())
             else:
-                self.t[2] += (out.detach().double() - y.view_as(out).double()).abs().sum()
+                self.abs_err.add_((out.double() - y.view_as(out).double()).abs().sum())
 
     def reduced(self, world):
-        t = self.t.clone()
+        """[loss, correct, abs_err, count] summed over the ranks, as Python floats."""
+        count = torch.tensor(float(self.count), dtype=torch.float64, device=self.loss.device)
+        t = torch.stack([self.loss, self.correct, self.abs_err, count])
         if world > 1:
             torch.distributed.all_reduce(t)
         return t.tolist()
@@ -292,9 +370,10 @@ def evaluate(model, split, cfg, loss_fn, rank, world, autocast, want_predictions
     sums = Sums(split.y.device)
     preds = []
     idx = list(range(rank, len(split), world))
+    idx_dev = torch.tensor(idx, dtype=torch.long, device=split.y.device)
     bs = cfg["batch_size"]
     for i in range(0, len(idx), bs):
-        x, y, lengths = split.batch(idx[i : i + bs])
+        x, y, lengths = split.batch(idx_dev[i : i + bs], idx[i : i + bs])
         with autocast():
             out = forward(model, x, lengths)
             loss = loss_fn(out, y)
@@ -440,7 +519,22 @@ def format_record(r):
 # ----------------------------------------------------------------------------- the loop
 
 
-def fit(
+def fit(model, data, cfg, run_dir, **options):
+    """Train `model` on `data` (dict of numpy arrays x_train, y_train, ...) as `cfg` says.
+
+    Writes metrics.jsonl / metrics.csv, checkpoints/last.pt and best.pt, weights.pt and
+    results.json into run_dir (rank 0 only). Returns the results dict. With max_steps, stops
+    (after a checkpoint) once this invocation has taken that many optimizer steps. Options:
+    spec_hash, resume, init_from, reporter, max_steps, time_axis, classes.
+
+    Runs with train.threads CPU threads, and restores the previous count when it returns.
+    """
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    with num_threads(thread_count(cfg["threads"], local_processes, available_cores())):
+        return _fit(model, data, cfg, run_dir, **options)
+
+
+def _fit(
     model,
     data,
     cfg,
@@ -454,12 +548,6 @@ def fit(
     time_axis=None,
     classes=None,
 ):
-    """Train `model` on `data` (dict of numpy arrays x_train, y_train, ...) as `cfg` says.
-
-    Writes metrics.jsonl / metrics.csv, checkpoints/last.pt and best.pt, weights.pt and
-    results.json into run_dir (rank 0 only). Returns the results dict. With max_steps, stops
-    (after a checkpoint) once this invocation has taken that many optimizer steps.
-    """
     run_dir = Path(run_dir)
     rank, world, local_rank = dist_env()
     device = pick_device(cfg["device"], local_rank)
@@ -487,6 +575,8 @@ def fit(
     steps_per_epoch = math.ceil(math.ceil(len(train) / world) / bs)
 
     model.to(device)
+    if wants_channels_last(cfg["channels_last"], device, model):
+        model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unaffected
     if init_from is not None:
         state, err = load_checkpoint(init_from)
         if state is None:
@@ -504,6 +594,10 @@ def fit(
         model = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
         # DDP has broadcast rank 0's weights; from here each rank draws its own dropout masks.
         torch.manual_seed(cfg["seed"] + 1_000_003 * rank)
+    # The steps run `step_model`; `model` (the same parameters) is saved, evaluated and restored.
+    step_model = compiled(model) if cfg["compile"] else model
+    if cfg["compile"]:
+        reporter.message("train.compile: the first steps (and the first short batch) include compilation")
     optimizer = make_optimizer(cfg, model.parameters())
     schedule = Schedule(cfg, optimizer, steps_per_epoch, epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
@@ -636,16 +730,17 @@ def fit(
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
             order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
+            order_dev = torch.tensor(order, dtype=torch.long, device=device)  # one upload per epoch
             sums = Sums(device, partial)
             partial = None
             reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
             count0 = float(partial_count(sums, world))
             t0 = time.perf_counter()
             for i in range(state["step_in_epoch"], steps_per_epoch):
-                x, y, lengths = train.batch(order[i * bs : (i + 1) * bs])
+                x, y, lengths = train.batch(order_dev[i * bs : (i + 1) * bs], order[i * bs : (i + 1) * bs])
                 schedule.apply(state["global_step"])
                 with autocast():
-                    out = forward(model, x, lengths)
+                    out = forward(step_model, x, lengths)
                     loss = loss_fn(out, y)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
