@@ -46,14 +46,16 @@ class Result:
 
 
 def spec_hash(data: dict) -> str:
-    """Identity of what a run computes: the whole spec but for where it runs (train.device)."""
+    """Identity of what a run computes: the whole spec but for where and how fast it runs
+    (train.device, train.threads), so a run may resume on another machine or thread count."""
     import hashlib  # here, not at the top: check and summarize never need it (start-up time)
     import json
 
     clean = json.loads(json.dumps(data, default=str))
     clean.pop("description", None)
     if isinstance(clean.get("train"), dict):
-        clean["train"].pop("device", None)
+        for key in ("device", "threads"):
+            clean["train"].pop(key, None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
 
