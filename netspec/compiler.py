@@ -3,6 +3,8 @@ typed IR. Every stage reports all the errors it can; a later stage runs only on 
 
 from __future__ import annotations
 
+import functools
+import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -59,6 +61,25 @@ def spec_hash(data: dict) -> str:
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
 
+def gc_paused(fn):
+    """Run `fn` with Python's cycle collector off. Compiling allocates many small containers and
+    frees almost nothing until it returns; the collector, triggered by allocation counts, would
+    rescan the ever larger heap again and again (10,000 layers: growth 1.35x linear, not 1.0x)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return wrapper
+
+
+@gc_paused
 def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
     res = Result(doc)
     res.diagnostics = validate(doc)
@@ -91,6 +112,7 @@ def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None
     return compile_doc(doc, dims)
 
 
+@gc_paused
 def compile_file(path: str | Path, dims: Mapping[str, int] | None = None, sets: list[str] | None = None) -> Result:
     """`sets`: `--set key.path=value` overrides, applied before validation."""
     try:

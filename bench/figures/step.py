@@ -20,7 +20,7 @@ def run(ctx: Context) -> list[Row]:
         label = f"forward+backward, {pair.title}, batch {pair.batch}"
         ctx.log(f"  step {pair.title}")
         try:
-            rounds = str(ctx.runs(30, 6))
+            rounds = str(ctx.runs(20, 6))
             cmd = python_cmd("-m", "bench.workers.step", pair.name, "--rounds", rounds, "--block-s", "0.2")
             out = json.loads(run_process(cmd, env=ctx.torch_env).check("step worker").stdout)
         except Exception as exc:

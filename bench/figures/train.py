@@ -26,9 +26,9 @@ class Job:
 
 
 JOBS = (
-    Job("digits_cnn", "digits CNN", 10, 3),
-    Job("digits_lstm", "LSTM classifier (digits rows)", 10, 3),
-    Job("lstm_classifier", "BiLSTM classifier (BasicMotions)", 20, 4),
+    Job("digits_cnn", "digits CNN", 6, 3),
+    Job("digits_lstm", "LSTM classifier (digits rows)", 6, 3),
+    Job("lstm_classifier", "BiLSTM classifier (BasicMotions)", 12, 4),
 )
 BASELINES = {
     "hand": "hand-written loop, DataLoader(TensorDataset(...), shuffle=True)",
