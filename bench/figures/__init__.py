@@ -67,6 +67,25 @@ class Context:
         return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
 
 
+def speedup_row(
+    figure: str, label: str, stats: dict[str, Stats], baseline: str, baseline_name: str, goal: str, **extra
+) -> Row:
+    """A whole-process time against its baseline's: the ratio is baseline / netspec (a speed-up)."""
+    ours, base = stats["netspec"], stats[baseline]
+    return Row(
+        figure,
+        label,
+        "s",
+        ours,
+        base,
+        baseline_name,
+        base.median / ours.median,
+        "baseline / netspec (speed-up)",
+        goal,
+        **extra,
+    )
+
+
 def failed_row(figure: str, label: str, exc: Exception, device: str = "cpu") -> Row:
     return Row(figure, label, "", None, error=f"{type(exc).__name__}: {exc}", device=device)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import SPECS
 from ..timing import describe_imports, import_profile, imports_torch, interleave, netspec_cmd, python_cmd, run_process
-from . import Context, Row, failed_row
+from . import Context, Row, failed_row, speedup_row
 
 SPEC = SPECS / "digits_cnn.yaml"
 
@@ -27,15 +27,12 @@ def run(ctx: Context) -> list[Row]:
     except Exception as exc:
         return [failed_row("check", label, exc)]
     return [
-        Row(
+        speedup_row(
             "check",
             label,
-            "s",
-            stats["netspec"],
-            stats["import torch"],
+            stats,
+            "import torch",
             '`python -c "import torch"`',
-            stats["import torch"].median / stats["netspec"].median,
-            "baseline / netspec (speed-up)",
             ">= 5",
             checks={"check never imports torch": torch_free},
             notes=describe_imports(mods, top),

@@ -8,7 +8,7 @@ import json
 
 from .. import SPECS
 from ..timing import describe_imports, import_profile, interleave, netspec_cmd, python_cmd, run_process
-from . import Context, Row, failed_row
+from . import Context, Row, failed_row, speedup_row
 
 NETS = (("vgg16", "VGG-16"), ("resnet18", "ResNet-18"))
 
@@ -34,15 +34,12 @@ def measure(ctx: Context, name: str, label: str) -> Row:
     stats = interleave({"netspec": ours, "torchinfo": torchinfo}, ctx.runs(5), warmup=1, log=ctx.log)
     same = len(params["netspec"]) == 1 and params["netspec"] == params["torchinfo"]
     counts = ", ".join(f"{k} {', '.join(f'{v:,}' for v in sorted(vs))}" for k, vs in params.items())
-    return Row(
+    return speedup_row(
         "summarize",
         f"summarize {label} (224x224), whole process",
-        "s",
-        stats["netspec"],
-        stats["torchinfo"],
+        stats,
+        "torchinfo",
         "torchinfo summary() of the hand-written model, whole process",
-        stats["torchinfo"].median / stats["netspec"].median,
-        "baseline / netspec (speed-up)",
         ">= 20",
         checks={"identical parameter counts": same},
         notes=[f"parameters: {counts}", *describe_imports(*import_profile("summarize", spec, "-f", "json"))],
