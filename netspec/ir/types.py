@@ -58,12 +58,33 @@ def _atom(d: Dim) -> str:
     return s if isinstance(d, int) or _IDENT.match(s) or (s.startswith("(") and s.endswith(")")) else f"({s})"
 
 
+# A trailing integer term of a symbolic sum: "T-1" -> ("T", -1). The character before the sign must
+# end an operand (a name, a digit or a parenthesis), so "T*-1" and "T//-2" are never split.
+_TRAILING_CONST = re.compile(r"^(.*[A-Za-z0-9_)])([+-]\d+)$")
+
+
 def add(d: Dim, k: int) -> Dim:
+    """d + k, folding constants: ("T-1") + 1 is "T", not "T-1+1"."""
     if isinstance(d, int):
         return d + k
     if k == 0:
         return d
+    m = _TRAILING_CONST.match(d)
+    if m and _balanced(m.group(1)):
+        d, k = m.group(1), k + int(m.group(2))
+        if k == 0:
+            return d
     return f"{d}{k:+d}"
+
+
+def _balanced(expr: str) -> bool:
+    """Whether every parenthesis of expr closes inside it, so its last term is a top-level one."""
+    depth = 0
+    for ch in expr:
+        depth += (ch == "(") - (ch == ")")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def floordiv_plus1(num: Dim, stride: int, *, ceil: bool = False) -> Dim:
