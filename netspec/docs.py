@@ -17,13 +17,40 @@ def _default(p) -> str:
     return "null" if d is None else str(d).lower() if isinstance(d, bool) else str(d)
 
 
-def _example_yaml(op: OpDef, ex) -> str:
-    if ex.params is None:
+MERGE_INPUTS = ("a", "b")  # the inputs a merge example reads
+
+
+def example_yaml(op: OpDef, ex) -> str:
+    """The `layers:` item of an example, as a user writes it; a merge names its two inputs."""
+    params = ex.params
+    if op.arity is None:  # merges read earlier values: `from:` is part of the example
+        params = {} if params is None else dict(params) if isinstance(params, dict) else {op.shorthand: params}
+        params["from"] = list(MERGE_INPUTS)
+    if params is None:
         return f"- {op.name}"
-    if isinstance(ex.params, dict):
-        inner = ", ".join(f"{k}: {_flow(v)}" for k, v in ex.params.items())
+    if isinstance(params, dict):
+        inner = ", ".join(f"{k}: {_flow(v)}" for k, v in params.items())
         return f"- {op.name}: {{{inner}}}"
-    return f"- {op.name}: {_flow(ex.params)}"
+    return f"- {op.name}: {_flow(params)}"
+
+
+def _shape(dims) -> str:
+    return "(" + ", ".join(map(str, dims)) + (",)" if len(dims) == 1 else ")")
+
+
+def example_comment(op: OpDef, ex) -> str:
+    """`# (1, 32, 32) -> (6, 28, 28)`: the example's per-sample shapes, as the shape rule gives them."""
+    inputs = f"{', '.join(MERGE_INPUTS)}: {_shape(ex.input)} each" if op.arity is None else _shape(ex.input)
+    return f"# {inputs} -> {_shape(ex.output)}"
+
+
+def example_spec(op: OpDef, ex) -> str:
+    """A whole spec around one example: what tests compile to check the stated output shape."""
+    dtype = "int64" if op.accepts.dtype == "int64" else "float32"
+    names = MERGE_INPUTS if op.arity is None else ("x",)
+    lines = ["netspec: 1", "inputs:"]
+    lines += [f"  {n}: {{shape: {_flow(ex.input)}, dtype: {dtype}}}" for n in names]
+    return "\n".join([*lines, "layers:", f"  {example_yaml(op, ex)}", ""])
 
 
 def _flow(v) -> str:
@@ -41,12 +68,15 @@ def ops_json(ops: list[OpDef]) -> list[dict]:
             "family": op.family,
             "doc": op.doc,
             "input": op.accepts.axes,
+            "shape_rule": op.shape_rule,
             "shorthand": op.shorthand,
             "torch": op.torch_equivalent,
             "params": [
                 {"name": p.name, "type": p.kind.describe(), "default": _default(p), "doc": p.doc} for p in op.params
             ],
-            "examples": [_example_yaml(op, ex) for ex in op.examples],
+            "examples": [
+                {"yaml": example_yaml(op, ex), "input": list(ex.input), "output": list(ex.output)} for ex in op.examples
+            ],
         }
         for op in ops
     ]
@@ -67,14 +97,19 @@ def op_table(ops: list[OpDef], detail: bool = False) -> str:
         return "\n".join(lines).lstrip("\n") + "\n"
     for op in ops:
         lines += [f"{op.name} ({op.family}): {op.doc}", f"  input per sample: {op.accepts.axes}"]
+        lines.append(f"  shape rule: {op.shape_rule}")
         if op.shorthand:
             lines.append(f"  shorthand: `- {op.name}: <{op.shorthand}>`")
         lines.append("  parameters:")
         for p in op.params:
             lines.append(f"    {p.name:<20} {p.kind.describe():<34} {_default(p):<10} {p.doc}")
-        lines.append("  examples:")
-        lines += [f"    {_example_yaml(op, ex)}" for ex in op.examples]
+        lines.append("  examples (per-sample input -> output):")
+        lines += [f"    {example_yaml(op, ex):<60} {example_comment(op, ex)}" for ex in op.examples]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare | would end the table cell
 
 
 def layers_markdown(ops: dict[str, OpDef]) -> str:
@@ -101,12 +136,14 @@ def layers_markdown(ops: dict[str, OpDef]) -> str:
         ]
         if op.shorthand:
             out.append(f"Shorthand: `- {op.name}: <{op.shorthand}>`.")
-        out.append("")
+        out += ["", f"Shape: {op.shape_rule}.", ""]
         if op.params:
             out += ["| parameter | type | default | meaning |", "|---|---|---|---|"]
-            out += [f"| `{p.name}` | {p.kind.describe()} | {_default(p)} | {p.doc} |" for p in op.params]
+            out += [f"| `{p.name}` | {_cell(p.kind.describe())} | {_default(p)} | {_cell(p.doc)} |" for p in op.params]
             out.append("")
-        out += ["```yaml", *(_example_yaml(op, ex) for ex in op.examples), "```", ""]
+        out += ["```yaml"]
+        out += [f"{example_yaml(op, ex)}  {example_comment(op, ex)}" for ex in op.examples]
+        out += ["```", ""]
     return "\n".join(out)
 
 

@@ -31,8 +31,9 @@ def _elementwise(name: str, cls: str, doc: str, params=(), shorthand=None, examp
         lower=lower,
         accepts=_ANY,
         shorthand=shorthand,
-        examples=examples or (Example(None, (4, 5)),),
+        examples=examples or (Example(None, (4, 5), (4, 5)),),
         torch_equivalent=f"torch.nn.{cls}",
+        shape_rule="(*) -> (*): elementwise, the shape is kept",
     )
 
 
@@ -53,7 +54,7 @@ register(
         "max(0, x) + negative_slope * min(0, x)",
         (Param("negative_slope", Float(sample_values=(0.01, 0.2)), 0.01, doc="slope for x < 0"),),
         shorthand="negative_slope",
-        examples=(Example(None, (3,)), Example(0.2, (2, 5))),
+        examples=(Example(None, (3,), (3,)), Example(0.2, (2, 5), (2, 5))),
     )
 )
 register(
@@ -90,8 +91,9 @@ def _make_softmax(name: str, cls: str) -> OpDef:
         lower=lambda p, x, y: Ctor(f"nn.{cls}", {"dim": p["dim"]}),
         accepts=_ANY,
         shorthand="dim",
-        examples=(Example(None, (10,)), Example(1, (3, 4))),
+        examples=(Example(None, (10,), (10,)), Example(1, (3, 4), (3, 4))),
         torch_equivalent=f"torch.nn.{cls}",
+        shape_rule="(*) -> (*): the shape is kept; values along `dim` are normalized",
     )
 
 
@@ -127,7 +129,8 @@ register(
         accepts=_ANY,
         param_count=lambda p, x, y: p["num_parameters"],
         shorthand="num_parameters",
-        examples=(Example(None, (4, 6)), Example(4, (4, 6))),
+        examples=(Example(None, (4, 6), (4, 6)), Example(4, (4, 6), (4, 6))),
         torch_equivalent="torch.nn.PReLU",
+        shape_rule="(C, *) -> (C, *): elementwise, the shape is kept",
     )
 )

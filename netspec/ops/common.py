@@ -10,6 +10,7 @@ from ..ir.types import Dim
 
 AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 LAYOUT = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}
+OUT_AXES = {1: "L'", 2: "H', W'", 3: "D', H', W'"}  # output sizes in shape rules
 
 
 def sliding_window(

@@ -6,7 +6,7 @@ import math
 
 from ..errors import ShapeError
 from ..ir.types import TensorType, numel
-from .common import AXES, LAYOUT, check_inferred, nondefault, sliding_window
+from .common import AXES, LAYOUT, OUT_AXES, check_inferred, nondefault, sliding_window
 from .params import Accepts, Bool, Enum, Int, Ints, Padding, Param
 from .registry import Ctor, Example, OpDef, register
 
@@ -133,11 +133,25 @@ def _make(n: int) -> OpDef:
         macs=macs,
         validate=_validate,
         examples=(
-            Example({"out_channels": 6, "kernel_size": 5}, (1, 32, 32)[: n + 1] if n < 3 else (1, 8, 8, 8)),
-            Example({"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 2}, (4,) + (10,) * n),
-            Example({"out_channels": 4, "kernel_size": 3, "stride": 2, "dilation": 2, "bias": False}, (2,) + (11,) * n),
+            Example(
+                {"out_channels": 6, "kernel_size": 5},
+                (1, 32, 32)[: n + 1] if n < 3 else (1, 8, 8, 8),
+                (6, 28, 28)[: n + 1] if n < 3 else (6, 4, 4, 4),
+            ),
+            Example(
+                {"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 2},
+                (4,) + (10,) * n,
+                (8,) + (10,) * n,
+            ),
+            Example(
+                {"out_channels": 4, "kernel_size": 3, "stride": 2, "dilation": 2, "bias": False},
+                (2,) + (11,) * n,
+                (4,) + (4,) * n,
+            ),
         ),
         torch_equivalent=f"torch.nn.Conv{n}d",
+        shape_rule=f"{LAYOUT[n]} -> (out_channels, {OUT_AXES[n]}) with, per axis, "
+        "S' = floor((S + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1; padding 'same' keeps S",
     )
 
 

@@ -54,8 +54,9 @@ register(
         param_count=lambda p, x, y: p["in_features"] * p["out_features"] + (p["out_features"] if p["bias"] else 0),
         macs=_linear_macs,
         shorthand="out_features",
-        examples=(Example(10, (84,)), Example({"out_features": 5, "bias": False}, (7, 3))),
+        examples=(Example(10, (84,), (10,)), Example({"out_features": 5, "bias": False}, (7, 3), (7, 5))),
         torch_equivalent="torch.nn.Linear",
+        shape_rule="(*, in_features) -> (*, out_features): the last axis is mapped, leading axes are kept",
     )
 )
 
@@ -102,8 +103,9 @@ register(
         accepts=Accepts(None, dtype=INT, axes="(T) of int64 ids", min_rank=1, sample_dims=(1, 5, 8)),
         param_count=lambda p, x, y: p["num_embeddings"] * p["embedding_dim"],
         validate=_embedding_validate,
-        examples=(Example({"num_embeddings": 100, "embedding_dim": 16}, (12,)),),
+        examples=(Example({"num_embeddings": 100, "embedding_dim": 16}, (12,), (12, 16)),),
         torch_equivalent="torch.nn.Embedding",
+        shape_rule="(*) int64 ids -> (*, embedding_dim) float32",
     )
 )
 
@@ -119,8 +121,9 @@ register(
         lower=lambda p, x, y: Ctor("nn.Dropout", nondefault(p, {"p": 0.5}, ["p"])),
         accepts=Accepts(None, dtype="float32", axes="(*)", min_rank=1, sample_dims=(2, 5)),
         shorthand="p",
-        examples=(Example(None, (10,)), Example(0.2, (3, 4))),
+        examples=(Example(None, (10,), (10,)), Example(0.2, (3, 4), (3, 4))),
         torch_equivalent="torch.nn.Dropout",
+        shape_rule="(*) -> (*): the shape is kept",
     )
 )
 
@@ -133,7 +136,8 @@ register(
         infer=lambda p, x: (x, {}),
         lower=lambda p, x, y: Ctor("nn.Identity", {}),
         accepts=Accepts(None, dtype="any", axes="(*)", min_rank=1, sample_dims=(2, 5)),
-        examples=(Example(None, (3, 4)),),
+        examples=(Example(None, (3, 4), (3, 4)),),
         torch_equivalent="torch.nn.Identity",
+        shape_rule="(*) -> (*): the input itself",
     )
 )

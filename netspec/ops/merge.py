@@ -100,8 +100,9 @@ def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
         lower=lambda p, x, y: Ctor(cls, {}),
         accepts=_ANY if dtype == "any" else Accepts(None, dtype=dtype, axes="(*) from each input", min_rank=1),
         arity=None,
-        examples=(Example(None, (4, 6)),),
+        examples=(Example(None, (4, 6), (4, 6)),),
         torch_equivalent=doc.split(":")[0],
+        shape_rule="(*), (*), ... -> (*): two or more inputs of one shape give that shape",
     )
 
 
@@ -160,7 +161,9 @@ register(
         accepts=_ANY,
         arity=None,
         shorthand="dim",
-        examples=(Example(None, (4, 6)), Example(-1, (3, 5))),
+        examples=(Example(None, (4, 6), (8, 6)), Example(-1, (3, 5), (3, 10))),
         torch_equivalent="torch.cat(xs, dim)",
+        shape_rule="inputs equal in every dim but `dim` -> that shape with the sizes along `dim` summed: "
+        "(4, 6), (4, 6) with dim 1 -> (8, 6)",
     )
 )

@@ -59,8 +59,12 @@ def _make_bn(n: int) -> OpDef:
         # running_mean, running_var, and the scalar num_batches_tracked
         buffer_count=lambda p, x, y: 2 * p["num_features"] + 1 if p["track_running_stats"] else 0,
         validate=_bn_validate,
-        examples=(Example(None, (6,) + (5,) * n if n > 1 else (6, 5)), Example({"affine": False}, (3,) + (4,) * n)),
+        examples=(
+            Example(None, (6,) + (5,) * max(n, 1), (6,) + (5,) * max(n, 1)),
+            Example({"affine": False}, (3,) + (4,) * n, (3,) + (4,) * n),
+        ),
         torch_equivalent=f"torch.nn.BatchNorm{n}d",
+        shape_rule=f"{axes} -> the same shape (num_features = C)",
     )
 
 
@@ -122,7 +126,8 @@ register(
         ),
         accepts=Accepts(None, axes="(*, F)", min_rank=1, sample_dims=(2, 3, 6)),
         param_count=_ln_params,
-        examples=(Example(None, (10, 16)), Example({"normalized_shape": [4, 5]}, (3, 4, 5))),
+        examples=(Example(None, (10, 16), (10, 16)), Example({"normalized_shape": [4, 5]}, (3, 4, 5), (3, 4, 5))),
         torch_equivalent="torch.nn.LayerNorm",
+        shape_rule="(*, F) -> (*, F): the shape is kept; the trailing normalized_shape dims are normalized",
     )
 )

@@ -254,11 +254,29 @@ class Param:
     def required(self) -> bool:
         return self.default is REQUIRED and not self.inferred
 
-    def schema(self) -> dict:
-        s = {"description": self.doc, **self.kind.schema()}
-        if self.default is not REQUIRED and self.default is not None:
-            d = self.default
-            s["default"] = list(d) if isinstance(d, tuple) else d
+    @property
+    def json_default(self) -> Any:
+        """The default as JSON writes it (tuples as lists); None where there is none to write."""
+        d = None if self.default is REQUIRED else self.default
+        return list(d) if isinstance(d, tuple) else d
+
+    def schema(self, examples: list | None = None) -> dict:
+        """The value schema with its editor annotations (title, description, default, examples).
+        Examples: the given valid values (the layer's registered examples), then the default and
+        the kind's samples, up to three."""
+        default = self.json_default
+        s = {"title": self.name, "description": f"{self.doc} (required)" if self.required else self.doc}
+        if default is not None:
+            s["default"] = default
+        # Plain list work: this runs for every parameter of every layer type on each `check`.
+        shown = list(examples) if examples else []
+        if len(shown) < 3:
+            more = self.kind.samples() if default is None else (default, *self.kind.samples())
+            for v in more:
+                if v not in shown:  # (True == 1 cannot mix here: a kind is all bools or all numbers)
+                    shown.append(v)
+        s["examples"] = [list(v) if isinstance(v, tuple) else v for v in shown[:3]]
+        s.update(self.kind.schema())
         return s
 
 

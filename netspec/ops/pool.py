@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..ir.types import TensorType
-from .common import AXES, LAYOUT, nondefault, sliding_window
+from .common import AXES, LAYOUT, OUT_AXES, nondefault, sliding_window
 from .params import Accepts, Bool, Ints, OutputSize, Param
 from .registry import Ctor, Example, OpDef, register
 
@@ -91,10 +91,15 @@ def _make_window(n: int, kind: str) -> OpDef:
         validate=validate,
         shorthand="kernel_size",
         examples=(
-            Example(2, (6,) + (28,) * n if n < 3 else (2, 8, 8, 8)),
-            Example({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (3,) + (10,) * n),
+            Example(2, (6,) + (28,) * n if n < 3 else (2, 8, 8, 8), (6,) + (14,) * n if n < 3 else (2, 4, 4, 4)),
+            Example(
+                {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (3,) + (10,) * n, (3,) + (6,) * n
+            ),
         ),
         torch_equivalent=f"torch.{cls}",
+        shape_rule=f"{LAYOUT[n]} -> (C, {OUT_AXES[n]}) with, per axis, S' = "
+        f"floor((S + 2*padding - {'dilation*' if kind == 'max' else ''}(kernel_size - 1) - 1) / stride) + 1 "
+        "(ceil with ceil_mode); stride defaults to kernel_size",
     )
 
 
@@ -131,8 +136,9 @@ def _make_adaptive(n: int, kind: str) -> OpDef:
         lower=lower,
         accepts=Accepts((n + 1,), axes=LAYOUT[n], sample_dims=(3, 4, 7) if n < 3 else (3, 4)),
         shorthand="output_size",
-        examples=(Example(1, (4,) + (7,) * n), Example(3, (2,) + (9,) * n)),
+        examples=(Example(1, (4,) + (7,) * n, (4,) + (1,) * n), Example(3, (2,) + (9,) * n, (2,) + (3,) * n)),
         torch_equivalent=f"torch.{cls}",
+        shape_rule=f"{LAYOUT[n]} -> (C, *output_size); a null entry keeps that axis",
     )
 
 
@@ -153,8 +159,9 @@ def _make_global(kind: str) -> OpDef:
         infer=infer,
         lower=lower,
         accepts=Accepts(None, axes="(C, *spatial)", min_rank=2, sample_dims=(2, 3, 5)),
-        examples=(Example(None, (64, 7, 7)), Example({"keepdim": True}, (8, 20))),
+        examples=(Example(None, (64, 7, 7), (64,)), Example({"keepdim": True}, (8, 20), (8, 1))),
         torch_equivalent=f"x.{'mean' if kind == 'avg' else 'amax'}(dim=spatial)",
+        shape_rule="(C, *spatial) -> (C); with keepdim (C, 1, ...), one 1 per spatial axis",
     )
 
 

@@ -124,11 +124,13 @@ def _make(kind: str) -> OpDef:
         validate=validate,
         shorthand="hidden_size",
         examples=(
-            Example({"hidden_size": 20}, (7, 10)),
-            Example({"hidden_size": 20, "num_layers": 2, "bidirectional": True, "output": "last"}, (5, 10)),
-            Example({"hidden_size": 8, "output": "mean"}, (6, 3)),
+            Example({"hidden_size": 20}, (7, 10), (7, 20)),
+            Example({"hidden_size": 20, "num_layers": 2, "bidirectional": True, "output": "last"}, (5, 10), (40,)),
+            Example({"hidden_size": 8, "output": "mean"}, (6, 3), (8,)),
         ),
         torch_equivalent=f"torch.nn.{CLS[kind]}",
+        shape_rule="(T, F) -> (T, D*H) with output sequence, (D*H) with last, mean or max; D = 2 if "
+        f"bidirectional else 1, H = {'proj_size if set, else ' if kind == 'lstm' else ''}hidden_size",
     )
 
 

@@ -29,6 +29,7 @@ class Ctor:
 class Example:
     params: Any  # what a user would write after the layer key (mapping, scalar or None)
     input: tuple  # per-sample input shape
+    output: tuple = ()  # the per-sample output shape the shape rule gives (docs; checked by a test)
     note: str = ""
 
 
@@ -59,6 +60,9 @@ class OpDef:
     arity: int | None = 1
     examples: tuple[Example, ...] = ()
     torch_equivalent: str = ""
+    # The shape rule in words, input -> output per sample, for docs and `netspec ops NAME`
+    # (`infer` is the rule itself; each example's output is checked against it).
+    shape_rule: str = ""
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -43,8 +43,9 @@ register(
             "nn.Flatten", nondefault(p, {"start_dim": 1, "end_dim": -1}, ["start_dim", "end_dim"])
         ),
         accepts=_ANY,
-        examples=(Example(None, (16, 5, 5)), Example({"start_dim": 2}, (3, 4, 5))),
+        examples=(Example(None, (16, 5, 5), (400,)), Example({"start_dim": 2}, (3, 4, 5), (3, 20))),
         torch_equivalent="torch.nn.Flatten",
+        shape_rule="dims start_dim..end_dim merged into their product: (C, H, W) -> (C*H*W) by default",
     )
 )
 
@@ -92,8 +93,9 @@ register(
         lower=lambda p, x, y: Ctor("Reshape", {"shape": y.shape}),
         accepts=_ANY,
         shorthand="shape",
-        examples=(Example([16, 5, 5], (400,)), Example([-1, 4], (2, 6))),
+        examples=(Example([16, 5, 5], (400,), (16, 5, 5)), Example([-1, 4], (2, 6), (3, 4))),
         torch_equivalent="x.reshape(batch, *shape)",
+        shape_rule="(*) -> shape, with as many elements; one -1 takes the size that makes them equal",
     )
 )
 
@@ -129,8 +131,9 @@ register(
         lower=lambda p, x, y: Ctor("Permute", {"dims": p["dims"]}),
         accepts=_ANY,
         shorthand="dims",
-        examples=(Example([0, 2, 1], (8, 20)), Example([0, 3, 1, 2], (4, 5, 6))),
+        examples=(Example([0, 2, 1], (8, 20), (20, 8)), Example([0, 3, 1, 2], (4, 5, 6), (6, 4, 5))),
         torch_equivalent="x.permute(*dims)",
+        shape_rule="(d1, ..., dn) -> the same dims in the order `dims` gives (0, the batch, stays first)",
     )
 )
 
@@ -153,7 +156,8 @@ register(
         lower=lambda p, x, y: Ctor("Transpose", {"dim0": p["dims"][0], "dim1": p["dims"][1]}),
         accepts=Accepts(None, dtype="any", axes="(*)", min_rank=2, sample_dims=(2, 3, 4)),
         shorthand="dims",
-        examples=(Example([1, 2], (8, 20)), Example([-1, -2], (2, 3, 4))),
+        examples=(Example([1, 2], (8, 20), (20, 8)), Example([-1, -2], (2, 3, 4), (2, 4, 3))),
         torch_equivalent="x.transpose(dim0, dim1)",
+        shape_rule="(*) -> (*) with the two dims swapped: [1, 2] turns (C, L) into (L, C)",
     )
 )

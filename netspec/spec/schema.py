@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..ops import all_ops
 from ..ops.params import NAME_PATTERN
 from ..ops.registry import OpDef
+from .search_schema import search_schema
 from .train_schema import train_schema
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
@@ -21,16 +22,20 @@ MAX_REPEAT = 1000
 MAX_LAYERS = 10_000
 COMMON_KEYS = {
     "name": {
+        "title": "name",
         "type": "string",
         "pattern": REF_PATTERN,
         "description": "layer name (a Python identifier); default: <type>_<n>",
+        "examples": ["conv1", "logits"],
     },
     "from": {
+        "title": "from",
         "type": ["string", "array"],
         "pattern": REF_PATTERN,
         "items": {"type": "string", "pattern": REF_PATTERN},
         "minItems": 1,
         "description": "the earlier layer(s) or input(s) this layer reads; default: the previous layer",
+        "examples": ["conv1", ["stem", "branch"]],
     },
 }
 EXPR_DEF = {
@@ -39,27 +44,43 @@ EXPR_DEF = {
     "and the names of vars and block arguments; checked once evaluated",
 }
 _IS_EXPR = {"type": "string", "pattern": r"\$\{"}
+# Editor annotations: they stay on the outside of `exprable`'s wrapper, where editors look for them.
+_ANNOTATIONS = ("title", "description", "default", "examples")
 
 
 def exprable(schema: dict) -> dict:
     """`schema`, or a `${...}` expression in its place (and in its list items). The expression's
     value is checked against `schema` once evaluated (spec/parse.py)."""
-    inner = {k: v for k, v in schema.items() if k not in ("description", "default")}
+    inner = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
     if isinstance(inner.get("items"), dict):
         inner["items"] = exprable(inner["items"])
-    outer = {k: schema[k] for k in ("description", "default") if k in schema}
+    outer = {k: schema[k] for k in _ANNOTATIONS if k in schema}
     return {**outer, "if": _IS_EXPR, "then": {"$ref": "#/$defs/expr"}, "else": inner}
 
 
 REPEAT = exprable(
     {
+        "title": "repeat",
         "type": "integer",
         "minimum": 0,
         "maximum": MAX_REPEAT,
         "description": "stack this many copies, each reading the one before (named <name>0, <name>1, ...); "
-        "0 passes the input through",
+        "0 passes the input through; default: one layer, no copies",
+        "examples": [3, "${depth}"],
     }
 )
+
+
+def _param_examples(op: OpDef) -> dict[str, list]:
+    """Each parameter's values in the layer's registered examples (a scalar sets the shorthand):
+    editors offer real settings, and tests compile every one of them."""
+    out: dict[str, list] = {}
+    for ex in op.examples:
+        given = ex.params if isinstance(ex.params, dict) else {} if ex.params is None else {op.shorthand: ex.params}
+        for k, v in given.items():
+            if v not in out.setdefault(k, []):
+                out[k].append(v)
+    return out
 
 
 def op_schema(op: OpDef, authoring: bool = True) -> dict:
@@ -67,7 +88,8 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
     otherwise as evaluated, which is what the values must finally satisfy."""
     wrap = exprable if authoring else (lambda s: s)
     props = {**COMMON_KEYS, **({"repeat": REPEAT} if authoring else {})}
-    props.update({p.name: wrap(p.schema()) for p in op.params})
+    examples = _param_examples(op)
+    props.update({p.name: wrap(p.schema(examples.get(p.name))) for p in op.params})
     mapping = {
         "type": "object",
         "properties": props,
@@ -75,7 +97,8 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
         "additionalProperties": False,
     }
     if op.shorthand:
-        other = {**op.param(op.shorthand).schema(), "description": f"shorthand for {op.shorthand}"}
+        # the key's hover shows the layer's docs; this is the value's
+        other = {"description": f"shorthand for {op.shorthand}", **op.param(op.shorthand).kind.schema()}
         if op.bare_ok:  # `- dropout:` (null) means all defaults, as `- dropout` does
             types = other["type"] if isinstance(other.get("type"), list) else [other["type"]] if "type" in other else []
             if "enum" in other:
@@ -96,11 +119,22 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
     }
 
 
+def _block_arg(block: str, arg: str, required: bool) -> dict:
+    need = "required: the block gives it no default" if required else "default: the block's args: entry"
+    return {
+        "title": arg,
+        "description": f"argument of block {block}: any value or ${{...}} expression; {need}",
+        "examples": [64, "${width * 2}"],
+    }
+
+
 def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]) -> dict:
     """A use of block `name`: its arguments (any value or expression) plus name/from/repeat."""
-    props = {**COMMON_KEYS, "repeat": REPEAT, **{a: {"description": f"argument of block {name}"} for a in args}}
+    props = {**COMMON_KEYS, "repeat": REPEAT, **{a: _block_arg(name, a, a in required) for a in args}}
     return {
         "title": f"block {name}",
+        "description": f"a use of the block {name} defined under blocks:"
+        + (f" with arguments {', '.join(args)}" if args else ""),
         "if": {"type": "object"},
         "then": {"type": "object", "properties": props, "required": list(required), "additionalProperties": False},
         "else": {"type": "object"} if required else {"type": "null"},
@@ -109,12 +143,20 @@ def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]
 
 def _outputs(description: str) -> dict:
     return {
+        "title": "outputs",
         "type": "array",
         "minItems": 1,
         "uniqueItems": True,
         "items": {"type": "string", "pattern": REF_PATTERN},
         "description": description,
+        "examples": [["logits"], ["logits", "features"]],
     }
+
+
+# Examples for editors (a test validates each one against its field's schema).
+_CONV = {"conv2d": {"out_channels": 6, "kernel_size": 5}}
+_BLOCK_LAYERS = [{"conv2d": {"out_channels": "${channels}", "kernel_size": 3, "padding": 1}}, "batchnorm2d", "relu"]
+_BLOCK = {"args": {"channels": None}, "layers": _BLOCK_LAYERS}
 
 
 def _block_def_schema() -> dict:
@@ -123,21 +165,38 @@ def _block_def_schema() -> dict:
         "required": ["layers"],
         "additionalProperties": False,
         "properties": {
-            "description": {"type": "string", "description": "free text"},
+            "description": {
+                "title": "description",
+                "type": "string",
+                "description": "free text",
+                "examples": ["conv, batchnorm, relu"],
+            },
             "args": {
+                "title": "args",
                 "type": "object",
                 "propertyNames": {"pattern": NAME_PATTERN},
                 "description": "the block's arguments and their defaults; null: no default, every use must give it",
+                "examples": [{"channels": None, "stride": 1}],
             },
             "inputs": {
+                "title": "inputs",
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 16,
                 "uniqueItems": True,
                 "items": {"type": "string", "pattern": NAME_PATTERN},
-                "description": "names of the values the block reads (a use's `from:` gives them in order); default [x]",
+                "description": "names of the values the block reads (a use's `from:` gives them in order)",
+                "default": ["x"],
+                "examples": [["x"], ["x", "skip"]],
             },
-            "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "layers": {
+                "title": "layers",
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/layer"},
+                "description": "the block's layers, in order (required)",
+                "examples": [_BLOCK_LAYERS],
+            },
             "outputs": _outputs("the values the block returns; default: its last layer"),
         },
     }
@@ -186,58 +245,85 @@ def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...
         "required": ["netspec", "inputs", "layers"],
         "additionalProperties": False,
         "properties": {
-            "netspec": {"const": 1, "description": "spec format version; write `netspec: 1`"},
+            "netspec": {
+                "title": "netspec",
+                "const": 1,
+                "description": "spec format version; write `netspec: 1` (required)",
+                "examples": [1],
+            },
             "name": {
+                "title": "name",
                 "type": "string",
                 "pattern": r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]+$",
                 "description": "model name (the default run directory is runs/<name>)",
+                "default": "model",
+                "examples": ["lenet5", "digits_cnn"],
             },
-            "description": {"type": "string", "description": "free text"},
+            "description": {
+                "title": "description",
+                "type": "string",
+                "description": "free text",
+                "examples": ["A small CNN for the 8x8 digits"],
+            },
             "vars": {
+                "title": "vars",
                 "type": "object",
                 "description": "named values for ${...} expressions; a var may use the vars above it",
                 "propertyNames": {"pattern": NAME_PATTERN},
                 "additionalProperties": {"type": ["number", "string", "boolean", "array"]},
+                "examples": [{"width": 64, "wide": "${width * 2}"}],
             },
             "scale": {
+                "title": "scale",
                 "type": "object",
                 "additionalProperties": False,
                 "description": "scale a whole network: widths (channels, features, hidden sizes) and repeat counts",
+                "examples": [{"width": 0.5}, {"width": 2, "depth": 2, "divisor": 8}],
                 "properties": {
                     "width": {
+                        "title": "width",
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "maximum": 64,
                         "default": 1,
                         "description": "multiplies every width parameter except those of the layers that "
                         "set an output's size (the task's heads)",
+                        "examples": [0.5, 2],
                     },
                     "depth": {
+                        "title": "depth",
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "maximum": 64,
                         "default": 1,
                         "description": "multiplies every `repeat:` count (rounded up)",
+                        "examples": [0.5, 2],
                     },
                     "divisor": {
+                        "title": "divisor",
                         "type": "integer",
                         "minimum": 1,
                         "maximum": 1024,
                         "default": 1,
                         "description": "scaled widths are rounded to a multiple of this (8 suits tensor cores)",
+                        "examples": [8],
                     },
                 },
             },
             "blocks": {
+                "title": "blocks",
                 "type": "object",
                 "description": "reusable groups of layers, used as layer types with arguments",
                 "propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": names}},
                 "additionalProperties": {"$ref": "#/$defs/block"},
+                "examples": [{"conv_bn": _BLOCK}],
             },
             "inputs": {
+                "title": "inputs",
                 "type": "object",
                 "description": "the model's inputs (forward arguments, in order): one sample's shape each; "
-                "the batch dimension is implicit",
+                "the batch dimension is implicit (required)",
+                "examples": [{"image": {"shape": [1, 28, 28]}}, {"series": {"shape": ["T", 6]}}],
                 "minProperties": 1,
                 "maxProperties": 16,
                 "propertyNames": {"pattern": NAME_PATTERN},
@@ -247,29 +333,43 @@ def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...
                     "additionalProperties": False,
                     "properties": {
                         "shape": {
+                            "title": "shape",
                             "type": "array",
                             "minItems": 1,
                             "maxItems": 8,
                             "items": exprable(dim),
-                            "description": "per-sample shape, e.g. [1, 32, 32] or [T, 6]",
+                            "description": "per-sample shape, e.g. [1, 32, 32] or [T, 6] (required)",
+                            "examples": [[1, 28, 28], ["T", 6]],
                         },
                         "dtype": {
+                            "title": "dtype",
                             "enum": ["float32", "int64"],
                             "default": "float32",
                             "description": "int64 for token ids (embedding input)",
+                            "examples": ["float32", "int64"],
                         },
                     },
                 },
             },
             "dims": {
+                "title": "dims",
                 "type": "object",
                 "description": "nominal sizes of symbolic dims, used for MACs and memory (e.g. {T: 100})",
                 "propertyNames": {"pattern": NAME_PATTERN},
                 "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                "examples": [{"T": 100}],
             },
-            "layers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/layer"}},
+            "layers": {
+                "title": "layers",
+                "type": "array",
+                "minItems": 1,
+                "items": {"$ref": "#/$defs/layer"},
+                "description": "the layers, in order: each reads the one before unless it names `from:` (required)",
+                "examples": [[_CONV, "relu", "flatten", {"linear": 10}]],
+            },
             "outputs": _outputs("the layers whose values the model returns, in order; default: the last layer"),
             "train": train_schema(),
+            "search": search_schema(),
         },
         "$defs": {
             "layer": layer,

@@ -115,6 +115,13 @@ TRAIN = {
         0,
         "also checkpoint every N steps inside an epoch (0: at epoch ends)",
     ),
+    "log": (
+        {"type": "array", "items": {"enum": ["tensorboard"]}, "uniqueItems": True, "examples": [["tensorboard"]]},
+        [],
+        "loggers of the per-epoch scalars besides metrics.jsonl (always written); tensorboard: loss, metrics, "
+        "lr and samples/s per epoch in RUN_DIR/tensorboard/ (needs `pip install tensorboard`; "
+        "`netspec train --log tensorboard` asks for it without editing the spec)",
+    ),
     # Speed only: each is tested to leave the results as they are (up to float rounding). The
     # numbers are steady-state samples/s on a shared 2-core AMD EPYC (AVX2), medians of 4-15 runs.
     "compile": (
@@ -173,39 +180,78 @@ def relevant_keys(section: str, choice: str) -> tuple[str, ...]:
     return SHARED[section] + RELEVANT[section][choice]
 
 
-def _object(table: dict, required=()) -> dict:
-    props = {}
-    for key, (schema, default, doc) in table.items():
-        props[key] = {**schema, "description": doc}
-        if default is not None:
-            props[key]["default"] = default
+# Editor examples (yaml-language-server offers them) where the default and the allowed values are
+# not enough; every other key shows those. A test validates each example against its key's schema.
+EXAMPLES = {
+    "data.source": ["digits", "ucr:ItalyPowerDemand", "synthetic", "data/train.npz"],
+    "data.classes": [2, 10],
+    "optimizer.lr": [0.001, 0.01, 0.1],
+    "optimizer.momentum": [0.9],
+    "optimizer.betas": [[0.9, 0.999]],
+    "batch_size": [32, 128],
+    "epochs": [10, 100],
+    "metrics": [["accuracy"], ["mae"]],
+    "grad_clip": [1.0],
+    "threads": ["auto", 4],
+    "channels_last": ["auto", True, False],
+    "data": ["digits", {"source": "synthetic", "samples": 512}, {"source": "ucr:ItalyPowerDemand", "val_fraction": 0}],
+    "optimizer": ["adam", {"name": "sgd", "lr": 0.1, "momentum": 0.9}],
+    "schedule": ["cosine", {"name": "step", "step_size": 30, "gamma": 0.1}],
+    "loss": ["cross_entropy", {"name": "cross_entropy", "label_smoothing": 0.1}],
+    "early_stopping": [{"monitor": "val_loss", "patience": 10}],
+}
+
+
+def _annotated(path: str, schema: dict, default, doc: str, required: bool = False) -> dict:
+    """A key's schema with title, description, default and examples, for editors' completion
+    and hover (annotations only: validation is unchanged)."""
+    out = {"title": path.rsplit(".", 1)[-1], **schema, "description": f"{doc} (required)" if required else doc}
+    if default is not None:
+        out["default"] = default
+    if "examples" not in schema:
+        values = EXAMPLES.get(path) or ([] if default is None else [default])
+        out["examples"] = values + [v for v in schema.get("enum", ()) if v not in values][: max(0, 4 - len(values))]
+    return out
+
+
+def _object(table: dict, section: str, required=()) -> dict:
+    props = {
+        key: _annotated(f"{section}.{key}", schema, default, doc, key in required)
+        for key, (schema, default, doc) in table.items()
+    }
     return {"type": "object", "properties": props, "additionalProperties": False, "required": list(required)}
 
 
 def train_schema() -> dict:
     props = {}
     for key, (schema, default, doc) in TRAIN.items():
-        props[key] = {**schema, "description": doc, **({"default": default} if default is not None else {})}
+        props[key] = _annotated(key, schema, default, doc)
     for name, table in SECTIONS.items():
-        obj = _object(table, ["source"] if name == "data" else [])
+        obj = _object(table, name, ["source"] if name == "data" else [])
         if name == "early_stopping":
             props[name] = {
-                "description": "stop when the monitored metric stops improving (null: off)",
+                "title": name,
+                "description": "stop when the monitored metric stops improving; default: null, off",
+                "examples": EXAMPLES[name],
                 "type": ["object", "null"],
                 **{k: v for k, v in obj.items() if k != "type"},
             }
             continue
         short = table[SHORT[name]][0]
         props[name] = {
-            "description": f"{name}: a mapping, or just its {SHORT[name]}",
+            "title": name,
+            "description": f"{name}: a mapping, or just its {SHORT[name]}" + (" (required)" if name == "data" else ""),
+            "examples": EXAMPLES[name],
             "type": ["object", "string"],
             "if": {"type": "string"},
             "then": short,
             "else": obj,
         }
     return {
+        "title": "train",
         "type": "object",
         "description": "how to train: data, optimizer, schedule, loss, early stopping, precision, device",
+        "examples": [{"data": "digits", "epochs": 20, "optimizer": {"name": "adam", "lr": 0.003}}],
         "required": ["data"],
         "additionalProperties": False,
         "properties": props,
