@@ -1,0 +1,219 @@
+"""`netspec init`: a commented starter spec from a template (netspec/templates/*.yaml) fitted to a
+data source's sample shape and class count.
+
+Templates are YAML text with {{placeholders}}; what fills them comes from the data source's
+metadata, read without loading the data where the source allows (a UCR .ts header, an .npz
+array header). The result is compiled before it is written, so `init` never leaves a spec that
+`netspec check` refuses. No torch here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import did_you_mean
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+# What each template reads: images (C, H, W), channel-first series (C, L), or (T, F) sequences.
+TEMPLATES = {"cnn": "image", "resnet": "image", "fcn": "series", "lstm": "sequence", "gru": "sequence"}
+SYNTHETIC = {"image": (3, 32, 32), "series": (6, 50)}  # sample shapes when the data has none
+SYNTHETIC_CLASSES = 10
+
+
+class InitError(ValueError):
+    """A request `init` cannot fulfil: the message says what was expected and what to do."""
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    source: str  # as the spec's train.data.source writes it
+    sample: tuple[int, ...] | None  # one sample's shape as the source gives it; None: synthetic
+    classes: int
+    about: str  # words for the spec's description
+    series: bool = False  # (C, L) series (UCR); else as stored
+
+
+def template_names() -> list[str]:
+    return sorted(TEMPLATES)
+
+
+def _ts_header(path: Path) -> dict[str, str]:
+    """The @key value lines of a .ts file, up to @data (the series are not read)."""
+    header = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line.lower().startswith("@data"):
+                break
+            if line.startswith("@"):
+                key, _, value = line[1:].partition(" ")
+                header[key.lower()] = value.strip()
+    return header
+
+
+def _ucr(name: str) -> DataInfo:
+    from .runtime.datasets import _package_data_dirs, available_ucr  # numpy, no torch
+
+    for d in _package_data_dirs():
+        path = d / name / f"{name}_TRAIN.ts"
+        if path.exists():
+            break
+    else:
+        have = available_ucr()
+        hint = did_you_mean(name, have) or ""
+        where = ", ".join(have) if have else "none (install sktime or aeon)"
+        raise InitError(f"UCR/UEA set {name!r} is not bundled here. {hint} Bundled sets: {where}")
+    h = _ts_header(path)
+    labels = h.get("classlabel", "").split()[1:]
+    if not labels:
+        raise InitError(f"{path} declares no class labels (@classLabel): init makes classifiers")
+    channels = int(h.get("dimensions", "1"))
+    length = int(h["serieslength"]) if h.get("equallength", "true").lower() == "true" and "serieslength" in h else None
+    about = f"UCR/UEA {name} ({channels} channel{'s' * (channels > 1)}, {len(labels)} classes)"
+    return DataInfo(f"ucr:{name}", (channels, length or 0), len(labels), about, series=True)
+
+
+def _file(source: str, base: Path) -> DataInfo:
+    import numpy as np
+
+    path = Path(source) if Path(source).is_absolute() else base / source
+    if not path.is_file():
+        raise InitError(f"data file {path} does not exist: init reads its shape and classes from it")
+    if source.endswith(".npz"):
+        with np.load(path) as f:
+            if "x" not in f or "y" not in f:
+                raise InitError(f"{path}: an .npz source needs arrays x and y (found {', '.join(f.files)})")
+            sample, y = tuple(f["x"].shape[1:]), f["y"]
+    else:
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if not rows or "label" not in rows[0]:
+            raise InitError(f"{path}: a .csv source needs a header row with a `label` column")
+        col = rows[0].index("label")
+        sample, y = (len(rows[0]) - 1,), np.array([r[col] for r in rows[1:]])
+    return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)")
+
+
+def data_info(data: str, base: Path, classes: int | None) -> DataInfo:
+    """What the spec needs to know about a data source (train.data.source syntax)."""
+    if classes is not None and data != "synthetic":
+        raise InitError(f"--classes applies to synthetic data; {data} has its own classes")
+    if data == "digits":
+        return DataInfo("digits", (1, 8, 8), 10, "scikit-learn's 8x8 handwritten digits (10 classes)")
+    if data == "synthetic":
+        n = classes or SYNTHETIC_CLASSES
+        return DataInfo("synthetic", None, n, f"random synthetic data ({n} classes, a smoke test)")
+    if data.startswith("ucr:") and re.fullmatch(r"[A-Za-z0-9_]+", data[4:]):
+        return _ucr(data[4:])
+    if data.endswith((".npz", ".csv")):
+        return _file(data, base)
+    raise InitError(f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, or a .npz or .csv file")
+
+
+def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
+    """The spec's per-sample input shape for a template kind; the training data is transposed or
+    reshaped to it as `layout: auto` allows (same elements)."""
+    s = info.sample
+    if s is None:
+        s = SYNTHETIC["image" if kind == "image" else "series"]
+        return s if kind != "sequence" else s[::-1]
+    if info.series and s[1] == 0:
+        raise InitError(f"{info.source} has series of unequal length: write the input as [T, ...] by hand")
+    if kind == "image":
+        if info.series:
+            raise InitError(
+                f"{info.source} holds series; the cnn and resnet templates read images. Use fcn, lstm or gru"
+            )
+        if len(s) == 3:
+            return s
+        if len(s) == 2:
+            return (1, *s)
+        raise InitError(
+            f"the {'/'.join(k for k, v in TEMPLATES.items() if v == 'image')} templates read images "
+            f"(channels, height, width), and {info.source} has samples of shape {list(s)}",
+        )
+    if len(s) == 3 and s[0] == 1:  # a one-channel image, read row by row
+        series, flip = s[1:], False
+    elif len(s) == 2:  # as stored, except a UCR (C, L) series, read as L steps of C features
+        series, flip = s, info.series
+    elif len(s) == 1:  # flat features: a univariate series
+        series, flip = (1, s[0]), True
+    else:
+        raise InitError(f"the {kind} templates read series, and {info.source} has samples of shape {list(s)}")
+    return series[::-1] if kind == "sequence" and flip else series
+
+
+def _flow(v) -> str:
+    return "[" + ", ".join(map(str, v)) + "]"
+
+
+def schema_ref(spec: Path) -> str:
+    """The schema modeline's target: schemas/netspec.schema.json in the spec's folder or one above
+    it, relative to the spec; else the published URL."""
+    from .spec.schema import SCHEMA_ID
+
+    folder = spec.resolve().parent
+    for d in (folder, *folder.parents):
+        candidate = d / "schemas" / "netspec.schema.json"
+        if candidate.is_file():
+            return os.path.relpath(candidate, folder)
+    return SCHEMA_ID
+
+
+def render(template: str, data: str, spec: Path, classes: int | None = None) -> str:
+    """The starter spec's text, checked by the compiler."""
+    if template not in TEMPLATES:
+        raise InitError(
+            f"unknown template {template!r}. {did_you_mean(template, TEMPLATES) or ''} "
+            f"Templates: {', '.join(template_names())}"
+        )
+    kind = TEMPLATES[template]
+    info = data_info(data, spec.resolve().parent, classes)
+    shape = input_shape(kind, info)
+    source = info.source if re.fullmatch(r"[\w./-]+", info.source) else json.dumps(info.source)  # ucr:X quoted
+    options = {"synthetic": "samples: 512"}.get(info.source, "standardize: global")
+    if info.source == "digits":
+        options = "test_fraction: 0.2, " + options
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.stem) or "model"
+    values = {
+        "schema": schema_ref(spec),
+        "file": str(spec),
+        "name": name,
+        "about": info.about,
+        "input": kind,
+        "shape": _flow(shape),
+        "classes": str(info.classes),
+        "data": f"{{source: {source}, {options}}}",
+    }
+    text = (TEMPLATE_DIR / f"{template}.yaml").read_text(encoding="utf-8")
+    text = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], text)
+    _check(text, spec)
+    return text
+
+
+def _check(text: str, spec: Path) -> None:
+    """A template that does not fit its data (an image too small for its pooling) is refused
+    here, with the compiler's diagnostics, rather than written."""
+    from .compiler import compile_text
+
+    res = compile_text(text, str(spec))
+    if not res.ok:
+        lines = text.splitlines()
+        details = "\n".join(d.render(lines) for d in res.diagnostics)
+        raise InitError(f"the template does not fit this data:\n{details}")
+
+
+def write(spec: Path, text: str, force: bool) -> None:
+    from .runtime.atomic import atomic_write_text
+
+    if spec.exists() and not force:
+        raise InitError(f"{spec} exists; pass --force to overwrite it, or choose another path")
+    if spec.is_dir():
+        raise InitError(f"{spec} is a directory; give the spec's file name, e.g. {spec / 'model.yaml'}")
+    atomic_write_text(spec, text)
