@@ -1,0 +1,137 @@
+"""Inference-time graph passes on the IR: fold each batchnorm into the convolution or linear layer
+that feeds it alone, and drop the layers that are the identity at inference (dropout, identity).
+
+The passes rewrite the graph only; the weights follow through `Plan` (export/weights.py folds
+them), so the rewritten graph lowers, prints (model.py) and counts like any other. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..ir import Graph, Node
+from ..passes.infer import TypedGraph, infer
+
+DROPPED_OPS = ("dropout", "identity")  # the identity at inference
+FOLDABLE = {"conv1d": "batchnorm1d", "conv2d": "batchnorm2d", "conv3d": "batchnorm3d", "linear": "batchnorm1d"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """Batchnorm `bn` folded into `into` (a conv or linear layer)."""
+
+    into: str
+    bn: str
+    eps: float
+    affine: bool
+    had_bias: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    folds: tuple[Fold, ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()  # (layer name, op)
+
+    def describe(self) -> str:
+        """ "folded 20 batchnorm layers, dropped 2 dropout": what the passes removed."""
+        parts = []
+        if self.folds:
+            parts.append(f"folded {len(self.folds)} batchnorm layer{'s' * (len(self.folds) != 1)}")
+        for op in DROPPED_OPS:
+            n = sum(o == op for _, o in self.dropped)
+            if n:
+                parts.append(f"dropped {n} {op}")
+        return ", ".join(parts) or "nothing to remove"
+
+
+def _consumers(graph: Graph) -> dict[str, int]:
+    """How many times each value is read: by a layer, a graph output or a block's output list."""
+    uses: dict[str, int] = {}
+    for n in graph.nodes:
+        for src in n.inputs:
+            uses[src] = uses.get(src, 0) + 1
+    for out in graph.outputs:
+        uses[out] = uses.get(out, 0) + 1
+    return uses
+
+
+def _foldable(producer: Node | None, bn: Node, uses: dict[str, int], graph: Graph) -> bool:
+    if producer is None or FOLDABLE.get(producer.op) != bn.op or uses.get(producer.name) != 1:
+        return False
+    # Without running statistics a batchnorm normalizes by the batch's own, even at inference.
+    return bn.params["track_running_stats"] and bn.name not in graph.outputs
+
+
+def _linear_per_feature(typed: TypedGraph, name: str) -> bool:
+    """batchnorm1d after a linear folds only on (F,): on (T, F) its channels would be the steps."""
+    layer = next(la for la in typed.layers if la.node.name == name)
+    return layer.out_type.rank == 1
+
+
+def plan(typed: TypedGraph, fold_bn: bool = True, drop: bool = True) -> Plan:
+    graph = typed.graph
+    by_name = {n.name: n for n in graph.nodes}
+    uses = _consumers(graph)
+    folds, dropped = [], []
+    for node in graph.nodes:
+        if drop and node.op in DROPPED_OPS and node.name not in graph.outputs:
+            dropped.append((node.name, node.op))
+        elif fold_bn and node.op.startswith("batchnorm"):
+            producer = by_name.get(node.inputs[0])
+            if not _foldable(producer, node, uses, graph):
+                continue
+            if producer.op == "linear" and not _linear_per_feature(typed, producer.name):
+                continue
+            p = node.params
+            folds.append(Fold(producer.name, node.name, p["eps"], p["affine"], producer.params["bias"]))
+    return Plan(tuple(folds), tuple(dropped))
+
+
+def rewrite(graph: Graph, plan: Plan) -> Graph:
+    """The graph without the plan's batchnorm and dropped layers; readers of a removed layer read
+    what it read (a folded batchnorm's readers read its conv, which now has a bias)."""
+    alias = {bn.bn: bn.into for bn in plan.folds} | {name: None for name, _ in plan.dropped}
+    removed = set(alias)
+    by_name = {n.name: n for n in graph.nodes}
+
+    def resolve(name: str) -> str:
+        while name in alias:
+            name = alias[name] or by_name[name].inputs[0]
+        return name
+
+    biased = {f.into for f in plan.folds}
+    nodes, new_index = [], {}
+    for i, node in enumerate(graph.nodes):
+        new_index[i] = len(nodes)  # where the node at i would have been: orders block instances
+        if node.name in removed:
+            continue
+        node = replace(node, inputs=tuple(resolve(s) for s in node.inputs))
+        if node.name in biased:
+            node = replace(node, params={**node.params, "bias": True}, user_set=node.user_set | {"bias"})
+        nodes.append(node)
+    kept = {n.name for n in nodes}
+    instances = tuple(
+        replace(
+            inst,
+            sources=tuple(resolve(s) for s in inst.sources),
+            outputs=tuple(resolve(o) for o in inst.outputs),
+            start=new_index.get(inst.start, len(nodes)),
+        )
+        for inst in graph.instances
+        if any(k.startswith(inst.path + ".") for k in kept)  # a block left empty goes with its layers
+    )
+    out = replace(graph, nodes=tuple(nodes), outputs=tuple(resolve(o) for o in graph.outputs), instances=instances)
+    out.lint()
+    return out
+
+
+def optimize(typed: TypedGraph, fold_bn: bool = True, drop: bool = True) -> tuple[TypedGraph, Plan]:
+    """The typed graph after the passes (shapes and counts inferred again), and what they removed."""
+    p = plan(typed, fold_bn, drop)
+    if not p.folds and not p.dropped:
+        return typed, p
+    graph = rewrite(typed.graph, p)
+    new, diags = infer(graph, typed.bindings)
+    if new is None:  # the passes keep every shape; failing here is a bug, not a user mistake
+        raise AssertionError("the inference passes broke the graph: " + "; ".join(d.render() for d in diags))
+    return new, p
