@@ -26,6 +26,8 @@ sys.exit(code)
         ["summarize", "specs/digits_cnn.yaml", "--format", "json"],
         ["ops"],
         ["schema"],
+        ["graph", "specs/resnet_ts.yaml"],
+        ["graph", "specs/lstm_fcn.yaml", "--format", "mmd", "--depth", "1"],
     ],
 )
 def test_front_end_commands_never_import_torch(args):
