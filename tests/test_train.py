@@ -282,6 +282,16 @@ def test_resume_on_another_thread_count(straight, tmp_path):
     train_ok(spec, run, "--resume", "--set", "train.threads=1")
 
 
+def test_resume_with_tensorboard_turned_on(straight, tmp_path):
+    """train.log says what is recorded, not what is computed: it may be added on resume."""
+    pytest.importorskip("tensorboard")
+    spec, _ = straight("mlp", MLP)
+    run = tmp_path / "run"
+    train_ok(spec, run, "--max-steps", 3)
+    train_ok(spec, run, "--resume", "--set", "train.log=[tensorboard]")
+    assert any((run / "tensorboard").iterdir())
+
+
 def test_init_from_weights_into_a_new_run(straight, tmp_path):
     spec, ref = straight("mlp", MLP)
     src = weights(ref)

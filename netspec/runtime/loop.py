@@ -505,6 +505,65 @@ class PlainReporter:
         """Nothing to tear down."""
 
 
+def tensorboard_writer(cfg):
+    """torch's SummaryWriter class when train.log asks for tensorboard, else None. Imported only
+    then: train.py needs torch and numpy alone. Every rank asks, so that all fail together."""
+    if "tensorboard" not in (cfg.get("log") or ()):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise TrainError(
+            "logging to tensorboard was asked for (train.log or --log), but the tensorboard package is not "
+            "installed: pip install tensorboard"
+        ) from None
+    return SummaryWriter
+
+
+class TensorBoardReporter:
+    """Passes everything on to `inner` and writes each epoch's record as scalars at global step =
+    epoch (1-based), into the run's tensorboard/ folder. It opens with purge_step at the first epoch
+    this process will write: TensorBoard then hides whatever an earlier process wrote from that
+    epoch on (past its last checkpoint), so a resumed run shows no epoch twice."""
+
+    def __init__(self, inner, writer_class, log_dir, first_epoch):
+        self.inner = inner
+        self.step = inner.step  # bound directly: no extra call per step
+        self.writer = writer_class(log_dir=str(log_dir), purge_step=first_epoch)
+
+    def epoch_start(self, epoch, epochs, steps):
+        self.inner.epoch_start(epoch, epochs, steps)
+
+    def epoch_end(self, record):
+        self.inner.epoch_end(record)
+        self.scalars(record, record["epoch"])
+        self.writer.flush()  # once an epoch: a killed run keeps every epoch it finished
+
+    def scalars(self, values, step, split=None):
+        """Tags split/name; split None: an epoch's record, whose val_* keys go under val/, the rest
+        (loss, metrics, lr, samples_per_s, epoch_time_s) under train/."""
+        for key, value in values.items():
+            if key in ("epoch", "epochs") or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            where, name = split, key
+            if where is None:
+                where, name = ("val", key[4:]) if key.startswith("val_") else ("train", key)
+            self.writer.add_scalar(f"{where}/{'epoch_time_s' if name == 'time' else name}", value, step)
+
+    def message(self, text):
+        self.inner.message(text)
+
+    def close(self):
+        self.inner.close()
+        self.writer.flush()
+
+    def finish(self, results):
+        """The final test metrics at the last epoch's step, then close the event file."""
+        if results.get("test"):
+            self.scalars(results["test"], results["epochs_run"], "test")
+        self.writer.close()
+
+
 def format_record(r):
     parts = [f"epoch {r['epoch']:>3}/{r['epochs']}"]
     for k in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
@@ -523,7 +582,7 @@ def fit(model, data, cfg, run_dir, **options):
     """Train `model` on `data` (dict of numpy arrays x_train, y_train, ...) as `cfg` says.
 
     Writes metrics.jsonl / metrics.csv, checkpoints/last.pt and best.pt, weights.pt and
-    results.json into run_dir (rank 0 only). Returns the results dict. With max_steps, stops
+    results.json into run_dir (rank 0 only); with train.log [tensorboard] also tensorboard/. Returns the results dict. With max_steps, stops
     (after a checkpoint) once this invocation has taken that many optimizer steps. Options:
     spec_hash, resume, init_from, reporter, max_steps, time_axis, classes.
 
@@ -549,6 +608,7 @@ def _fit(
     classes=None,
 ):
     run_dir = Path(run_dir)
+    summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
     rank, world, local_rank = dist_env()
     device = pick_device(cfg["device"], local_rank)
     if world > 1 and not torch.distributed.is_initialized():
@@ -658,6 +718,12 @@ def _fit(
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
             remove_stale_temps(ckpt_dir)
             remove_stale_temps(run_dir)
+
+    tensorboard = None
+    if summary_writer is not None and main_rank:
+        tensorboard = reporter = TensorBoardReporter(
+            reporter, summary_writer, run_dir / "tensorboard", state["epoch"] + 1
+        )
 
     def diverged(what):
         reporter.close()
@@ -827,6 +893,8 @@ def _fit(
         atomic_write_bytes(run_dir / "weights.pt", buf.getvalue())
         atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
         write_csv(metrics_path, run_dir / "metrics.csv")
+    if tensorboard is not None:
+        tensorboard.finish(results)
     return results
 
 

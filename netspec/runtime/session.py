@@ -149,7 +149,7 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
             f"{run_dir} already holds a run; pass --resume to continue it, --force to overwrite it, or -o DIR"
         )
     if exists and force:
-        for sub in ("checkpoints", "metrics.jsonl", "metrics.csv", "results.json", "weights.pt"):
+        for sub in ("checkpoints", "tensorboard", "metrics.jsonl", "metrics.csv", "results.json", "weights.pt", STATUS):
             p = run_dir / sub
             if p.is_dir():
                 shutil.rmtree(p)
@@ -158,6 +158,61 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
         from .loop import remove_stale_temps
 
         remove_stale_temps(run_dir)  # half-written files of a run that was killed
+
+
+STATUS = "status.json"
+
+
+def read_status(run_dir: Path) -> dict:
+    """The run's status.json, or {} when it has none or it cannot be read."""
+    try:
+        status = json.loads((run_dir / STATUS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def write_status(run_dir: Path, status: str, started: float, wall_before: float, **fields) -> None:
+    """status.json, which `netspec runs` reads: running (with the pid and host, so that a killed
+    process can be told from a live one), finished, stopped (--max-steps), interrupted (Ctrl-C) or
+    failed (with the error). wall_s adds up the train commands' wall time over resumes."""
+    import os
+    import socket
+    import time
+
+    now = time.time()
+    record = {
+        "status": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": started,
+        "updated": now,
+        "wall_s": wall_before + (now - started),
+        **fields,
+    }
+    atomic_write_text(run_dir / STATUS, json.dumps(record, indent=2) + "\n")
+
+
+class StatusReporter:
+    """Passes everything on to `inner`; the first epoch marks the run running in status.json. Until
+    then nothing is written, so a refused start (a resume with a changed spec, a missing device)
+    leaves the run's status as it was, like its other files."""
+
+    def __init__(self, inner, run_dir: Path, status: dict):
+        self.inner, self.run_dir, self.status = inner, run_dir, status
+        self.started = False
+        self.step, self.epoch_end, self.message, self.close = inner.step, inner.epoch_end, inner.message, inner.close
+
+    def epoch_start(self, epoch, epochs, steps):
+        if not self.started:
+            self.started = True
+            write_status(self.run_dir, "running", **self.status)
+        self.inner.epoch_start(epoch, epochs, steps)
+
+    def end(self, status: str, **fields) -> None:
+        """The final status, once training has started (or finished: a resumed finished run)."""
+        if self.started or status == "finished":
+            write_status(self.run_dir, status, **self.status, **fields)
 
 
 def make_reporter(quiet: bool):
@@ -182,14 +237,25 @@ def train(
     dims=None,
     max_steps=None,
     max_memory: int | None = None,
+    log=(),
 ) -> dict | None:
+    """`log`: loggers asked for on the command line (--log), on top of the spec's train.log; they
+    change neither the spec, its hash nor the run's train.py."""
+    import time
+
     import torch
 
     from ..lower.module import lower
     from ..memory import MemoryLimitError, check, default_limit
-    from .loop import TrainError, dist_env, fit
+    from .loop import Interrupted, TrainError, dist_env, fit, tensorboard_writer
 
+    started = time.time()
     s = open_spec(spec, sets, dims)
+    cfg = {**s.cfg, "log": sorted({*s.cfg["log"], *(log or ())})}
+    try:  # a missing logger package is reported before any file is written
+        tensorboard_writer(cfg)
+    except TrainError as exc:
+        raise RunError(str(exc)) from None
     run_dir = out or default_run_dir(s.typed.graph.name)
     rank, world, _ = dist_env()
     if rank == 0:
@@ -215,11 +281,15 @@ def train(
             f"{world} process{'es' * (world > 1)}"
         )
     model = lower(s.typed, seed=s.cfg["seed"])
+    wall_before = read_status(run_dir).get("wall_s", 0.0) if resume else 0.0
+    if rank == 0:
+        wall_before = wall_before if isinstance(wall_before, (int, float)) else 0.0
+        reporter = StatusReporter(reporter, run_dir, {"started": started, "wall_before": wall_before})
     try:
         results = fit(
             model,
             prep.to_npz_dict(),
-            s.cfg,
+            cfg,
             run_dir,
             spec_hash=s.hash,
             resume=resume,
@@ -235,10 +305,22 @@ def train(
             # active exception") about one run in ten.
             torch.distributed.barrier()
     except TrainError as exc:
+        if rank == 0:
+            reporter.end("failed", error=str(exc))
         raise RunError(str(exc)) from None
+    except (Interrupted, KeyboardInterrupt):
+        if rank == 0:
+            reporter.end("interrupted")
+        raise
+    except Exception as exc:
+        if rank == 0:
+            reporter.end("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+    if rank == 0:
+        reporter.end("stopped" if results is None else "finished")
     if results is not None and rank == 0:
         reporter.message(final_line(results, run_dir))
     return results
