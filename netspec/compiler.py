@@ -22,6 +22,8 @@ from .spec.validate import validate
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .tune.space import Search
+
 
 @dataclass
 class Result:
@@ -29,6 +31,7 @@ class Result:
     graph: Graph | None = None
     typed: TypedGraph | None = None
     train: dict | None = None  # the resolved `train:` section, every default filled in
+    search: Search | None = None  # the resolved `search:` section (netspec tune)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
     @property
@@ -49,14 +52,16 @@ class Result:
 
 def spec_hash(data: dict) -> str:
     """Identity of what a run computes: the whole spec but for where and how fast it runs
-    (train.device, train.threads), so a run may resume on another machine or thread count."""
+    (train.device, train.threads) and what it logs (train.log), so a run may resume on another
+    machine or thread count, or with TensorBoard turned on."""
     import hashlib  # here, not at the top: check and summarize never need it (start-up time)
     import json
 
     clean = json.loads(json.dumps(data, default=str))
     clean.pop("description", None)
+    clean.pop("search", None)  # what netspec tune searches: no part of what a run computes
     if isinstance(clean.get("train"), dict):
-        for key in ("device", "threads"):
+        for key in ("device", "threads", "log"):
             clean["train"].pop(key, None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
@@ -89,6 +94,11 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
     res.diagnostics += diags
     if "train" in doc.data:
         res.train, diags = resolve_train(doc.data["train"], doc.loc)
+        res.diagnostics += diags
+    if "search" in doc.data:
+        from .tune.space import resolve_search
+
+        res.search, diags = resolve_search(doc, res.train)
         res.diagnostics += diags
     if graph is not None and doc.data.get("scale"):
         scale = doc.data["scale"]

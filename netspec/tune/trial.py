@@ -1,0 +1,141 @@
+"""One candidate of a study: compiled and shape-checked first, checked against the constraints and
+the memory estimate, and only then trained, by the training loop of `netspec train`.
+
+Everything before training is static and costs milliseconds: a candidate that fails there raises
+Rejected with the reason and never allocates a weight. Training reports each epoch's record to a
+hook, which may raise to stop it (pruning). torch is imported only to train.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..compiler import Result, compile_doc, spec_hash
+from ..errors import SpecError
+from ..spec.loader import Document
+from .space import Search, candidate
+
+
+class Rejected(Exception):
+    """The candidate cannot give a value for a reason of its own: `outcome` says which stage
+    (check, constraint, memory, data, diverged), `reason` what happened."""
+
+    def __init__(self, outcome: str, reason: str, **info):
+        super().__init__(reason)
+        self.outcome = outcome
+        self.reason = reason
+        self.info = info
+
+
+def _first_error(diags) -> str:
+    errors = [d for d in diags if d.is_error]
+    d = errors[0]
+    text = f"{d.path}: {d.message}" if d.path else d.message
+    if d.received:
+        text += f" (received {d.received})"
+    more = len(errors) - 1
+    return text + (f"; and {more} more error{'s' * (more > 1)}" if more else "")
+
+
+def check_candidate(doc: Document, values: dict[str, Any], search: Search) -> tuple[Document, Result]:
+    """Compile the candidate and apply the constraints; raise Rejected, or return it ready to train."""
+    try:
+        cand = candidate(doc, values)
+    except SpecError as exc:
+        raise Rejected("check", _first_error(exc.diagnostics)) from None
+    res = compile_doc(cand)
+    if not res.ok:
+        raise Rejected("check", _first_error(res.diagnostics))
+    params, macs = res.typed.total_params, res.typed.total_macs
+    if search.max_params is not None and params > search.max_params:
+        reason = f"{params:,} params > max_params {search.max_params:,}"
+        raise Rejected("constraint", reason, params=params, macs=macs)
+    if search.max_macs is not None and (macs is None or macs > search.max_macs):
+        reason = (
+            "MACs unknown (a symbolic dim has no size: set dims:)"
+            if macs is None
+            else f"{macs:,} MACs > max_macs {search.max_macs:,}"
+        )
+        raise Rejected("constraint", reason, params=params, macs=macs)
+    return cand, res
+
+
+class DataCache:
+    """Prepared splits by what they depend on: trials that share a data section load it once."""
+
+    def __init__(self):
+        self.entries: dict[str, Any] = {}
+
+    def get(self, session, base: Path):
+        from ..runtime.session import load_data
+
+        typed, cfg = session.typed, session.cfg
+        key = json.dumps(
+            [cfg["data"], cfg["task"], cfg["seed"], list(typed.input.shape), typed.input.dtype,
+             list(typed.output.shape), sorted(typed.bindings.items())],
+            sort_keys=True,
+            default=str,
+        )  # fmt: skip
+        if key not in self.entries:
+            prep = load_data(session, base)
+            self.entries[key] = (prep, prep.to_npz_dict())
+        return self.entries[key]
+
+
+def train_candidate(
+    cand: Document,
+    res: Result,
+    base: Path,
+    on_epoch: Callable[[dict], None],
+    *,
+    threads: int | None = None,
+    cache: DataCache | None = None,
+) -> dict:
+    """Train a checked candidate as `netspec train` would (same loop, same seeds) in a scratch
+    directory; returns fit's results. `on_epoch(record)` runs after each epoch and may raise."""
+    from ..lower.module import lower
+    from ..memory import MemoryLimitError, check, default_limit
+    from ..runtime.loop import Interrupted, PlainReporter, TrainError, fit
+    from ..runtime.session import RunError, Session, time_axis
+
+    cfg = dict(res.train)
+    if threads is not None and cfg["threads"] == "auto":
+        cfg["threads"] = threads  # --jobs processes share the cores
+    session = Session(Path(cand.file), cand.text, cand.data, res.typed, cfg, spec_hash(cand.data))
+    limit = default_limit()
+    try:
+        check(res.typed, limit, cfg)
+        prep, arrays = (cache or DataCache()).get(session, base)
+        check(res.typed, limit, cfg, sum(a.nbytes for a in arrays.values()))
+    except MemoryLimitError as exc:
+        raise Rejected("memory", str(exc)) from None
+    except RunError as exc:
+        raise Rejected("data", str(exc)) from None
+
+    class Hook(PlainReporter):
+        """The loop's reporter interface is its per-epoch event: no change to the loop (train.py)."""
+
+        def epoch_end(self, record):
+            on_epoch(record)
+
+    model = lower(res.typed, seed=cfg["seed"])
+    with tempfile.TemporaryDirectory(prefix="netspec-trial-") as scratch:
+        try:
+            return fit(
+                model,
+                arrays,
+                cfg,
+                scratch,
+                spec_hash=session.hash,
+                reporter=Hook(quiet=True),
+                time_axis=time_axis(res.typed),
+                classes=prep.classes,
+            )
+        except TrainError as exc:
+            raise Rejected("diverged" if "became" in str(exc) else "train", str(exc)) from None
+        except Interrupted:  # Ctrl-C: the loop stopped after a step; the study stops too
+            raise KeyboardInterrupt from None

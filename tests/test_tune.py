@@ -1,0 +1,325 @@
+"""`netspec tune`: the search section's validation (with locations), candidates rejected before any
+training, pruning, resuming an interrupted study, the best spec as a file that trains to what the
+study measured, and the Pareto front (Optuna's own front as the oracle). Tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from netspec.compiler import compile_file, compile_text
+from netspec.spec.loader import load_text
+from netspec.tune import report, study
+from netspec.tune.space import MISSING, locate
+from netspec.tune.specfile import flow, spec_text
+
+from .conftest import ROOT, at
+
+TINY = """\
+netspec: 1
+name: tiny
+vars:
+  width: 8   # hidden units
+inputs:
+  x: {shape: [6]}
+layers:
+  - linear: {out_features: "${width}"}
+  - relu
+  - linear: {name: head, out_features: 3}
+train:
+  data: {source: synthetic, samples: 120, val_fraction: 0.25, test_fraction: 0.2}
+  epochs: 3
+  batch_size: 32
+  optimizer: {name: adam, lr: 0.01}
+  seed: 0
+search:
+"""
+
+
+def tiny(tmp_path, search: str, name: str = "tiny.yaml"):
+    path = tmp_path / name
+    path.write_text(TINY + "".join(f"  {line}\n" for line in search.strip("\n").splitlines()))
+    return path
+
+
+def errors(text: str):
+    res = compile_text(text, "s.yaml")
+    return [d for d in res.diagnostics if d.is_error]
+
+
+def states(st) -> dict[int, str]:
+    return {t.number: t.state.name for t in st.trials}
+
+
+# ----------------------------------------------------------------------------- the search section
+
+
+def test_unknown_key_in_search_is_located_with_did_you_mean():
+    text = TINY + "  space: {vars.width: [4, 8]}\n  trails: 5\n"
+    (d,) = errors(text)
+    assert d.message == "unknown key 'trails'" and d.path == "search.trails"
+    assert (d.loc.line, d.loc.col) == at(text, "trails:")
+    assert d.hint == "did you mean 'trials'?"
+
+
+def test_key_path_that_does_not_exist_gets_did_you_mean():
+    text = TINY + "  space:\n    vars.widht: [4, 8]\n    layers[0].linear.out_feature: [4]\n    layers[7].relu: [1]\n"
+    diags = errors(text)
+    assert [d.code for d in diags] == ["search"] * 3
+    var, param, index = diags
+    assert "var 'widht' is not defined" in var.message and var.hint == "did you mean 'width'?"
+    assert (var.loc.line, var.loc.col) == at(text, "vars.widht")
+    # a key the spec does not write is checked against the schema of the layer it would go in
+    assert "unknown key 'out_feature'" in param.message and param.hint == "did you mean 'out_features'?"
+    assert "index [7] does not exist" in index.message and "the last is [2]" in index.hint
+
+
+def test_empty_range_and_bad_values_are_errors_at_their_place():
+    text = TINY + (
+        "  space:\n"
+        "    vars.width: {int: [16, 4]}\n"
+        "    train.optimizer.lr: {float: [0.001, 20.0]}\n"
+        "    layers[1]: [relu, conv9d]\n"
+        "    train.batch_size: {int: [8, 60], step: 16}\n"
+    )
+    empty, lr, layer, step = errors(text)
+    assert "empty range: low 16 > high 4" in empty.message and empty.hint == "write [4, 16]"
+    assert (empty.loc.line, empty.loc.col) == at(text, "[16, 4]")
+    assert "high end (20)" in lr.message and "<= 10" in lr.expected  # the schema's bound for lr
+    assert (lr.loc.line, lr.loc.col) == at(text, "20.0")
+    assert "choice 2 (conv9d)" in layer.message and (layer.loc.line, layer.loc.col) == at(text, "conv9d")
+    assert "not a multiple of step 16" in step.message and step.hint == "use high 56"
+
+
+def test_objective_needs_a_validation_split():
+    text = TINY.replace("val_fraction: 0.25", "val_fraction: 0") + "  space: {vars.width: [4, 8]}\n"
+    (d,) = errors(text)
+    assert d.message == "val_accuracy needs a validation split" and d.path == "search.objective"
+    assert (d.loc.line, d.loc.col) == at(text, "search:")  # objective: auto, not written
+
+
+def test_pruner_needs_one_objective():
+    text = TINY + "  space: {vars.width: [4, 8]}\n  objective: [val_loss, params]\n  pruner: median\n"
+    (d,) = errors(text)
+    assert d.message == "pruner median needs a single objective"
+
+
+def test_key_paths_follow_set_short_forms():
+    data = load_text("train: {optimizer: adam}\nlayers: [relu, {linear: 4}]\n").data
+    assert locate(data, ("train", "optimizer", "name")) == ("adam", None, None)
+    assert locate(data, ("layers", 0, "relu"))[1] is None
+    _, error, hint = locate(data, ("layers", 1, "linear", "out_features"))
+    assert "has no key 'out_features'" in error and "as a mapping" in hint
+
+
+def test_the_tune_spec_is_digits_cnn_as_written():
+    """check, build and train ignore the search section: as written it is the reference model."""
+    tune = compile_file(ROOT / "specs" / "digits_cnn_tune.yaml")
+    ref = compile_file(ROOT / "specs" / "digits_cnn.yaml")
+    assert tune.ok and tune.search is not None and not tune.warnings
+    assert tune.typed.total_params == ref.typed.total_params and tune.typed.total_macs == ref.typed.total_macs
+    assert tune.search.baseline_point() is not None  # its own values lie in the space: trial 0 measures them
+    assert tune.search.max_params < ref.typed.total_params
+
+
+# ----------------------------------------------------------------------------- the best spec as a file
+
+
+def test_spec_text_keeps_comments_and_reads_back_as_the_candidate():
+    doc = load_text(TINY + "  space: {vars.width: [4, 8]}\n", "t.yaml")
+    text = spec_text(doc, {"vars.width": 4, "train.optimizer.lr": 1e-05, "layers[1]": "tanh"}, ["header"])
+    assert text.startswith("# header\n") and "width: 4   # hidden units" in text and "search" not in text
+    data = load_text(text).data
+    assert data["vars"]["width"] == 4 and data["train"]["optimizer"]["lr"] == 1e-05 and data["layers"][1] == "tanh"
+    # the schema comment still finds the schema from where the file goes
+    doc = load_text("# yaml-language-server: $schema=../schemas/netspec.schema.json\n" + doc.text, "specs/t.yaml")
+    text = spec_text(doc, {"vars.width": 4}, ["header"], ROOT / "runs" / "tune-t" / "best.yaml")
+    assert text.startswith("# yaml-language-server: $schema=../../schemas/netspec.schema.json\n# header\n")
+    # a key the spec does not write: the whole spec is written from its data instead
+    text = spec_text(doc, {"train.optimizer.weight_decay": 0.5}, [])
+    assert load_text(text).data["train"]["optimizer"] == {"name": "adam", "lr": 0.01, "weight_decay": 0.5}
+
+
+def test_stepped_float_values_are_the_grid_as_written():
+    text = TINY + "  space: {train.optimizer.weight_decay: {float: [0.0, 0.5], step: 0.1}}\n"
+    (wd,) = compile_text(text).search.params
+    assert wd.current is MISSING  # not written: its default applies
+    assert wd.decode(0.1 * 3) == 0.3 and wd.encode(0.3) == 0.3 and wd.encode(0.35) is MISSING
+
+
+@pytest.mark.parametrize("value", [1e-05, 0.1 + 0.2, "same", "yes", "${a * 2}", [{"linear": {"bias": False}}], None])
+def test_flow_text_reads_back_as_the_value(value):
+    assert load_text(f"v: {flow(value)}\n").data["v"] == value
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def count_training(monkeypatch):
+    """Count the candidates that reach training (the front end rejects the others)."""
+    calls = []
+    original = study.train_candidate
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(study, "train_candidate", counting)
+    return calls
+
+
+def test_invalid_candidates_are_rejected_without_training(tmp_path, monkeypatch):
+    spec = tiny(
+        tmp_path,
+        """
+space:
+  layers[1]: [relu, {linear: {in_features: 5, out_features: 8}}, {linear: 400}]
+constraints: {max_params: 1000}
+baseline: false
+trials: 3
+""",
+    )
+    plan = study.load_plan(spec)
+    st = study.open_study(plan, tmp_path / "s")
+    for i in range(3):  # each choice once
+        st.enqueue_trial({"layers[1]": i})
+    calls = count_training(monkeypatch)
+    st, _, interrupted = study.run(plan, tmp_path / "s", quiet=True)
+    assert not interrupted and states(st) == {0: "COMPLETE", 1: "PRUNED", 2: "PRUNED"}
+    assert len(calls) == 1  # only the valid candidate trained
+    shape, size = st.trials[1], st.trials[2]
+    assert shape.user_attrs["outcome"] == "check" and "in_features" in shape.user_attrs["reason"]
+    assert size.user_attrs["outcome"] == "constraint"
+    assert size.user_attrs["reason"] == f"{size.user_attrs['params']:,} params > max_params 1,000"
+    for t in (shape, size):
+        assert t.user_attrs["epochs"] == 0 and not t.intermediate_values
+
+
+def test_pruner_stops_a_hopeless_trial_early(tmp_path):
+    spec = tiny(
+        tmp_path,
+        """
+space:
+  train.optimizer.lr: [0.05, 1.0e-7]
+objective: val_loss
+pruner: {name: median, startup_trials: 1}
+baseline: false
+trials: 2
+""",
+    )
+    plan = study.load_plan(spec)
+    st = study.open_study(plan, tmp_path / "s")
+    st.enqueue_trial({"train.optimizer.lr": 0.05})
+    st.enqueue_trial({"train.optimizer.lr": 1e-7})  # learns nothing: its loss stays above the median
+    st, _, _ = study.run(plan, tmp_path / "s", quiet=True)
+    good, bad = st.trials
+    assert good.state.name == "COMPLETE" and sorted(good.intermediate_values) == [1, 2, 3]
+    assert bad.state.name == "PRUNED" and bad.user_attrs["outcome"] == "pruned"
+    assert bad.intermediate_values and bad.user_attrs["epochs"] < 3  # trained fewer epochs
+    assert bad.intermediate_values[1] > good.intermediate_values[1]
+
+
+def test_interrupted_study_resumes_to_its_budget(tmp_path, monkeypatch, cli):
+    spec = tiny(
+        tmp_path,
+        """
+space:
+  vars.width: {int: [4, 16]}
+  train.optimizer.lr: {float: [0.005, 0.05], log: true}
+trials: 4
+pruner: none
+""",
+    )
+    out = tmp_path / "study"
+    original = study.train_candidate
+    calls = []
+
+    def ctrl_c_in_third(cand, res, base, on_epoch, **kw):
+        calls.append(1)
+        if len(calls) < 3:
+            return original(cand, res, base, on_epoch, **kw)
+        from netspec.runtime.loop import Interrupted
+
+        def stop(record):  # what the loop raises on Ctrl-C, at the end of an epoch
+            raise Interrupted(130)
+
+        return original(cand, res, base, stop, **kw)
+
+    monkeypatch.setattr(study, "train_candidate", ctrl_c_in_third)
+    code, _, err = cli("tune", spec, "-o", out, "-q")
+    assert code == 130 and "run the same command again" in err
+    first = study.load_plan(spec)
+    st = study.open_study(first, out)
+    assert states(st) == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL"}
+    before = {t.number: (t.params, t.values) for t in st.trials[:2]}
+
+    monkeypatch.setattr(study, "train_candidate", original)
+    code, out_text, _ = cli("tune", spec, "-o", out, "-q")
+    assert code == 0, out_text
+    st = study.open_study(first, out)
+    assert {t.number: (t.params, t.values) for t in st.trials[:2]} == before  # kept, not rerun
+    assert study.counted(st.trials) == 4
+    retry = next(t for t in st.trials if t.user_attrs.get("retry_of") == 2)
+    assert retry.params == st.trials[2].params and retry.state.name == "COMPLETE"
+    assert st.trials[0].user_attrs["baseline"] and st.trials[0].params == {"vars.width": 8, "train.optimizer.lr": 0.01}
+
+    # The best spec: a normal spec that check accepts and that trains to what the study measured.
+    best = json.loads((out / "trials.json").read_text())["best"]
+    row = next(r for r in json.loads((out / "trials.json").read_text())["trials"] if r["number"] == best)
+    assert compile_file(out / "best.yaml").ok
+    code, _, _ = cli("train", out / "best.yaml", "-o", tmp_path / "run", "-q")
+    assert code == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["val"]["accuracy"] == row["objectives"][0]
+    assert results["test"]["accuracy"] == row["test"]["accuracy"]
+
+
+def test_multi_objective_front_is_non_dominated(tmp_path, cli):
+    spec = tiny(
+        tmp_path,
+        """
+space:
+  vars.width: {int: [2, 32], log: true}
+  layers[1]: [relu, tanh]
+objective: [val_loss, params]
+sampler: random
+trials: 6
+""",
+    )
+    out = tmp_path / "study"
+    code, text, _ = cli("tune", spec, "-o", out, "-q")
+    assert code == 0, text
+    st = study.open_study(study.load_plan(spec), out)
+    summary = json.loads((out / "trials.json").read_text())
+    front = set(summary["front"])
+    assert front == {t.number for t in st.best_trials}  # Optuna's own front
+    done = {t.number: (t.values[0], t.values[1]) for t in st.trials if t.state.name == "COMPLETE"}
+    for n in front:
+        assert not any(report.dominates(c, done[n]) for m, c in done.items() if m != n)
+    for n in set(done) - front:
+        assert any(report.dominates(done[m], done[n]) for m in front)
+    assert summary["best"] in front
+    assert {f"front/trial_{n}.yaml" for n in front} <= {str(p.relative_to(out)) for p in out.rglob("*.yaml")}
+    assert all(compile_file(p).ok for p in (out / "front").iterdir())
+    assert f"Pareto front (val_loss / params): trials {', '.join(map(str, sorted(front)))}" in text
+
+
+def test_a_study_resumes_only_with_its_own_space(tmp_path, cli):
+    spec = tiny(tmp_path, "space: {vars.width: [4, 8]}\ntrials: 1\n")
+    assert cli("tune", spec, "-o", tmp_path / "s", "-q")[0] == 0
+    other = tiny(tmp_path, "space: {vars.width: [4, 16]}\ntrials: 2\n", "other.yaml")
+    code, _, err = cli("tune", other, "-o", tmp_path / "s", "-q")
+    assert code == 1 and "holds a study of another spec or search space" in err
+
+
+def test_several_processes_share_one_study(tmp_path):
+    spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 3\npruner: none\n")
+    plan = study.load_plan(spec)
+    st, notes, interrupted = study.run(plan, tmp_path / "s", jobs=2, quiet=True)
+    assert not interrupted and not notes  # no worker process failed (SQLite shared under its lock)
+    finished = [t for t in st.trials if t.state.name == "COMPLETE"]
+    assert len(finished) == len(st.trials) and 3 <= len(finished) <= 4  # a race may add one per extra process
+    assert sorted(t.number for t in st.trials) == list(range(len(st.trials)))
