@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: install dev demo test results fuzz lint fmt schema bench
+.PHONY: install dev demo test results fuzz lint fmt schema bench tune
 
 $(BIN)/netspec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ BENCH_ARGS ?=
 bench: install
 	$(PIP) -e '.[bench]' --config-settings editable_mode=compat
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A structure search over digits_cnn (width, depth, kernel, dropout, lr; under 50,000 params), two
+# processes on one SQLite study, done within 10 minutes -> runs/tune-digits/best.yaml (docs/tune.md).
+tune: dev
+	$(BIN)/netspec tune specs/digits_cnn_tune.yaml -o runs/tune-digits --jobs 2
 
 fmt: dev
 	$(BIN)/ruff format netspec tests bench

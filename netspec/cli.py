@@ -1,8 +1,8 @@
 """The command line: a thin argparse layer that parses flags, calls the library and renders with rich.
 
 Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error, 130 interrupted
-(Ctrl-C; `train` first stops with a checkpoint). Tracebacks only with --debug. check, summarize,
-ops and schema never import torch.
+(Ctrl-C; `train` first stops with a checkpoint). Tracebacks only with --debug. check, summarize, graph,
+ops, schema, init, runs and diff never import torch.
 
 argparse, not typer/click: a whole `netspec check` process takes about 0.15 s here, and typer alone
 (with pydantic, which it imports to coerce every parameter) cost about 0.2 s before a command ran
@@ -293,6 +293,12 @@ def build(
     arg("--max-steps", type=_positive_int, help="stop after N steps with a checkpoint (time-sliced jobs)"),
     DIM,
     MAX_MEMORY,
+    arg(
+        "--log",
+        action="append",
+        choices=("tensorboard",),
+        help="also log per-epoch scalars to RUN_DIR/tensorboard/, as train.log: [tensorboard] does (repeatable)",
+    ),
 )
 def train(
     spec: Path,
@@ -305,6 +311,7 @@ def train(
     max_steps: int | None = None,
     dim: list[str] | None = None,
     max_memory: str | None = None,
+    log: list[str] | None = None,
 ) -> None:
     """Train the spec's model as its train: section says; resumable; torchrun-ready."""
     from .runtime.loop import Interrupted
@@ -323,6 +330,7 @@ def train(
             dims=_parse_dims(dim),
             max_steps=max_steps,
             max_memory=_memory_limit(max_memory),
+            log=log or (),
         )
     except RunError as exc:
         raise UserError(str(exc)) from None
@@ -401,6 +409,328 @@ def schema() -> None:
     from .spec.schema import schema_text
 
     print(schema_text(), end="")
+
+
+GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mmd", ".mermaid": "mmd"}
+
+
+def _graph_format(out: str | None, fmt: str | None) -> str:
+    """From -o's extension, or --format; both given, they must agree (PNG bytes in a .svg mislead)."""
+    if out is None:
+        if fmt == "png":
+            raise UserError("PNG is binary: give a file with -o net.png")
+        return fmt or "dot"
+    ext = os.path.splitext(out)[1].lower()
+    by_ext = GRAPH_FORMATS.get(ext)
+    if fmt and by_ext and fmt != by_ext:
+        raise UserError(f"--format {fmt} but -o {out} says {by_ext}; drop one or make them agree")
+    if not fmt and not by_ext:
+        raise UserError(
+            f"cannot tell the format of {out!r} from its extension {ext or '(none)'!r}; "
+            f"expected one of {', '.join(GRAPH_FORMATS)}, or pass --format svg|png|dot|mmd"
+        )
+    return fmt or by_ext
+
+
+@command(
+    SPEC,
+    arg("-o", "--out", help="the picture: .svg or .png (need Graphviz), .dot or .mmd (default: DOT on stdout)"),
+    arg("-f", "--format", dest="fmt", choices=("svg", "png", "dot", "mmd"), help="format (default: from -o)"),
+    arg("-d", "--depth", type=_positive_int, help="levels of blocks to draw (1: a block is one node); default: all"),
+    arg("--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right"),
+    DIM,
+    SET,
+)
+def graph(
+    spec: str,
+    out: str | None = None,
+    fmt: str | None = None,
+    depth: int | None = None,
+    direction: str = "TB",
+    dim: list[str] | None = None,
+    set_: list[str] | None = None,
+) -> None:
+    """Draw the network as SVG, PNG, DOT or Mermaid. A node per layer (type, key parameters, parameter
+    count), the shape on every edge, blocks as clusters; SVG and PNG run Graphviz's dot, text needs nothing."""
+    from .viz.graph import diagram, title_lines, to_dot, to_mermaid
+
+    fmt = _graph_format(out, fmt)
+    res = _compile(spec, _parse_dims(dim), sets=set_)
+    d = diagram(res.typed, depth)
+    title = title_lines(res.typed)
+    text = to_mermaid(d, title, direction) if fmt == "mmd" else to_dot(d, title, direction)
+    data = text.encode()
+    if fmt in ("svg", "png"):
+        from .viz.render import RenderError, render
+
+        stem = os.path.splitext(os.path.basename(out))[0] if out else res.typed.graph.name
+        try:
+            data = render(text, fmt, stem)
+        except RenderError as exc:
+            raise UserError(str(exc)) from None
+    if out is None:
+        sys.stdout.write(data.decode())
+        return
+    from .runtime.atomic import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"{res.typed.graph.name}: {len(d.nodes)} nodes, {len(d.edges)} edges, {len(d.clusters)} clusters -> {out}")
+
+
+@command(
+    arg("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of `netspec train` (several: overlaid)"),
+    arg("-o", "--out", required=True, help="the picture: .png, .svg or .pdf"),
+    arg("--lr", action="store_true", help="add a subplot of the learning rate"),
+)
+def plot(run_dirs: list[str], out: str, lr: bool = False) -> None:
+    """Plot the training curves of one or more runs. A subplot per quantity (loss, each metric), runs
+    by colour, train solid and validation dashed; needs matplotlib."""
+    from .viz.plot import PlotError, load_runs, save
+
+    try:
+        runs = load_runs(run_dirs)
+        axes = save(runs, out, lr=lr)
+    except PlotError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"{len(runs)} run{'s' * (len(runs) != 1)}, {axes} plots -> {out}")
+
+
+@command(
+    arg("folder", nargs="?", default="runs", help="where to look for run directories (default: runs)"),
+    arg("--sort", metavar="COLUMN", default="run", help="run, name, hash, status, epochs, best, test, time, updated"),
+    arg("-r", "--reverse", action="store_true", help="reverse the order (runs without a value stay last)"),
+    arg(
+        "-f",
+        "--format",
+        dest="fmt",
+        choices=("table", "json", "markdown", "text"),
+        default="table",
+        help="table (text when not a terminal), json, markdown or text",
+    ),
+)
+def runs(folder: str = "runs", sort: str = "run", reverse: bool = False, fmt: str = "table") -> None:
+    """The past runs under a folder: spec name and hash, status (finished, interrupted, failed,
+    running, corrupt), epochs done of planned, best monitored metric, test metric, wall time."""
+    from .tracking import runs as tr
+
+    try:
+        found = tr.sort_runs(tr.list_runs(_path(folder)), sort, reverse)
+    except tr.RunsError as exc:
+        raise UserError(str(exc)) from None
+    if fmt == "json":
+        _print_json(found)
+    elif not found:
+        print(f"no runs under {folder}/ (a run directory holds spec.yaml, metrics.jsonl or checkpoints/)")
+    elif fmt == "markdown":
+        print(tr.markdown(found), end="")
+    elif fmt == "text" or not sys.stdout.isatty():
+        print(tr.text(found), end="")
+    else:
+        tr.rich_print(found, f"{len(found)} run{'s' * (len(found) != 1)} under {folder}/")
+
+
+@command(
+    arg("a", help="a spec file or a run directory"),
+    arg("b", help="another spec file or run directory"),
+    TEXT_OR_JSON,
+    DIM,
+    arg("--exit-code", action="store_true", help="exit with 3 when they differ (1 stays a user error)"),
+)
+def diff(a: str, b: str, fmt: str = "text", dim: list[str] | None = None, exit_code: bool = False) -> None:
+    """Compare two specs or run directories: the resolved specs key by key (defaults written out),
+    parameters and MACs in total and per layer. Exit code 0 whether or not they differ, as a report;
+    with --exit-code 3 when they differ."""
+    from .tracking.diff import CompileFailed, DiffError, load_side
+    from .tracking.diff import diff as compare
+    from .tracking.diff import text as diff_text
+
+    try:
+        sides = [load_side(p, _parse_dims(dim)) for p in (a, b)]
+    except DiffError as exc:
+        raise UserError(str(exc)) from None
+    except CompileFailed as exc:
+        _print_diagnostics(exc.result.diagnostics, exc.result.source_lines())
+        raise Exit(1) from None
+    result = compare(*sides)
+    if fmt == "json":
+        _print_json(result)
+    else:
+        print(diff_text(result), end="")
+    if exit_code and not result["identical"]:
+        raise Exit(3)
+
+
+@command(
+    arg("path", nargs="?", type=_path, default="model.yaml", help="the spec to write (default: model.yaml)"),
+    arg("-t", "--template", default="cnn", help="cnn, resnet (images), fcn, lstm or gru (series); default: cnn"),
+    arg(
+        "-d",
+        "--data",
+        default="digits",
+        help="digits, ucr:<Name>, synthetic, or a .npz / .csv file (its shape and classes are read); default: digits",
+    ),
+    arg("--classes", type=_positive_int, help="number of classes of synthetic data (default 10)"),
+    arg("--force", action="store_true", help="overwrite an existing file"),
+)
+def init(
+    path: Path | None = None,
+    template: str = "cnn",
+    data: str = "digits",
+    classes: int | None = None,
+    force: bool = False,
+) -> None:
+    """Write a commented starter spec from a template, fitted to the data's shape and classes;
+    `netspec check` accepts it and `netspec train` runs it."""
+    from .init import InitError, render, write
+
+    path = _path("model.yaml") if path is None else path
+    try:
+        if path.exists() and not force:  # before reading any data
+            raise InitError(f"{path} exists; pass --force to overwrite it, or choose another path")
+        write(path, render(template, data, path, classes), force)
+    except InitError as exc:
+        raise UserError(str(exc)) from None
+    print(f"wrote {path} ({template} for {data}); next: netspec check {path} && netspec train {path}")
+
+
+@command(
+    arg("source", type=_path, help="a finished run directory (trained weights) or a spec (seeded initial weights)"),
+    arg(
+        "-f",
+        "--format",
+        dest="fmt",
+        choices=("onnx", "torchscript", "exported-program", "safetensors", "python"),
+        default="onnx",
+        help="onnx (default), torchscript, exported-program (.pt2), safetensors, or python (model.py + weights.pt)",
+    ),
+    arg("-o", "--out", type=_path, help="output file (python: a folder); default RUN_DIR/export/ or ./<name>.<ext>"),
+    arg("--no-optimize", action="store_true", help="skip the passes (batchnorm folding, dropping dropout/identity)"),
+    arg("--no-check", action="store_true", help="skip reloading the export and comparing it with PyTorch"),
+    arg(
+        "--onnx-exporter",
+        choices=("torchscript", "dynamo"),
+        default="torchscript",
+        help="torch's ONNX exporter: torchscript (default; native LSTM/GRU, dynamic time) or dynamo (torch.export)",
+    ),
+    arg("--lengths", action="store_true", help="onnx: add a `lengths` input for zero-padded variable-length batches"),
+    arg("--seed", type=int, help="seed of a spec's initial weights (default: train.seed or 0)"),
+    FORCE,
+    SET,
+    DIM,
+)
+def export(
+    source: Path,
+    fmt: str = "onnx",
+    out: Path | None = None,
+    no_optimize: bool = False,
+    no_check: bool = False,
+    onnx_exporter: str = "torchscript",
+    lengths: bool = False,
+    seed: int | None = None,
+    force: bool = False,
+    set_: list[str] | None = None,
+    dim: list[str] | None = None,
+) -> None:
+    """Export a trained run or a spec for inference: ONNX (dynamic batch and time axes), TorchScript,
+    a torch.export program, safetensors or standalone Python; batchnorm is folded and dropout dropped
+    first, and the written file is reloaded and compared with PyTorch."""
+    from .export.pipeline import ExportError
+    from .export.pipeline import export as run_export
+
+    try:
+        res = run_export(
+            source,
+            fmt,
+            out,
+            optimize=not no_optimize,
+            check=not no_check,
+            force=force,
+            exporter=onnx_exporter,
+            sets=set_,
+            dims=_parse_dims(dim),
+            seed=seed,
+            lengths=lengths,
+        )
+    except ExportError as exc:
+        raise UserError(str(exc)) from None
+    before, after = res.params
+    if res.plan is not None:
+        print(f"passes: {res.plan.describe()} ({before:,} -> {after:,} params)")
+    for note in res.written.notes:
+        print(f"note: {note}")
+    if res.written.max_diff is not None:
+        print(f"checked: reloaded {fmt} matches PyTorch, max abs diff {res.written.max_diff:.2e}")
+    print(f"exported {res.name} ({res.source}) as {fmt} -> {res.out}")
+    if fmt == "python":
+        for f in res.written.files:
+            print(f"  {f.name}")
+
+
+@command(
+    arg("spec", type=_path, help="the spec file (YAML) with train: and search: sections"),
+    arg("-o", "--out", type=_path, help="study directory (default runs/tune-<name>); rerun to resume the study"),
+    arg("--trials", type=_positive_int, help="trials in all, earlier runs counted (default: search.trials)"),
+    arg("--timeout", type=float, metavar="S", help="start no trial after S seconds (default: search.timeout)"),
+    arg("--jobs", type=_positive_int, default=1, help="processes working on the study at once, sharing the cores"),
+    SET,
+    arg("-q", "--quiet", action="store_true", help="no line per trial"),
+)
+def tune(
+    spec: Path,
+    out: Path | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    jobs: int = 1,
+    set_: list[str] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Search the values the spec's search: section names, with Optuna. Each candidate is compiled and
+    shape-checked, and held to the constraints, before it trains; unpromising ones are pruned epoch by
+    epoch. Writes study.db (rerun to resume), trials.json/csv, best.yaml (a normal spec) and plots."""
+    if timeout is not None and not timeout > 0:
+        raise UserError(f"--timeout expects a positive number of seconds, got {timeout}")
+    try:
+        from .tune.study import StudyError, load_plan, run
+    except ImportError as exc:
+        raise UserError(f"netspec tune needs Optuna: pip install 'netspec[tune]' ({exc})") from None
+    from .tune.report import rich_table, write
+
+    plan = load_plan(spec, set_ or [])
+    out = out or _path("runs") / f"tune-{plan.name}"
+    s = plan.search
+    print(
+        f"tuning {plan.name}: {len(s.params)} values, {trials or s.trials} trials, "
+        f"{' and '.join(f'{d} {o}' for o, d in zip(s.objectives, s.directions, strict=True))} -> {out}/"
+    )
+    try:
+        study, notes, interrupted = run(plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
+    except StudyError as exc:
+        raise UserError(str(exc)) from None
+    for line in notes:
+        print(line)
+    result = write(plan, study, out)
+    console = _console()
+    if not console.is_terminal:  # a log file: room for every column
+        console.width = 160
+    console.print(rich_table(result["table"], s, result["best"], result["front"], f"{plan.name}: trials"))
+    best, base = result["best"], result["baseline"]
+    if best is not None:
+        own = f" (the spec's own values: {base['objectives'][0]:.4f}, {base['params']:,} params)" if base else ""
+        print(f"best: trial {best['number']}: {s.metric} {best['objectives'][0]:.4f}, {best['params']:,} params{own}")
+        if s.multi:
+            print(f"Pareto front ({s.metric} / {s.objectives[1]}): trials {', '.join(map(str, result['front']))}")
+    print("wrote " + ", ".join(str(f) for f in result["files"]))
+    if interrupted:
+        print("interrupted: run the same command again to resume the study", file=sys.stderr)
+        raise Exit(130)
+    if best is None:
+        raise UserError("no trial trained to the end, so there is no best spec; the table says why")
+    print(f"train it: netspec train {out}/best.yaml")
 
 
 # ----------------------------------------------------------------------------- parsing and exit codes
