@@ -81,6 +81,14 @@ class SpecError(Exception):
         super().__init__(first.render() if first else "invalid spec")
 
 
+def missing_section(file: str, key: str, expected: str, example: str) -> SpecError:
+    """The spec lacks a top-level section a command needs (train: for train, search: for tune)."""
+    hint = f"add e.g.\n{key}:\n{example}"
+    return SpecError(
+        [Diagnostic(f"the spec has no {key}: section", key, Location(file), expected, hint=hint, code=key)]
+    )
+
+
 class ShapeError(Exception):
     """Raised by a pure shape rule; the pass that calls it adds the node's location.
 

@@ -56,17 +56,12 @@ def _ts_header(path: Path) -> dict[str, str]:
 
 
 def _ucr(name: str) -> DataInfo:
-    from .runtime.datasets import _package_data_dirs, available_ucr  # numpy, no torch
+    from .runtime.datasets import DataError, find_ucr  # numpy, no torch
 
-    for d in _package_data_dirs():
-        path = d / name / f"{name}_TRAIN.ts"
-        if path.exists():
-            break
-    else:
-        have = available_ucr()
-        hint = did_you_mean(name, have) or ""
-        where = ", ".join(have) if have else "none (install sktime or aeon)"
-        raise InitError(f"UCR/UEA set {name!r} is not bundled here. {hint} Bundled sets: {where}")
+    try:
+        path, _ = find_ucr(name)
+    except DataError as exc:
+        raise InitError(str(exc)) from None
     h = _ts_header(path)
     labels = h.get("classlabel", "").split()[1:]
     if not labels:

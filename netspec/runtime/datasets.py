@@ -88,18 +88,22 @@ def _stack_or_list(series: list[np.ndarray]):
     return np.stack(series) if len(lengths) == 1 else series
 
 
-def load_ucr(name: str) -> RawData:
+def find_ucr(name: str) -> tuple[Path, Path]:
+    """The bundled _TRAIN.ts and _TEST.ts files of a UCR/UEA set, or a DataError that lists them."""
     for d in _package_data_dirs():
         train, test = d / name / f"{name}_TRAIN.ts", d / name / f"{name}_TEST.ts"
         if train.exists() and test.exists():
-            break
-    else:
-        have = available_ucr()
-        from ..errors import did_you_mean
+            return train, test
+    have = available_ucr()
+    from ..errors import did_you_mean
 
-        hint = did_you_mean(name, have) or ""
-        where = ", ".join(have) if have else "none (install sktime or aeon: pip install sktime)"
-        raise DataError(f"UCR/UEA set {name!r} is not bundled here. {hint} Bundled sets: {where}")
+    hint = did_you_mean(name, have) or ""
+    where = ", ".join(have) if have else "none (install sktime or aeon: pip install sktime)"
+    raise DataError(f"UCR/UEA set {name!r} is not bundled here. {hint} Bundled sets: {where}")
+
+
+def load_ucr(name: str) -> RawData:
+    train, test = find_ucr(name)
     xs, ys, names = read_ts(train)
     xt, yt, _ = read_ts(test)
     classes = names or sorted(set(ys) | set(yt))

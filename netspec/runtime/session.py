@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler import compile_doc, spec_hash
-from ..errors import Diagnostic, Location, SpecError
+from ..errors import Diagnostic, SpecError, missing_section
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..spec.loader import load_file
@@ -46,17 +46,8 @@ def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = Non
     for w in res.warnings:
         print(w.render(res.source_lines()), file=sys.stderr)
     if res.train is None and require_train:
-        raise SpecError(
-            [
-                Diagnostic(
-                    "the spec has no train: section",
-                    "train",
-                    Location(str(spec)),
-                    expected="a train: mapping with at least data: {source: ...}",
-                    hint="add e.g.\ntrain:\n  data: digits\n  epochs: 20",
-                    code="train",
-                )
-            ]
+        raise missing_section(
+            str(spec), "train", "a train: mapping with at least data: {source: ...}", "  data: digits\n  epochs: 20"
         )
     graph = res.typed.graph
     if res.train is not None and require_train and (len(graph.inputs) != 1 or len(graph.outputs) != 1):

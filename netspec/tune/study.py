@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import Diagnostic, Location, SpecError
+from ..errors import SpecError, missing_section
 from ..spec.loader import Document, load_file
 from ..spec.overrides import apply_overrides
 from .space import Search, short_label, study_key
@@ -66,17 +66,11 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
     if not res.ok:
         raise SpecError(res.diagnostics)
     if res.search is None:
-        raise SpecError(
-            [
-                Diagnostic(
-                    "the spec has no search: section",
-                    "search",
-                    Location(str(spec)),
-                    expected="a search: mapping with the values to search under space:",
-                    hint="add e.g.\nsearch:\n  space:\n    train.optimizer.lr: {float: [0.0001, 0.01], log: true}",
-                    code="search",
-                )
-            ]
+        raise missing_section(
+            str(spec),
+            "search",
+            "a search: mapping with the values to search under space:",
+            "  space:\n    train.optimizer.lr: {float: [0.0001, 0.01], log: true}",
         )
     return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data))
 
