@@ -323,3 +323,49 @@ def test_several_processes_share_one_study(tmp_path):
     finished = [t for t in st.trials if t.state.name == "COMPLETE"]
     assert len(finished) == len(st.trials) and 3 <= len(finished) <= 4  # a race may add one per extra process
     assert sorted(t.number for t in st.trials) == list(range(len(st.trials)))
+
+
+SEQ = """\
+netspec: 1
+name: encoders
+blocks:
+  conv_encoder:
+    layers:
+      - transpose: [1, 2]
+      - conv1d: {out_channels: 16, kernel_size: 3, padding: same}
+      - relu
+      - global_avgpool
+inputs:
+  x: {shape: [20, 6]}
+layers:
+  - lstm: {hidden_size: 16, output: last}
+  - linear: {name: head, out_features: 3}
+train:
+  data: {source: synthetic, samples: 64, val_fraction: 0.25}
+  epochs: 1
+search:
+  space:
+    layers[0]: [{lstm: {hidden_size: 16, output: last}}, {gru: {hidden_size: 16, output: last}}, conv_encoder]
+"""
+
+
+def test_a_choice_of_whole_blocks_gives_each_encoder(tmp_path):
+    """LSTM vs GRU vs a conv1d block at one place: each candidate compiles to its own encoder, and
+    its parameter count is the lowered module's (torch as the oracle)."""
+    import torch
+
+    from netspec.lower.module import lower
+    from netspec.tune.trial import check_candidate
+
+    path = tmp_path / "enc.yaml"
+    path.write_text(SEQ)
+    plan = study.load_plan(path)
+    (param,) = plan.search.params
+    kinds = []
+    for i in range(3):
+        _, res = check_candidate(plan.doc, {param.key: param.decode(i)}, plan.search)
+        module = lower(res.typed)
+        assert res.typed.total_params == sum(p.numel() for p in module.parameters())
+        assert tuple(module(torch.randn(2, 20, 6)).shape) == (2, 3)
+        kinds.append(sorted({n.op for n in res.typed.graph.nodes}))
+    assert "lstm" in kinds[0] and "gru" in kinds[1] and "conv1d" in kinds[2]
