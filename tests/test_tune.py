@@ -92,6 +92,8 @@ def test_empty_range_and_bad_values_are_errors_at_their_place():
     assert (lr.loc.line, lr.loc.col) == at(text, "20.0")
     assert "choice 2 (conv9d)" in layer.message and (layer.loc.line, layer.loc.col) == at(text, "conv9d")
     assert "not a multiple of step 16" in step.message and step.hint == "use high 56"
+    (few,) = errors(TINY + "  space: {vars.width: [4, 8]}\n  repeats: 0\n")
+    assert few.path == "search.repeats" and few.expected == "a value >= 1"
 
 
 def test_objective_needs_a_validation_split():
@@ -369,3 +371,34 @@ def test_a_choice_of_whole_blocks_gives_each_encoder(tmp_path):
         assert tuple(module(torch.randn(2, 20, 6)).shape) == (2, 3)
         kinds.append(sorted({n.op for n in res.typed.graph.nodes}))
     assert "lstm" in kinds[0] and "gru" in kinds[1] and "conv1d" in kinds[2]
+
+
+def test_repeats_average_runs_with_successive_seeds(tmp_path, cli):
+    """search.repeats: the objective is the mean over seeds train.seed, +1, ..., each run exactly what
+    `netspec train --set train.seed=N` gives; the pruner sees the first run's curve only."""
+    spec = tiny(
+        tmp_path,
+        """
+space:
+  vars.width: [8]
+objective: val_loss
+repeats: 2
+trials: 1
+""",
+    )
+    plan = study.load_plan(spec)
+    assert plan.search.repeats == 2
+    st, _, _ = study.run(plan, tmp_path / "s", quiet=True)
+    (t,) = st.trials
+    assert t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
+    assert t.user_attrs["epochs"] == 6
+    losses = []
+    for seed in (0, 1):
+        run = tmp_path / f"seed{seed}"
+        code, _, err = cli("train", spec, "-o", run, "-q", "--set", f"train.seed={seed}")
+        assert code == 0, err
+        losses.append(json.loads((run / "results.json").read_text())["val"]["loss"])
+    assert losses[0] != losses[1]
+    assert t.user_attrs["repeats"] == losses
+    assert t.values[0] == pytest.approx(sum(losses) / 2, rel=1e-12)
+    assert t.user_attrs["val"]["loss"] == pytest.approx(t.values[0], rel=1e-12)

@@ -227,6 +227,15 @@ def search_schema() -> dict:
                     [0, 42],
                     default=0,
                 ),
+                "repeats": _field(
+                    "repeats",
+                    {"type": "integer", "minimum": 1, "maximum": 10},
+                    "train each candidate this many times, with seeds train.seed, +1, ... (each its own weights, "
+                    "shuffling and data split), and take the mean of the objective: on small data one run's "
+                    "validation score is too noisy to rank candidates by; the pruner watches the first run",
+                    [3],
+                    default=1,
+                ),
                 "pruner": _pruner(),
                 "constraints": _field(
                     "constraints",

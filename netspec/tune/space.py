@@ -127,6 +127,7 @@ class Search:
     max_params: int | None
     max_macs: int | None
     baseline: bool
+    repeats: int = 1  # runs per candidate, seeds train.seed + 0, 1, ...; the objective is their mean
 
     @property
     def metric(self) -> str:
@@ -284,6 +285,7 @@ def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, li
         max_params=constraints.get("max_params"),
         max_macs=constraints.get("max_macs"),
         baseline=raw.get("baseline", True),
+        repeats=raw.get("repeats", 1),
     )
     return search, diags
 

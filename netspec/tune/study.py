@@ -208,11 +208,15 @@ class Objective:
         trial.set_user_attr("values", values)
         curve: list[float] = []
         epochs = 0
+        first_run = True
+        last = [None]  # the metric at the current run's latest epoch
 
         def on_epoch(record: dict) -> None:
             nonlocal epochs
-            epochs = record["epoch"]
-            value = record.get(search.metric)
+            epochs += 1
+            value = last[0] = record.get(search.metric)
+            if not first_run:
+                return  # with repeats, the curve and the pruner follow the first run
             curve.append(value)
             if search.multi or value is None:
                 return  # Optuna prunes single-objective studies only
@@ -229,13 +233,27 @@ class Objective:
             attrs.update(params=res.typed.total_params, macs=res.typed.total_macs)
             trial.set_user_attr("params", attrs["params"])
             trial.set_user_attr("macs", attrs["macs"])
-            results = train_candidate(
-                cand, res, self.plan.spec.parent, on_epoch, threads=self.threads, cache=self.cache
-            )
-            value = _final(results, search.metric, curve)
-            if value is None or value != value or abs(value) == float("inf"):
-                raise Rejected("diverged", f"{search.metric} is {value}")
-            attrs.update(outcome="trained", val=results.get("val"), test=_scalars(results.get("test")))
+            runs = []
+            for r in range(search.repeats):
+                first_run = r == 0
+                results = train_candidate(
+                    cand,
+                    res,
+                    self.plan.spec.parent,
+                    on_epoch,
+                    threads=self.threads,
+                    cache=self.cache,
+                    seed=res.train["seed"] + r if search.repeats > 1 else None,
+                )
+                value = _final(results, search.metric, last[0])
+                if value is None or value != value or abs(value) == float("inf"):
+                    raise Rejected("diverged", f"{search.metric} is {value}" + (f" (seed {r})" if r else ""))
+                runs.append((value, results))
+            value = sum(v for v, _ in runs) / len(runs)
+            val, test = (_mean([_scalars(r.get(split)) for _, r in runs]) for split in ("val", "test"))
+            attrs.update(outcome="trained", val=val, test=test)
+            if search.repeats > 1:
+                attrs["repeats"] = [v for v, _ in runs]
         except Rejected as exc:
             attrs.update(outcome=exc.outcome, reason=exc.reason, **exc.info)
             raise optuna.TrialPruned(exc.reason) from None
@@ -255,15 +273,23 @@ class Objective:
         return value
 
 
-def _final(results: dict, metric: str, curve: list) -> float | None:
-    """The objective's value: the final model's (after early stopping restored the best epoch)."""
+def _final(results: dict, metric: str, last: float | None) -> float | None:
+    """The objective's value: the final model's (after early stopping restored the best epoch);
+    a training-split metric is the last epoch's."""
     if metric.startswith("val_"):
         return (results.get("val") or {}).get(metric.removeprefix("val_"))
-    return curve[-1] if curve else None
+    return last
 
 
 def _scalars(d: dict | None) -> dict | None:
     return None if d is None else {k: v for k, v in d.items() if isinstance(v, int | float)}
+
+
+def _mean(dicts: list[dict | None]) -> dict | None:
+    """Key by key mean of the runs' metrics (search.repeats); one run's, as they are."""
+    if any(d is None for d in dicts):
+        return None
+    return {k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]}
 
 
 # ----------------------------------------------------------------------------- running

@@ -94,9 +94,11 @@ def train_candidate(
     *,
     threads: int | None = None,
     cache: DataCache | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Train a checked candidate as `netspec train` would (same loop, same seeds) in a scratch
-    directory; returns fit's results. `on_epoch(record)` runs after each epoch and may raise."""
+    directory; returns fit's results. `on_epoch(record)` runs after each epoch and may raise.
+    `seed` replaces train.seed, as `--set train.seed=N` would (search.repeats)."""
     from ..lower.module import lower
     from ..memory import MemoryLimitError, check, default_limit
     from ..runtime.loop import Interrupted, PlainReporter, TrainError, fit
@@ -105,6 +107,8 @@ def train_candidate(
     cfg = dict(res.train)
     if threads is not None and cfg["threads"] == "auto":
         cfg["threads"] = threads  # --jobs processes share the cores
+    if seed is not None:
+        cfg["seed"] = seed
     session = Session(Path(cand.file), cand.text, cand.data, res.typed, cfg, spec_hash(cand.data))
     limit = default_limit()
     try:
