@@ -590,9 +590,10 @@ def init(
 
     path = _path("model.yaml") if path is None else path
     try:
-        if path.exists() and not force:  # before reading any data
+        text = render(template, data, path, classes)  # first: a wrong template or source says so
+        if path.exists() and not force:
             raise InitError(f"{path} exists; pass --force to overwrite it, or choose another path")
-        write(path, render(template, data, path, classes), force)
+        write(path, text, force)
     except InitError as exc:
         raise UserError(str(exc)) from None
     print(f"wrote {path} ({template} for {data}); next: netspec check {path} && netspec train {path}")

@@ -89,6 +89,8 @@ def test_refuses_to_overwrite_without_force(cli, tmp_path):
     code, _, err = cli("init", spec, "-t", "lstm")
     assert code == 1 and "exists" in err and "--force" in err
     assert spec.read_text() == "mine\n"
+    code, _, err = cli("init", spec, "-t", "lstn")  # the template's mistake first: it is the one to fix
+    assert code == 1 and "did you mean 'lstm'" in err and spec.read_text() == "mine\n"
     assert cli("init", spec, "-t", "lstm", "--force")[0] == 0
     assert compile_file(spec).ok
     assert [p.name for p in tmp_path.iterdir()] == ["model.yaml"]  # atomic: no temp file left
