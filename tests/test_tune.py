@@ -392,6 +392,7 @@ trials: 1
     (t,) = st.trials
     assert t.state.name == "COMPLETE" and sorted(t.intermediate_values) == [1, 2, 3]
     assert t.user_attrs["epochs"] == 6
+    assert "(mean)" in study.trial_line(t, plan.search) and "2 x 3 epochs" in study.trial_line(t, plan.search)
     losses = []
     for seed in (0, 1):
         run = tmp_path / f"seed{seed}"

@@ -301,7 +301,10 @@ def trial_line(t, search: Search) -> str:
     chosen = "  ".join(f"{k.rsplit('.', 1)[-1]}={short_label(v)}" for k, v in (a.get("values") or {}).items())
     size = f"{a['params']:,} params" if a.get("params") is not None else "? params"
     if t.state == TrialState.COMPLETE:
-        head = f"{search.metric} {t.values[0]:.4f}  {size}, {a.get('epochs', 0)} epochs"
+        runs = len(a.get("repeats") or [None])
+        epochs = a.get("epochs", 0)
+        trained = f"{runs} x {epochs // runs} epochs" if runs > 1 else f"{epochs} epochs"
+        head = f"{search.metric} {t.values[0]:.4f}{' (mean)' if runs > 1 else ''}  {size}, {trained}"
     elif t.state == TrialState.PRUNED:
         head = f"{a.get('outcome', 'pruned')}: {a.get('reason', '')}"
     else:
