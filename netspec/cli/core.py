@@ -139,6 +139,14 @@ SET = arg(
     metavar="KEY=VALUE",
     help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)",
 )
+TABLE_FORMAT = arg(
+    "-f",
+    "--format",
+    dest="fmt",
+    choices=("table", "json", "markdown", "text"),
+    default="table",
+    help="table (text when not a terminal), json, markdown or text",
+)
 TEXT_OR_JSON = arg("-f", "--format", dest="fmt", choices=("text", "json"), default="text", help="text or json")
 FORCE = arg("--force", action="store_true", help="overwrite files in an existing output directory")
 MAX_MEMORY = arg(

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from .core import UserError, arg, command, path_arg, print_json
+from .core import TABLE_FORMAT, UserError, arg, command, path_arg, print_json
 
 
 @command(
     arg("folder", nargs="?", default="runs", help="where to look for run directories (default: runs)"),
     arg("--sort", metavar="COLUMN", default="run", help="run, name, hash, status, epochs, best, test, time, updated"),
     arg("-r", "--reverse", action="store_true", help="reverse the order (runs without a value stay last)"),
-    arg(
-        "-f",
-        "--format",
-        dest="fmt",
-        choices=("table", "json", "markdown", "text"),
-        default="table",
-        help="table (text when not a terminal), json, markdown or text",
-    ),
+    TABLE_FORMAT,
 )
 def runs(folder: str = "runs", sort: str = "run", reverse: bool = False, fmt: str = "table") -> None:
     """The past runs under a folder: spec name and hash, status (finished, interrupted, failed,

@@ -10,6 +10,7 @@ from .core import (
     DIM,
     SET,
     SPEC,
+    TABLE_FORMAT,
     TEXT_OR_JSON,
     Exit,
     UserError,
@@ -52,14 +53,7 @@ def check(spec: str, fmt: str = "text", dim: list[str] | None = None, set_: list
 
 @command(
     SPEC,
-    arg(
-        "-f",
-        "--format",
-        dest="fmt",
-        choices=("table", "json", "markdown", "text"),
-        default="table",
-        help="table (text when not a terminal), json, markdown or text",
-    ),
+    TABLE_FORMAT,
     arg("-b", "--batch-size", type=positive_int, default=1, help="batch size for activation memory"),
     DIM,
     arg("-d", "--depth", type=positive_int, help="levels of blocks to show (1: top level only); default: all"),
