@@ -382,3 +382,23 @@ def test_runs_and_diff_never_import_torch(runs_dir):
     ]
     res = subprocess.run([sys.executable, "-c", PROBE.format(calls=calls)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_metrics_reader_skips_a_torn_last_line_and_counts_damage(tmp_path):
+    """One reader for runs and plot: a kill's torn last line is no damage, a bad line before it is,
+    and an epoch written again keeps its last record."""
+    from netspec.tracking.metrics import read_epochs
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(
+        '{"epoch": 1, "loss": 2.0}\n{"epoch": 2, "loss": 1.5}\n{"epoch": 2, "loss": 1.25}\n{"epoch": 3, "lo'
+    )
+    found = read_epochs(path)
+    assert [r["loss"] for r in found.epochs] == [2.0, 1.25] and found.damaged == 0
+    path.write_text('{"epoch": 1, "loss": 2.0}\nnot json\n[1]\n{"epoch": 2, "loss": 1.5}\n')
+    found = read_epochs(path)
+    assert [r["epoch"] for r in found.epochs] == [1, 2] and found.damaged == 2
+    from netspec.tracking.runs import run_info
+
+    (tmp_path / "spec.yaml").write_text("netspec: 1\n")
+    assert "metrics.jsonl: 2 unreadable lines" in run_info(tmp_path)["problems"]

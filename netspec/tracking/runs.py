@@ -18,6 +18,8 @@ import socket
 import time
 from pathlib import Path
 
+from .metrics import read_epochs
+
 MARKERS = ("spec.yaml", "data.json", "metrics.jsonl", "results.json", "checkpoints")
 COLUMNS = ("run", "name", "hash", "status", "epochs", "best", "test", "time", "updated")
 MAX_DEPTH = 4  # levels of folders searched below DIR: runs/<group>/<name> and a little more
@@ -63,28 +65,17 @@ def _json(path: Path, problems: list[str]):
 
 
 def _records(path: Path, problems: list[str]) -> list[dict]:
-    """metrics.jsonl's epoch records. A torn last line is what a kill leaves (the loop skips it
-    too); an unreadable line before it means the file is damaged."""
+    """metrics.jsonl's epoch records ([] when missing); damage becomes a note in `problems`."""
     if not path.exists():
         return []
     try:
-        lines = path.read_text().splitlines()
+        found = read_epochs(path)
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"metrics.jsonl: {exc}")
         return []
-    records, bad = [], 0
-    for i, line in enumerate(lines):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            rec = None
-        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
-            records.append(rec)
-        elif i < len(lines) - 1 or rec is not None:
-            bad += 1
-    if bad:
-        problems.append(f"metrics.jsonl: {bad} unreadable line{'s' * (bad > 1)}")
-    return records
+    if found.damaged:
+        problems.append(f"metrics.jsonl: {found.damaged} unreadable line{'s' * (found.damaged > 1)}")
+    return found.epochs
 
 
 def _resolved(run_dir: Path, problems: list[str]) -> dict:

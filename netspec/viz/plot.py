@@ -7,10 +7,11 @@ global state, a figure the tests can inspect.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..tracking.metrics import read_epochs
 
 FORMATS = ("png", "svg", "pdf")
 VAL = "val_"
@@ -29,21 +30,6 @@ class Run:
     records: tuple[dict, ...]  # one per epoch, in epoch order
 
 
-def read_records(path: Path) -> list[dict]:
-    """The records of a metrics.jsonl, last record per epoch (a run resumed from an earlier
-    checkpoint writes an epoch again); a last line torn by a kill is skipped. Not
-    runtime.loop.read_metrics: that module imports torch, which a plot does not need."""
-    by_epoch: dict[int, dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
-            by_epoch[rec["epoch"]] = rec
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 def load_runs(dirs: list[str]) -> list[Run]:
     """Each directory's records, named by the directory (by the path as given when two share a name)."""
     runs = []
@@ -58,7 +44,7 @@ def load_runs(dirs: list[str]) -> list[Run]:
                 "(it writes one line per finished epoch)"
             )
         try:
-            records = read_records(metrics)
+            records = read_epochs(metrics).epochs
         except (OSError, UnicodeDecodeError) as exc:
             raise PlotError(f"{d}: cannot read metrics.jsonl: {exc}") from None
         if not records:
