@@ -231,6 +231,17 @@ def dot_label(lines, left: bool = False) -> str:
     return '"' + "\\n".join(parts) + '"'
 
 
+def _nesting(d: Diagram) -> tuple[dict[str | None, list[DNode]], dict[str | None, list[Cluster]]]:
+    """The nodes of each cluster and the clusters inside each (key None: the top level), in order."""
+    members: dict[str | None, list[DNode]] = {}
+    for n in d.nodes:
+        members.setdefault(n.cluster, []).append(n)
+    children: dict[str | None, list[Cluster]] = {}
+    for c in d.clusters:
+        children.setdefault(c.parent, []).append(c)
+    return members, children
+
+
 def to_dot(d: Diagram, title: tuple[str, ...] = (), direction: str = "TB") -> str:
     out = [
         f"digraph {dot_quote(d.name)} {{",
@@ -241,12 +252,7 @@ def to_dot(d: Diagram, title: tuple[str, ...] = (), direction: str = "TB") -> st
         ' fillcolor="#f1f5f9"];',
         '  edge [fontname=Helvetica, fontsize=9, color="#64748b", fontcolor="#334155"];',
     ]
-    members: dict[str | None, list[DNode]] = {}
-    for n in d.nodes:
-        members.setdefault(n.cluster, []).append(n)
-    children: dict[str | None, list[Cluster]] = {}
-    for c in d.clusters:
-        children.setdefault(c.parent, []).append(c)
+    members, children = _nesting(d)
 
     def node_line(n: DNode, pad: str) -> str:
         attrs = [f"label={dot_label(n.lines)}"]
@@ -320,12 +326,7 @@ def to_mermaid(d: Diagram, title: tuple[str, ...] = (), direction: str = "TB") -
         # YAML front matter: a double-quoted scalar, where only a backslash and `"` need escaping
         out += ["---", 'title: "' + title[0].replace("\\", "\\\\").replace('"', '\\"') + '"', "---"]
     out.append(f"flowchart {direction}")
-    members: dict[str | None, list[DNode]] = {}
-    for n in d.nodes:
-        members.setdefault(n.cluster, []).append(n)
-    children: dict[str | None, list[Cluster]] = {}
-    for c in d.clusters:
-        children.setdefault(c.parent, []).append(c)
+    members, children = _nesting(d)
 
     def emit(parent: str | None, pad: str) -> None:
         for c in children.get(parent, []):
