@@ -274,3 +274,8 @@ def search_schema() -> dict:
         "spec's own values",
         [{"space": {"vars.width": {"int": [8, 64], "step": 8}}, "objective": "val_accuracy", "trials": 40}],
     )
+
+
+def search_defaults() -> dict:
+    """Each key's default, as the schema (and so the editor and docs/tune.md) states it."""
+    return {k: v["default"] for k, v in search_schema()["properties"].items() if "default" in v}

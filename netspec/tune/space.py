@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import Diagnostic, SpecError, did_you_mean, format_path
 from ..spec.loader import Document
 from ..spec.overrides import apply_overrides, parse_key_path
-from ..spec.search_schema import PRUNER, RELEVANT, SIZES
+from ..spec.search_schema import PRUNER, RELEVANT, SIZES, search_defaults
 from ..spec.train_schema import SHORT
 
 
@@ -127,7 +127,7 @@ class Search:
     max_params: int | None
     max_macs: int | None
     baseline: bool
-    repeats: int = 1  # runs per candidate, seeds train.seed + 0, 1, ...; the objective is their mean
+    repeats: int  # runs per candidate, seeds train.seed + 0, 1, ...; the objective is their mean
 
     @property
     def metric(self) -> str:
@@ -244,7 +244,8 @@ def locate(data: Any, path: tuple) -> tuple[Any, str | None, str | None]:
 
 def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, list[Diagnostic]]:
     """Schema-valid `search:` data -> a Search, with every error found (at its line)."""
-    raw = doc.data["search"]
+    written = doc.data["search"]
+    raw = {**search_defaults(), **written}  # the schema's defaults, stated once there
     diags: list[Diagnostic] = []
 
     def bad(path, message, expected=None, received=None, hint=None, key=False):
@@ -268,8 +269,8 @@ def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, li
             hint="add one, e.g. `train: {data: {source: digits, val_fraction: 0.2}, epochs: 20}`",
         )
     params = _params(doc, raw["space"], bad)
-    objectives, directions = _objectives(raw, train, bad)
-    pruner = _pruner(raw.get("pruner", "auto"), len(objectives) > 1, bad)
+    objectives, directions = _objectives(raw, "objective" in written, train, bad)
+    pruner = _pruner(raw["pruner"], len(objectives) > 1, bad)
     if diags:
         return None, diags
     constraints = raw.get("constraints") or {}
@@ -277,15 +278,15 @@ def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, li
         params=tuple(params),
         objectives=tuple(objectives),
         directions=tuple(directions),
-        trials=raw.get("trials", 20),
+        trials=raw["trials"],
         timeout=raw.get("timeout"),
-        sampler=raw.get("sampler", "tpe"),
-        seed=raw.get("seed", 0),
+        sampler=raw["sampler"],
+        seed=raw["seed"],
         pruner=pruner,
         max_params=constraints.get("max_params"),
         max_macs=constraints.get("max_macs"),
-        baseline=raw.get("baseline", True),
-        repeats=raw.get("repeats", 1),
+        baseline=raw["baseline"],
+        repeats=raw["repeats"],
     )
     return search, diags
 
@@ -433,8 +434,9 @@ def _probe(doc: Document, param: Param, at: tuple, short: bool, bad) -> bool:
     return True
 
 
-def _objectives(raw: dict, train: dict | None, bad) -> tuple[list[str], list[str]]:
-    given = raw.get("objective", "auto")
+def _objectives(raw: dict, written: bool, train: dict | None, bad) -> tuple[list[str], list[str]]:
+    """The objectives and directions; `written`: whether the spec writes `objective:` (else auto)."""
+    given = raw["objective"]
     objectives = [given] if isinstance(given, str) else list(given)
     task = (train or {}).get("task", "classification")
     if objectives == ["auto"]:
@@ -472,13 +474,13 @@ def _objectives(raw: dict, train: dict | None, bad) -> tuple[list[str], list[str
             bad(
                 where,
                 f"{metric} needs a validation split",
-                key="objective" not in raw,  # objective: auto, not written: point at `search:`
+                key=not written,  # objective: auto, not written: point at `search:`
                 expected="train.data.val_fraction > 0",
                 received="val_fraction: 0",
                 hint="set train.data.val_fraction (e.g. 0.2): choosing by the test split would overstate the "
                 "accuracy you then report on it",
             )
-    direction = raw.get("direction", "auto")
+    direction = raw["direction"]
     if direction == "auto":
         direction = "maximize" if "accuracy" in metric else "minimize"
     return objectives, [direction] + ["minimize"] * (len(objectives) - 1)
