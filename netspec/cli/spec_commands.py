@@ -108,6 +108,7 @@ def _rich_summary(data: dict, depth: int | None) -> None:
 
 
 GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mmd", ".mermaid": "mmd"}
+GRAPH_KINDS = tuple(dict.fromkeys(GRAPH_FORMATS.values()))  # svg, png, dot, mmd
 
 
 def _graph_format(out: str | None, fmt: str | None) -> str:
@@ -123,7 +124,7 @@ def _graph_format(out: str | None, fmt: str | None) -> str:
     if not fmt and not by_ext:
         raise UserError(
             f"cannot tell the format of {out!r} from its extension {ext or '(none)'!r}; "
-            f"expected one of {', '.join(GRAPH_FORMATS)}, or pass --format svg|png|dot|mmd"
+            f"expected one of {', '.join(GRAPH_FORMATS)}, or pass --format {'|'.join(GRAPH_KINDS)}"
         )
     return fmt or by_ext
 
@@ -131,7 +132,7 @@ def _graph_format(out: str | None, fmt: str | None) -> str:
 @command(
     SPEC,
     arg("-o", "--out", help="the picture: .svg or .png (need Graphviz), .dot or .mmd (default: DOT on stdout)"),
-    arg("-f", "--format", dest="fmt", choices=("svg", "png", "dot", "mmd"), help="format (default: from -o)"),
+    arg("-f", "--format", dest="fmt", choices=GRAPH_KINDS, help="format (default: from -o)"),
     arg("-d", "--depth", type=positive_int, help="levels of blocks to draw (1: a block is one node); default: all"),
     arg("--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right"),
     DIM,
