@@ -4,12 +4,12 @@ train: section also train.py and data.npz (the prepared splits train.py reads)."
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import jsontext
 from ..runtime.atomic import atomic_write_bytes
 from ..summary import summary_data, text
 from .codegen import model_source, resolved_spec
@@ -33,7 +33,7 @@ def write_build(session, out: Path, *, seed: int | None = None) -> list[Path]:
         "model.py": model_source(typed, spec_file, data.get("description", "")).encode(),
         "weights.pt": buf.getvalue(),
         "spec.resolved.yaml": resolved_spec(typed, data, spec_file, cfg).encode(),
-        "summary.json": (json.dumps(summary, indent=2) + "\n").encode(),
+        "summary.json": (jsontext.dumps(summary) + "\n").encode(),
         "summary.txt": text(summary).encode(),
     }
     if cfg is not None:

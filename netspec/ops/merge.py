@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import math
-import random
 
 from ..errors import ShapeError
 from ..ir.types import TensorType
@@ -63,6 +62,8 @@ def _same_dim(a, b) -> bool:
     try:
         trees = [ast.parse(str(d), mode="eval") for d in (a, b)]
         names = sorted({n.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Name)} - set(_FUNCS))
+        import random  # only for symbolic dims that differ in text: not at every start-up
+
         rng = random.Random(0)
         envs = [{n: v * (i + 1) + 3 * i for i, n in enumerate(names)} for v in range(1, 257)]
         envs += [{n: rng.randint(1, 100_000) for n in names} for _ in range(64)]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..ir.types import TensorType
 from .params import REQUIRED, Accepts, Param
 
-Params = Mapping[str, Any]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from typing import Any
+
+Params = Mapping[str, "Any"]
 
 
 @dataclass(frozen=True)

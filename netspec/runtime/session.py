@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import jsontext
 from ..compiler import compile_doc, spec_hash
 from ..errors import Diagnostic, SpecError, missing_section
 from ..passes.infer import TypedGraph
@@ -116,7 +117,7 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
     atomic_write_text(run_dir / "spec.resolved.yaml", resolved_spec(s.typed, s.data, str(s.spec_path), s.cfg))
     atomic_write_text(run_dir / "model.py", model_source(s.typed, str(s.spec_path), s.data.get("description", "")))
     atomic_write_text(run_dir / "train.py", train_source(s.typed, s.cfg, s.hash, time_axis(s.typed)))
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary_data(s.typed), indent=2) + "\n")
+    atomic_write_text(run_dir / "summary.json", jsontext.dumps(summary_data(s.typed)) + "\n")
     info = {
         "spec_hash": s.hash,
         "classes": prep.classes,

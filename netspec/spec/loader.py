@@ -15,11 +15,14 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import yaml
 
 from ..errors import Diagnostic, Location, SpecError, format_path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_NODES = 200_000  # values built after alias expansion; a real spec has a few thousand
 MAX_DEPTH = 64
