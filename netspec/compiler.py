@@ -85,7 +85,9 @@ def gc_paused(fn):
 
 
 @gc_paused
-def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
+def compile_doc(doc: Document, dims: Mapping[str, int] | None = None, search: bool = True) -> Result:
+    """`search=False`: leave the search: section to its schema (train and build ignore it; its
+    cross-checks, e.g. that its objective needs a validation split, are for `check` and `tune`)."""
     res = Result(doc)
     res.diagnostics = validate(doc)
     if res.errors:
@@ -95,7 +97,7 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None) -> Result:
     if "train" in doc.data:
         res.train, diags = resolve_train(doc.data["train"], doc.loc)
         res.diagnostics += diags
-    if "search" in doc.data:
+    if search and "search" in doc.data:
         from .tune.space import resolve_search
 
         res.search, diags = resolve_search(doc, res.train)

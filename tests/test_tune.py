@@ -103,6 +103,17 @@ def test_objective_needs_a_validation_split():
     assert (d.loc.line, d.loc.col) == at(text, "search:")  # objective: auto, not written
 
 
+def test_train_ignores_the_search_section_that_check_reports(tmp_path, cli):
+    # the README's retrain of a tuned spec on all its data: `--set train.data.val_fraction=0`
+    spec = tiny(tmp_path, "space: {vars.width: [4, 8]}")
+    code, out, err = cli("check", spec, "--set", "train.data.val_fraction=0")
+    assert code == 1 and "val_accuracy needs a validation split" in out + err
+    run = tmp_path / "run"
+    code, out, err = cli("train", spec, "-o", run, "-q", "--set", "train.data.val_fraction=0")
+    assert code == 0, out + err
+    assert (run / "results.json").exists() and "search" not in out + err
+
+
 def test_pruner_needs_one_objective():
     text = TINY + "  space: {vars.width: [4, 8]}\n  objective: [val_loss, params]\n  pruner: median\n"
     (d,) = errors(text)

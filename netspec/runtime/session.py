@@ -41,7 +41,7 @@ class Session:
 def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True) -> Session:
     doc = load_file(spec)
     apply_overrides(doc, sets or [])
-    res = compile_doc(doc, dims)
+    res = compile_doc(doc, dims, search=False)  # `netspec tune` reads the section, not train
     if not res.ok:
         raise SpecError(res.diagnostics)
     for w in res.warnings:
