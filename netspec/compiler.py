@@ -6,13 +6,13 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from .errors import Diagnostic, SpecError
 from .ir import Graph
 from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .passes.scale import scale_width
+from .record import factory, record
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
 from .spec.train_schema import resolve_train
@@ -25,14 +25,14 @@ if TYPE_CHECKING:
     from .tune.space import Search
 
 
-@dataclass
+@record(frozen=False)
 class Result:
     doc: Document | None = None
     graph: Graph | None = None
     typed: TypedGraph | None = None
     train: dict | None = None  # the resolved `train:` section, every default filled in
     search: Search | None = None  # the resolved `search:` section (netspec tune)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = factory(list)
 
     @property
     def ok(self) -> bool:

@@ -8,13 +8,14 @@ so a single `netspec check` run reports all independent errors in a file.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+
+from .record import asdict, factory, record, replace
 
 ERROR = "error"
 WARNING = "warning"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Location:
     file: str = "<spec>"
     line: int = 0  # 1-based; 0 when unknown
@@ -26,11 +27,11 @@ class Location:
         return self.file
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagnostic:
     message: str
     path: str = ""  # key path, e.g. "layers[3].conv2d.kernel_size"
-    loc: Location = field(default_factory=Location)
+    loc: Location = factory(Location)
     expected: str | None = None
     received: str | None = None
     hint: str | None = None

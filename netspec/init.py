@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import did_you_mean
+from .record import record
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 # What each template reads: images (C, H, W), channel-first series (C, L), or (T, F) sequences.
@@ -28,7 +28,7 @@ class InitError(ValueError):
     """A request `init` cannot fulfil: the message says what was expected and what to do."""
 
 
-@dataclass(frozen=True)
+@record
 class DataInfo:
     source: str  # as the spec's train.data.source writes it
     sample: tuple[int, ...] | None  # one sample's shape as the source gives it; None: synthetic

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from netspec.spec.fastschema import compile_schema
+from netspec.spec.fastschema import compile_schema, unsupported
 from netspec.spec.loader import load_text
 from netspec.spec.schema import build_schema, evaluated_layer_schema
 from netspec.spec.validate import block_signature, validate
@@ -153,8 +153,18 @@ def test_unknown_keywords_fail_loudly(schema):
 
 
 def test_published_schema_compiles_completely():
-    """Every $def of the published and the per-document schema compiles (refs compile lazily)."""
+    """No keyword anywhere in the published, a per-document or the evaluated schema is one the
+    fast check cannot check (it compiles properties and refs lazily, at first use)."""
     for schema in (build_schema(), build_schema((("b", ("c",), ("c",)),)), evaluated_layer_schema()):
-        compile_schema(schema)
-        for name in schema.get("$defs", {}):
-            compile_schema({"$defs": schema["$defs"], "$ref": f"#/$defs/{name}"})(None)
+        assert unsupported(schema) == []
+    assert unsupported({"properties": {"a": {"items": {"format": "email"}}}}) == ["#/properties/a/items: format"]
+
+
+def test_lazy_schema_equals_the_full_one_where_it_was_used():
+    """The fast path's schema makes a layer type's schema only when a spec uses it, and makes it
+    exactly as the published schema has it."""
+    full, lazy = build_schema(()), build_schema((), lazy=True)
+    assert "conv2d" not in lazy["$defs"] and lazy["$defs"]["conv2d"] == full["$defs"]["conv2d"]
+    assert set(lazy["$defs"]) == {"layer", "block", "expr", "conv2d"}
+    assert compile_schema(lazy)({"netspec": 1, "inputs": {"x": {"shape": [3]}}, "layers": [{"linear": 4}]})
+    assert "linear" in lazy["$defs"] and "conv1d" not in lazy["$defs"]

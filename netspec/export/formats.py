@@ -21,7 +21,6 @@ import importlib.util
 import io
 import json
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from torch import nn
 from ..errors import ShapeError
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
+from ..record import factory, record
 from ..runtime.atomic import atomic_write_bytes
 
 FORMATS = ("onnx", "torchscript", "exported-program", "safetensors", "python")
@@ -45,11 +45,11 @@ class ExportError(Exception):
     """A user-fixable export problem (a missing package, an unsupported model): exit code 1."""
 
 
-@dataclass
+@record(frozen=False)
 class Written:
     files: list[Path]
     max_diff: float | None = None  # the reload check's max abs difference, None when skipped
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = factory(list)
 
 
 class Entry(nn.Module):

@@ -7,16 +7,15 @@ them), so the rewritten graph lowers, prints (model.py) and counts like any othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 from ..ir import Graph, Node
 from ..passes.infer import TypedGraph, infer
+from ..record import record, replace
 
 DROPPED_OPS = ("dropout", "identity")  # the identity at inference
 FOLDABLE = {"conv1d": "batchnorm1d", "conv2d": "batchnorm2d", "conv3d": "batchnorm3d", "linear": "batchnorm1d"}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fold:
     """Batchnorm `bn` folded into `into` (a conv or linear layer)."""
 
@@ -27,7 +26,7 @@ class Fold:
     had_bias: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     folds: tuple[Fold, ...] = ()
     dropped: tuple[tuple[str, str], ...] = ()  # (layer name, op)

@@ -4,15 +4,15 @@ weights), apply the inference passes, write one format, reload it and compare.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
+from ..record import record
 from .formats import FORMATS, SUFFIX, ExportError, Written, write
 from .passes import Plan
 
 
-@dataclass
+@record(frozen=False)
 class Exported:
     name: str
     source: str  # "run" or "spec"

@@ -8,10 +8,10 @@ canonicalize pass fills defaults; `user_set` remembers which keys the user wrote
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..errors import Location
+from ..record import factory, record, replace
 from .types import TensorType
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
@@ -23,24 +23,24 @@ def frozen_map(d: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Input:
     name: str
     type: TensorType
-    loc: Location = field(default_factory=Location)
+    loc: Location = factory(Location)
     path: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Node:
     name: str
     op: str
     params: Mapping[str, Any]
     inputs: tuple[str, ...]
     user_set: frozenset[str] = frozenset()
-    loc: Location = field(default_factory=Location)
+    loc: Location = factory(Location)
     path: tuple = ()  # key path of the layer in the spec, e.g. ("layers", 3)
-    param_locs: Mapping[str, Location] = field(default_factory=frozen_map)
+    param_locs: Mapping[str, Location] = factory(frozen_map)
     # Set for layers of a block instance: the use sites, innermost first (see Diagnostic.context).
     via: tuple[str, ...] = ()
 
@@ -63,7 +63,7 @@ class Node:
         return self.loc
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Instance:
     """One use of a block: a module `path` (e.g. `stage2.block0`) whose layers are the graph's
     nodes named `<path>.<local>`. Kept so lowering and summaries can rebuild the hierarchy."""
@@ -74,7 +74,7 @@ class Instance:
     inputs: tuple[str, ...]  # the block's input names (local)
     sources: tuple[str, ...]  # the values it reads, one per input (names in the enclosing graph)
     outputs: tuple[str, ...]  # the values it returns (qualified node names)
-    loc: Location = field(default_factory=Location)  # the use site
+    loc: Location = factory(Location)  # the use site
     start: int = 0  # index of the first node created for it (orders it among its siblings)
     description: str = ""  # the block's description
 
@@ -87,13 +87,13 @@ class Instance:
         return tuple(self.path.split(".")[:-1])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Graph:
     name: str
     inputs: tuple[Input, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[str, ...]
-    dims: Mapping[str, int] = field(default_factory=frozen_map)  # nominal sizes of symbols
+    dims: Mapping[str, int] = factory(frozen_map)  # nominal sizes of symbols
     file: str = "<spec>"
     instances: tuple[Instance, ...] = ()  # block uses, outermost first
 

@@ -9,7 +9,8 @@ second pass where every symbol is bound to a nominal size (spec `dims:` or `--di
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ..record import record
 
 Dim = int | str
 FLOAT = "float32"
@@ -18,7 +19,7 @@ INT = "int64"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TensorType:
     shape: tuple[Dim, ...]
     dtype: str = FLOAT

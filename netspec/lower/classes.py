@@ -11,11 +11,11 @@ This module does not import torch.
 from __future__ import annotations
 
 import keyword
-from dataclasses import dataclass, field
 
 from ..ir import Instance
 from ..ops import get
 from ..passes.infer import LayerInfo, TypedGraph
+from ..record import factory, record
 
 
 def ctor_of(layer: LayerInfo):
@@ -23,15 +23,15 @@ def ctor_of(layer: LayerInfo):
     return get(layer.node.op).lower(dict(layer.node.params), layer.in_type, layer.out_type)
 
 
-@dataclass
+@record(frozen=False)
 class Owner:
     """The root model or one block instance, with its direct items in forward order."""
 
     path: str  # "" for the root
     inst: Instance | None
-    items: list = field(default_factory=list)  # ("layer", LayerInfo) | ("inst", Owner)
+    items: list = factory(list)  # ("layer", LayerInfo) | ("inst", Owner)
     cls: ClassDef | None = None
-    needs: dict = field(default_factory=dict)  # parameter of its class -> this instance's value
+    needs: dict = factory(dict)  # parameter of its class -> this instance's value
 
     def rel(self, name: str) -> str:
         """`name` relative to this owner: `stage2.block0.conv1` in stage2 -> `block0.conv1`."""
@@ -50,7 +50,7 @@ class Owner:
         return ("v", self.rel(value))
 
 
-@dataclass
+@record(frozen=False)
 class ClassDef:
     name: str
     block: str

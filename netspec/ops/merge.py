@@ -7,11 +7,9 @@ every other axis equal. A mismatch names both shapes and the axis that disagrees
 
 from __future__ import annotations
 
-import ast
-import math
-
 from ..errors import ShapeError
 from ..ir.types import TensorType
+from ..spec.expr import ExprError, parse_expr
 from .common import torch_dim
 from .params import Accepts, Int, Param
 from .registry import Ctor, Example, OpDef, register
@@ -32,43 +30,23 @@ def _same_dtype(xs):
 # "T-2+1-2+1" and one of kernel 3 gives "T-3+1", the same size for every T. Comparing the strings
 # refused merges that torch runs, so a symbolic pair counts as equal when the two expressions
 # agree wherever the symbols are evaluated (a sweep, then random sizes); anything that cannot be
-# evaluated stays unequal, as before.
-_FUNCS = {"floor": math.floor, "ceil": math.ceil, "min": min, "max": max}
-_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b}
-_OPS.update({ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b})
-
-
-def _eval(node, env):
-    if isinstance(node, ast.Expression):
-        return _eval(node.body, env)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return node.value
-    if isinstance(node, ast.Name):
-        return env[node.id]
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_eval(node.left, env), _eval(node.right, env))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_eval(node.operand, env)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
-        return _FUNCS[node.func.id](*(_eval(a, env) for a in node.args))
-    raise ValueError(ast.dump(node))
-
-
+# evaluated stays unequal, as before. The spec's own expression language reads them: it has the
+# shape rules' operators and functions (+ - * / // %, floor, ceil, min, max).
 def _same_dim(a, b) -> bool:
     if a == b:
         return True
     if isinstance(a, int) and isinstance(b, int):
         return False
     try:
-        trees = [ast.parse(str(d), mode="eval") for d in (a, b)]
-        names = sorted({n.id for t in trees for n in ast.walk(t) if isinstance(n, ast.Name)} - set(_FUNCS))
+        exprs = [parse_expr(str(d)) for d in (a, b)]
+        names = sorted(exprs[0].names() | exprs[1].names())
         import random  # only for symbolic dims that differ in text: not at every start-up
 
         rng = random.Random(0)
         envs = [{n: v * (i + 1) + 3 * i for i, n in enumerate(names)} for v in range(1, 257)]
         envs += [{n: rng.randint(1, 100_000) for n in names} for _ in range(64)]
-        return all(_eval(trees[0], env) == _eval(trees[1], env) for env in envs)
-    except (SyntaxError, ValueError, KeyError, TypeError, ZeroDivisionError):
+        return all(exprs[0].evaluate(env) == exprs[1].evaluate(env) for env in envs)
+    except ExprError:
         return False
 
 

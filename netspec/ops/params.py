@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+
+from ..record import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class ParamValueError(ValueError):
     """A value the JSON Schema cannot express as invalid (NaN, inf)."""
 
 
-@dataclass(frozen=True)
+@record
 class Kind(ABC):
     @abstractmethod
     def schema(self) -> dict:
@@ -53,7 +54,7 @@ def _int_schema(lo: int | None, hi: int | None = INT_MAX) -> dict:
     return s
 
 
-@dataclass(frozen=True)
+@record
 class Int(Kind):
     min: int | None = 1
     max: int | None = INT_MAX
@@ -74,7 +75,7 @@ class Int(Kind):
         return f"int >= {self.min}"
 
 
-@dataclass(frozen=True)
+@record
 class Float(Kind):
     min: float | None = None
     max: float | None = None
@@ -104,7 +105,7 @@ class Float(Kind):
         return f"{lo}float{hi}" if lo or hi else "float"
 
 
-@dataclass(frozen=True)
+@record
 class Bool(Kind):
     def schema(self):
         return {"type": "boolean"}
@@ -116,7 +117,7 @@ class Bool(Kind):
         return "bool"
 
 
-@dataclass(frozen=True)
+@record
 class Enum(Kind):
     values: tuple = ()
 
@@ -130,7 +131,7 @@ class Enum(Kind):
         return " | ".join(str(v) for v in self.values)
 
 
-@dataclass(frozen=True)
+@record
 class Ints(Kind):
     """An int or a list of `rank` ints (one per spatial axis), normalized to a tuple."""
 
@@ -160,7 +161,7 @@ class Ints(Kind):
         return f"int >= {self.min} or list of {self.rank}" if self.rank > 1 else f"int >= {self.min}"
 
 
-@dataclass(frozen=True)
+@record
 class Padding(Kind):
     """PyTorch conv padding: int, per-axis list, 'same' or 'valid'."""
 
@@ -193,7 +194,7 @@ class Padding(Kind):
         return "int >= 0, list, 'same' or 'valid'"
 
 
-@dataclass(frozen=True)
+@record
 class IntList(Kind):
     """A list of ints (reshape targets, permutations)."""
 
@@ -214,7 +215,7 @@ class IntList(Kind):
         return "list of int"
 
 
-@dataclass(frozen=True)
+@record
 class OutputSize(Kind):
     """Adaptive pooling target: an int or a list with an int or null (keep) per axis."""
 
@@ -243,7 +244,7 @@ class OutputSize(Kind):
         return f"int >= 1 or list of {self.rank} (int or null)" if self.rank > 1 else "int >= 1"
 
 
-@dataclass(frozen=True)
+@record
 class Param:
     name: str
     kind: Kind
@@ -286,7 +287,7 @@ class Param:
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
-@dataclass(frozen=True)
+@record
 class Accepts:
     """Inputs a layer takes: ranks per sample (without batch), dtype, and what the axes mean."""
 
@@ -294,7 +295,7 @@ class Accepts:
     dtype: str = "float32"
     axes: str = ""  # e.g. "(C, H, W)", for messages
     min_rank: int = 1
-    sample_dims: tuple[int, ...] = field(default=(1, 2, 3, 5, 8))
+    sample_dims: tuple[int, ...] = (1, 2, 3, 5, 8)
 
     def ok_rank(self, rank: int) -> bool:
         return rank in self.ranks if self.ranks is not None else rank >= self.min_rank

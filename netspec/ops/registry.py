@@ -8,9 +8,9 @@ the Python code generator use, so they cannot disagree). Nothing here imports to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from ..ir.types import TensorType
+from ..record import factory, record
 from .params import REQUIRED, Accepts, Param
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 Params = Mapping[str, "Any"]
 
 
-@dataclass(frozen=True)
+@record
 class Ctor:
     """How to construct the torch module: `cls` is `nn.X` or a class in netspec.lower.layers."""
 
     cls: str
-    kwargs: dict = field(default_factory=dict)
+    kwargs: dict = factory(dict)
 
 
-@dataclass(frozen=True)
+@record
 class Example:
     params: Any  # what a user would write after the layer key (mapping, scalar or None)
     input: tuple  # per-sample input shape
@@ -40,7 +40,7 @@ def _zero(p, x, y) -> int:
     return 0
 
 
-@dataclass(frozen=True)
+@record
 class OpDef:
     name: str
     family: str
@@ -50,7 +50,7 @@ class OpDef:
     # Raises errors.ShapeError. Must be pure and import nothing heavy.
     infer: Callable[[Params, TensorType], tuple[TensorType, dict]]
     lower: Callable[[Params, TensorType, TensorType], Ctor]
-    accepts: Accepts = field(default_factory=Accepts)
+    accepts: Accepts = factory(Accepts)
     param_count: Callable[[Params, TensorType, TensorType], int] = _zero
     buffer_count: Callable[[Params, TensorType, TensorType], int] = _zero
     # MACs per sample; may return None when a symbolic dimension makes it unknown.

@@ -4,12 +4,12 @@ ints), and run the input-independent checks of each layer so all of them are rep
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 
 from ..errors import Diagnostic, ShapeError, format_path
 from ..ir import Graph
 from ..ops import get
 from ..ops.params import REQUIRED, ParamValueError
+from ..record import replace
 
 
 def shape_diag(node, err: ShapeError, prefix: str = "") -> Diagnostic:

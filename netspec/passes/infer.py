@@ -8,16 +8,16 @@ the concrete MAC and activation counts and catches a nominal size too small for 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 
 from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir import Graph, Node, TensorType
 from ..ir import types as T
 from ..ops import get
+from ..record import factory, record, replace
 from .canonicalize import shape_diag
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LayerInfo:
     node: Node  # params fully resolved, inferred values included
     in_type: TensorType  # the (first) input
@@ -30,12 +30,12 @@ class LayerInfo:
     in_types: tuple[TensorType, ...] = ()  # every input, for merges
 
 
-@dataclass(frozen=True)
+@record
 class TypedGraph:
     graph: Graph
     inputs: tuple[TensorType, ...]  # one per graph input, in order
     layers: tuple[LayerInfo, ...]
-    bindings: Mapping[str, int] = field(default_factory=dict)
+    bindings: Mapping[str, int] = factory(dict)
     unbound: tuple[str, ...] = ()
 
     @property

@@ -9,10 +9,9 @@ it while it expands blocks.)
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..ir import Graph
 from ..ops import get
+from ..record import replace
 
 
 def scaled_width(value: int, width: float, divisor: int = 1) -> int:

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..record import factory, record
 
 
 class DataError(Exception):
     """A problem with the user's data: reported as a diagnostic, exit code 1."""
 
 
-@dataclass
+@record(frozen=False)
 class RawData:
     x: np.ndarray | list  # (N, ...) or a list of (C, L_i) arrays for unequal lengths
     y: np.ndarray
@@ -34,7 +35,7 @@ class RawData:
     y_test: np.ndarray | None = None
     classes: list[str] | None = None  # original label of each class index
     layout: str = "as_is"  # "channels_time" for UCR series: (C, L) per sample
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = factory(list)
 
 
 def _package_data_dirs() -> list[Path]:

@@ -10,22 +10,22 @@ the training split alone; series of unequal length are zero-padded with their le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..record import factory, record
 from .datasets import DataError, RawData
 
 SPLITS = ("train", "val", "test")
 
 
-@dataclass
+@record(frozen=False)
 class Prepared:
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     lengths: dict[str, np.ndarray | None]
     classes: list[str] | None
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = factory(list)
     stats: dict | None = None  # standardization statistics of the training split
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:

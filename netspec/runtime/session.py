@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from ..compiler import compile_doc, spec_hash
 from ..errors import Diagnostic, SpecError, missing_section
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
+from ..record import record
 from ..spec.loader import load_file
 from ..spec.overrides import apply_overrides
 from .atomic import atomic_write_text
@@ -27,7 +27,7 @@ class RunError(Exception):
     """A user-fixable problem with the run directory, the data or resuming: exit code 1."""
 
 
-@dataclass
+@record(frozen=False)
 class Session:
     spec_path: Path
     text: str

@@ -33,9 +33,9 @@ import operator
 import re
 from collections import namedtuple
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ..errors import did_you_mean
+from ..record import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -471,7 +471,7 @@ _UNARY = {"round": round, "floor": math.floor, "ceil": math.ceil, "abs": abs, "i
 # --- public API -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Expr:
     """A parsed expression: `text` is the source between `${` and `}`, `tree` its syntax tree."""
 

@@ -153,8 +153,16 @@ def _unique_items(c, value, schema) -> Check | None:
 
 
 def _properties(c, value, schema) -> Check:
-    props = {k: c.compile(v) for k, v in value.items()}
-    return lambda x: not isinstance(x, dict) or all(props[k](v) for k, v in x.items() if k in props)
+    # Each property compiled at its first use: a spec without `search:` never compiles its schema.
+    props: dict[str, Check] = {}
+
+    def prop(k: str) -> Check:
+        check = props.get(k)
+        if check is None:
+            check = props[k] = c.compile(value[k])
+        return check
+
+    return lambda x: not isinstance(x, dict) or all(prop(k)(v) for k, v in x.items() if k in value)
 
 
 def _additional(c, value, schema) -> Check:
@@ -220,6 +228,27 @@ KEYWORDS: dict[str, Callable[..., Check | None]] = {
     "$ref": _ref,
     "$defs": _defs,
 }
+
+
+# Where the keywords this module checks hold subschemas: one, or a mapping of them.
+_ONE = ("additionalProperties", "items", "propertyNames", "if", "then", "else", "not")
+_MANY = ("properties", "$defs")
+
+
+def unsupported(schema: Any, at: str = "#") -> list[str]:
+    """Every place in `schema` with a keyword this module cannot check, as `pointer: keyword`.
+    Compilation is lazy (a property or `$ref` compiles at first use), so tests walk the whole
+    schema with this to know that no input can meet an unchecked constraint."""
+    if isinstance(schema, bool):
+        return []
+    found = [f"{at}: {k}" for k in sorted(set(schema) - ANNOTATIONS - set(KEYWORDS) - {"then", "else"})]
+    for k in _ONE:
+        if k in schema:
+            found += unsupported(schema[k], f"{at}/{k}")
+    for k in _MANY:
+        for name, sub in schema.get(k, {}).items():
+            found += unsupported(sub, f"{at}/{k}/{name}")
+    return found
 
 
 def compile_schema(schema: dict) -> Check:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
 
 import yaml
 
 from ..errors import Diagnostic, Location, SpecError, format_path
+from ..record import factory, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -68,20 +68,20 @@ for _tag, _regexp, _first in _SCALAR_RULES:
 _Loader.add_implicit_resolver(_T + "merge", re.compile(r"^(?:<<)$"), ["<"])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mark:
     line: int  # 1-based
     col: int  # 1-based
 
 
-@dataclass
+@record(frozen=False)
 class SourceMap:
     """Key path (tuple of str/int) -> marks of the key and of the value."""
 
     file: str
-    keys: dict[tuple, Mark] = field(default_factory=dict)
-    values: dict[tuple, Mark] = field(default_factory=dict)
-    file_overrides: dict[tuple, str] = field(default_factory=dict)  # paths set by --set
+    keys: dict[tuple, Mark] = factory(dict)
+    values: dict[tuple, Mark] = factory(dict)
+    file_overrides: dict[tuple, str] = factory(dict)  # paths set by --set
 
     def loc(self, path: tuple | list, *, key: bool = False) -> Location:
         """Location of `path`, falling back to the nearest ancestor that has one."""
@@ -97,7 +97,7 @@ class SourceMap:
             path = path[:-1]
 
 
-@dataclass
+@record(frozen=False)
 class Document:
     data: Any
     source: SourceMap

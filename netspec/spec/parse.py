@@ -13,12 +13,12 @@ from __future__ import annotations
 import keyword
 import math
 from collections import ChainMap
-from dataclasses import dataclass, field
 
 from ..errors import WARNING, Diagnostic, did_you_mean, format_path
 from ..ir import Graph, Input, Instance, Node, TensorType
 from ..ir.graph import frozen_map
 from ..ops import all_ops
+from ..record import factory, record
 from .expr import ExprError, has_expr, substitute
 from .loader import Document
 from .schema import MAX_LAYERS, MAX_REPEAT
@@ -136,7 +136,7 @@ class _Failed:
 FAILED = _Failed()
 
 
-@dataclass
+@record(frozen=False)
 class _Multi:
     """A block instance with several outputs: a bare reference to it must pick one."""
 
@@ -145,14 +145,14 @@ class _Multi:
     values: tuple[str, ...] = ()  # their value names
 
 
-@dataclass
+@record(frozen=False)
 class _Scope:
     """What one body (the spec's `layers:` or a block's) can see: names -> values."""
 
     prefix: str  # module path of the body: "" at the top, "stage2.block0." inside blocks
     what: str  # how messages call a readable value here
-    table: dict[str, Any] = field(default_factory=dict)  # local reference -> value name or _Multi
-    paths: dict[str, tuple] = field(default_factory=dict)  # local name -> where it is defined
+    table: dict[str, Any] = factory(dict)  # local reference -> value name or _Multi
+    paths: dict[str, tuple] = factory(dict)  # local name -> where it is defined
 
 
 def _indexed(base: str, k: int) -> str:

@@ -202,10 +202,34 @@ def _block_def_schema() -> dict:
     }
 
 
-def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | None = None) -> dict:
+class _OpDefs(dict):
+    """`$defs` whose layer-type entries are made when first looked up: a spec that uses 5 of the
+    48 layer types makes 5 of their schemas (the fast check follows `$ref`s by lookup). Iterating
+    or printing it shows only what was made, so every other reader gets a plain dict."""
+
+    def __init__(self, defs: dict, make):
+        super().__init__(defs)
+        self.make = make
+
+    def __missing__(self, name: str) -> dict:
+        value = self[name] = self.make(name)  # KeyError for a name that is no layer type
+        return value
+
+
+def _op_defs(defs: dict, authoring: bool, lazy: bool) -> dict:
+    ops = all_ops()
+    if lazy:
+        return _OpDefs(defs, lambda n: op_schema(ops[n], authoring))
+    return {**defs, **{n: op_schema(ops[n], authoring) for n in sorted(ops)}}
+
+
+def build_schema(
+    blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | None = None, lazy: bool = False
+) -> dict:
     """The spec schema. `blocks` (name, args, required args) of one document makes the schema of
     that document: its block names become layer types, so a misspelt one or an unknown argument
-    is reported like any other. Without it (the published schema) any name may be a block."""
+    is reported like any other. Without it (the published schema) any name may be a block.
+    `lazy`: layer types' schemas are made when looked up (for spec/fastschema.py only)."""
     ops = all_ops()
     names = sorted(ops)
     uses = {b[0]: block_use_schema(*b) for b in blocks or ()}
@@ -371,17 +395,20 @@ def build_schema(blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...
             "train": train_schema(),
             "search": search_schema(),
         },
-        "$defs": {
-            "layer": layer,
-            "block": _block_def_schema(),
-            "expr": EXPR_DEF,
-            **{n: op_schema(ops[n]) for n in names},
-            **{f"block:{b}": use for b, use in uses.items()},
-        },
+        "$defs": _op_defs(
+            {
+                "layer": layer,
+                "block": _block_def_schema(),
+                "expr": EXPR_DEF,
+                **{f"block:{b}": use for b, use in uses.items()},
+            },
+            authoring=True,
+            lazy=lazy,
+        ),
     }
 
 
-def evaluated_layer_schema() -> dict:
+def evaluated_layer_schema(lazy: bool = False) -> dict:
     """What a layer's values must satisfy once its expressions are evaluated."""
     ops = all_ops()
     return {
@@ -390,7 +417,7 @@ def evaluated_layer_schema() -> dict:
         "minProperties": 1,
         "maxProperties": 1,
         "properties": {n: {"$ref": f"#/$defs/{n}"} for n in ops},
-        "$defs": {n: op_schema(op, authoring=False) for n, op in ops.items()},
+        "$defs": _op_defs({}, authoring=False, lazy=lazy),
     }
 
 

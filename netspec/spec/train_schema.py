@@ -6,8 +6,6 @@ filled in by `resolve_train`, the docs and the generated train.py all come from 
 
 from __future__ import annotations
 
-import copy
-
 from ..errors import Diagnostic, format_path
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
@@ -258,11 +256,21 @@ def train_schema() -> dict:
     }
 
 
+def _copy(value):
+    """A copy of schema-valid data (dicts, lists, scalars) that the config may then change; not
+    copy.deepcopy, whose import (weakref) costs start-up more than this whole function."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
     """Schema-valid `train:` data -> a complete config with every default; plus semantic errors
     (settings that would be silently ignored are errors, like unknown keys)."""
     diags: list[Diagnostic] = []
-    cfg = {k: copy.deepcopy(raw.get(k, d)) for k, (_, d, _) in TRAIN.items()}
+    cfg = {k: _copy(raw.get(k, d)) for k, (_, d, _) in TRAIN.items()}
     for name, table in SECTIONS.items():
         given = raw.get(name)
         if name == "early_stopping" and given is None:
@@ -271,7 +279,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
         if isinstance(given, str):
             given = {SHORT[name]: given}
         given = given or {}
-        cfg[name] = {k: copy.deepcopy(given.get(k, d)) for k, (_, d, _) in table.items()}
+        cfg[name] = {k: _copy(given.get(k, d)) for k, (_, d, _) in table.items()}
     task = cfg["task"]
     cfg["loss"]["name"] = cfg["loss"]["name"] or ("cross_entropy" if task == "classification" else "mse")
     cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae"])

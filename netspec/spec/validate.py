@@ -72,22 +72,21 @@ def _nonfinite(data: Any, path: tuple = ()):
 EVALUATED = "evaluated"  # the schema key of one evaluated layer; other keys are block signatures
 
 
-@functools.lru_cache(maxsize=16)
-def _schema(key: tuple | str | None) -> dict:
-    return evaluated_layer_schema() if key == EVALUATED else build_schema(key)
+def _schema(key: tuple | str | None, lazy: bool) -> dict:
+    return evaluated_layer_schema(lazy) if key == EVALUATED else build_schema(key, lazy)
 
 
 @functools.lru_cache(maxsize=16)
 def _is_valid(key: tuple | str | None):
     """The fast yes/no check (spec/fastschema.py); jsonschema runs only on a no, to explain it."""
-    return compile_schema(_schema(key))
+    return compile_schema(_schema(key, lazy=True))
 
 
 @functools.lru_cache(maxsize=16)
 def _validator(key: tuple | str | None):
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(_schema(key))
+    return Draft202012Validator(_schema(key, lazy=False))
 
 
 def block_signature(data: Any) -> tuple:

@@ -9,7 +9,6 @@ resolved again, so a run written by an older netspec gains the defaults added si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,6 +16,7 @@ import yaml
 from ..compiler import Result, compile_file
 from ..lower.codegen import resolved_spec
 from ..passes.infer import TypedGraph
+from ..record import record
 from ..summary import fmt_int, fmt_shape
 
 
@@ -32,7 +32,7 @@ class CompileFailed(Exception):
         self.result = result
 
 
-@dataclass
+@record(frozen=False)
 class Side:
     path: str
     kind: str  # "spec" or "run"

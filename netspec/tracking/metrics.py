@@ -6,11 +6,12 @@ cannot import netspec.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..record import record
 
-@dataclass(frozen=True)
+
+@record
 class Records:
     epochs: list[dict]  # the last record of each epoch, in epoch order
     damaged: int  # unreadable lines other than a torn last one

@@ -11,14 +11,14 @@ network with consistent shapes is for each trial's compile to say: that is what 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Diagnostic, SpecError, did_you_mean, format_path
+from ..record import record
+from ..record import replace as replace_fields
 from ..spec.loader import Document
 from ..spec.overrides import apply_overrides, parse_key_path
 from ..spec.search_schema import PRUNER, RELEVANT, SIZES, search_defaults
@@ -58,7 +58,7 @@ def short_label(value: Any, width: int = 24) -> str:
     return text if len(text) <= width else text[: width - 1] + "~"
 
 
-@dataclass(frozen=True)
+@record
 class Param:
     """One searched key path and its space."""
 
@@ -114,7 +114,7 @@ class Param:
         return f"{self.kind} in [{self.low:g}, {self.high:g}]{step}{' log' if self.log else ''}"
 
 
-@dataclass(frozen=True)
+@record
 class Search:
     params: tuple[Param, ...]
     objectives: tuple[str, ...]  # a metric, then sizes (params, macs)
@@ -152,9 +152,7 @@ def candidate(doc: Document, values: dict[str, Any]) -> Document:
     data = copy.deepcopy(doc.data)
     if isinstance(data, dict):
         data.pop("search", None)
-    source = dataclasses.replace(
-        doc.source, values=dict(doc.source.values), file_overrides=dict(doc.source.file_overrides)
-    )
+    source = replace_fields(doc.source, values=dict(doc.source.values), file_overrides=dict(doc.source.file_overrides))
     cand = Document(data, source, doc.text, doc.file)
     # JSON is YAML: any value (a number, a name, a list of layers) goes through --set's own parser.
     apply_overrides(cand, [f"{key}={json.dumps(value)}" for key, value in values.items()])

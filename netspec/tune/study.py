@@ -22,7 +22,6 @@ import multiprocessing
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import SpecError, missing_section
+from ..record import record
 from ..spec.loader import Document, load_file
 from ..spec.overrides import apply_overrides
 from .space import Search, short_label, study_key
@@ -44,7 +44,7 @@ class StudyError(Exception):
     """A problem with the study directory the user can fix: exit code 1."""
 
 
-@dataclass
+@record(frozen=False)
 class Plan:
     """What a run of `netspec tune` works on: the spec (as loaded, with --set applied) and its search."""
 

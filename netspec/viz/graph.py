@@ -10,10 +10,10 @@ tests can check the structure without parsing either.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from ..ops import get
 from ..passes.infer import TypedGraph
+from ..record import record
 
 # Node ids: layer and input names are the IR's (unique, letters, digits, `_` and `.`); a collapsed
 # block is its instance path (never a layer's name). An output needs a node of its own beside the
@@ -21,7 +21,7 @@ from ..passes.infer import TypedGraph
 OUTPUT_PREFIX = "output:"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DNode:
     id: str
     kind: str  # "input", "layer", "block" (a collapsed block instance) or "output"
@@ -30,21 +30,21 @@ class DNode:
     family: str = ""  # the op family of a layer (colours)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DEdge:
     src: str  # node ids
     dst: str
     shape: str  # the value's per-sample type with the batch, e.g. "(B, 64, T)"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Cluster:
     path: str  # the block instance's module path
     parent: str | None
     lines: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Diagram:
     name: str
     nodes: tuple[DNode, ...]

@@ -8,9 +8,9 @@ global state, a figure the tests can inspect.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
+from ..record import record
 from ..tracking.metrics import read_epochs
 
 FORMATS = ("png", "svg", "pdf")
@@ -24,7 +24,7 @@ class PlotError(Exception):
     """A run directory or output the plot cannot use; the message says what to do."""
 
 
-@dataclass(frozen=True)
+@record
 class Run:
     name: str  # the legend entry
     records: tuple[dict, ...]  # one per epoch, in epoch order
