@@ -1,6 +1,6 @@
 """Forward+backward step of netspec's lowered module against a hand-written nn.Module of exactly the
 same network (same parameter count, asserted; same weights; same batch), in one process per network
-(bench/workers/step.py), in interleaved blocks of steps, with an A/A control (the hand-written
+(bench/workers/step.py), the two taking turns step by step, with an A/A control (the hand-written
 module against a copy of itself) that shows the noise floor."""
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
 """Forward+backward step of netspec's lowered module against the hand-written module of the same
-network, in this one process: same weights (copied across), same batch, interleaved blocks of
-steps. A second copy of the hand-written module runs too, as an A/A control: its ratio to the first
-copy is the noise floor of the measurement on this (shared) machine. Prints per-step seconds of
-every block.
+network, in this one process: same weights (copied across), same batch. A second copy of the
+hand-written module runs too, as an A/A control: its ratio to the first copy is the noise floor of
+the measurement on this (shared) machine.
+
+The three take turns step by step (the order rotating), each step timed alone, so all three see
+the same machine: with blocks of steps in turn instead, the A/A control of digits_lstm spanned
+0.84-1.43 per round; step by step, 0.985-1.018. Prints each round's mean seconds per step.
 
     python -m bench.workers.step resnet18 --rounds 30 --block-s 0.25
 """
@@ -17,7 +20,6 @@ import torch.nn.functional as F
 
 from bench.handwritten import count_params
 from bench.models import STEP_PAIRS, batch, both
-from bench.timing import interleave
 
 
 def step(model, x, y):
@@ -25,14 +27,22 @@ def step(model, x, y):
     F.cross_entropy(model(x), y).backward()
 
 
-def timed_block(model, x, y, steps: int):
-    def run() -> float:
-        t = time.perf_counter()
-        for _ in range(steps):
-            step(model, x, y)
-        return (time.perf_counter() - t) / steps
-
-    return run
+def timed_rounds(models: dict, x, y, steps: int, rounds: int) -> dict[str, list[float]]:
+    """Mean seconds per step of each model in each round; within a round the models take turns
+    step by step, the first of each turn rotating."""
+    names = list(models)
+    out: dict[str, list[float]] = {n: [] for n in names}
+    clock = time.perf_counter
+    for _ in range(rounds):
+        total = dict.fromkeys(names, 0.0)
+        for i in range(steps):
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                t = clock()
+                step(models[name], x, y)
+                total[name] += clock() - t
+        for name in names:
+            out[name].append(total[name] / steps)
+    return out
 
 
 def main() -> None:
@@ -40,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("name", choices=sorted(pairs))
     ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--block-s", type=float, default=0.25, help="seconds of steps per timed block")
+    ap.add_argument("--block-s", type=float, default=0.25, help="seconds of steps per model per round")
     args = ap.parse_args()
     pair = pairs[args.name]
     ours, hand = both(pair)
@@ -58,9 +68,8 @@ def main() -> None:
     step(hand, x, y)
     steps = max(1, round(args.block_s / (time.perf_counter() - t0)))
 
-    blocks = {name: timed_block(model, x, y, steps) for name, model in models.items()}
-    stats = interleave(blocks, args.rounds, warmup=1, log=lambda s: None)
-    out = {k: list(v.values) for k, v in stats.items()}
+    timed_rounds(models, x, y, steps, 1)  # a warm-up round, dropped
+    out = timed_rounds(models, x, y, steps, args.rounds)
     print(json.dumps({**out, "params": params, "batch": pair.batch, "steps_per_block": steps}))
 
 
