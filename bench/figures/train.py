@@ -23,12 +23,27 @@ class Job:
     label: str
     epochs: int
     quick_epochs: int
+    # Whether the issue's throughput goals apply; otherwise the ratios are reported only.
+    goals: bool = True
+    why_no_goal: str = ""
 
 
 JOBS = (
     Job("digits_cnn", "digits CNN", 6, 3),
     Job("digits_lstm", "LSTM classifier (digits rows)", 6, 3),
-    Job("lstm_classifier", "BiLSTM classifier (BasicMotions)", 12, 4),
+    # Beyond the issue's two jobs, and compute-bound: a ~31 ms step (batch 8, T=100, two BiLSTM
+    # layers), 5 steps an epoch. Lightning adds ~5 ms a step (digits CNN: 15.1 against 10.4 ms), so
+    # even a free loop would be ~1.15x Lightning here; and run-to-run noise (±15%) is larger than
+    # any loop's overhead.
+    Job(
+        "lstm_classifier",
+        "BiLSTM classifier (BasicMotions)",
+        12,
+        4,
+        goals=False,
+        why_no_goal="reported only (the goals are the digits jobs'): compute-bound, a ~31 ms step of which a loop "
+        "adds little, so even a free loop would be ~1.15x Lightning; 5 steps an epoch, run-to-run noise ±15%",
+    ),
 )
 BASELINES = {
     "hand": "hand-written loop, DataLoader(TensorDataset(...), shuffle=True)",
@@ -134,10 +149,11 @@ def run_throughput(ctx: Context) -> list[Row]:
                         BASELINES[base],
                         ours.median / theirs.median,
                         "netspec / baseline (throughput)",
-                        goal,
+                        goal if job.goals else "",
                         device=device if device == "cpu" else f"cuda: {ctx.cuda}",
                         notes=[
-                            f"{runs.epochs} epochs per run; a run's figure is its median epoch, the first skipped as warm-up"
+                            f"{runs.epochs} epochs per run; a run's figure is its median epoch, the first skipped as warm-up",
+                            *([job.why_no_goal] if not job.goals else []),
                         ],
                     )
                 )
