@@ -117,7 +117,7 @@ def train_runs(ctx: Context, job: Job, device: str = "cpu", who=("netspec", "han
         return go
 
     ctx.log(f"  train {job.label} on {device}, {epochs} epochs: {', '.join(who)}")
-    interleave({w: contender(w) for w in who}, ctx.runs(5 if job.goals else 3, 1), log=ctx.log)
+    interleave({w: contender(w) for w in who}, ctx.runs(5 if job.goals else 2, 1), log=ctx.log)
     ctx.cache[key] = runs
     return runs
 
