@@ -75,7 +75,7 @@ def _build(cls: type, frozen: bool) -> type:
     for name in own:
         if name in ns:
             value = ns.pop(name)
-            if isinstance(value, (list, dict, set)):
+            if type(value).__hash__ is None:  # dataclasses' test for a mutable default
                 raise ValueError(
                     f"{cls.__name__}.{name}: a mutable default is shared; use factory({type(value).__name__})"
                 )
@@ -93,7 +93,7 @@ def _build(cls: type, frozen: bool) -> type:
     ns[_FIELDS] = names
     ns["__record_defaults__"] = defaults
     ns["__record_frozen__"] = frozen
-    ns["__init__"] = _init(cls.__qualname__, names, defaults, cls.__dict__.get("__post_init__"))
+    ns["__init__"] = _init(cls.__qualname__, names, defaults, getattr(cls, "__post_init__", None))
     ns.setdefault("__repr__", _repr)
     ns.setdefault("__eq__", _eq)
     if "__hash__" not in cls.__dict__ or cls.__dict__["__hash__"] is None:

@@ -137,6 +137,8 @@ def test_factories_post_init_properties_and_super():
 
 
 def test_inherited_fields_come_first_and_the_subclass_is_still_a_subclass():
+    with pytest.raises(ValueError, match="empty name"):
+        Child("")  # the base's __post_init__ runs, as in dataclasses
     c = Child("c", extra=5)
     assert fields(c) == ("name", "tags", "loc", "extra")
     assert isinstance(c, Thing) and c != Thing("c")
