@@ -42,6 +42,7 @@ class Recurrent(nn.Module):
             kwargs["nonlinearity"] = nonlinearity
         self.rnn = getattr(nn, mode)(input_size, hidden_size, **kwargs)
         self.output = output
+        self.bidirectional = bidirectional  # a plain attribute: `self.rnn.x` goes through Module.__getattr__
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if lengths is None:
@@ -50,23 +51,23 @@ class Recurrent(nn.Module):
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
             seq, state = self.rnn(packed)
             seq, _ = nn.utils.rnn.pad_packed_sequence(seq, batch_first=True, total_length=x.shape[1])
+        if self.output == "last":
+            h_n = state[0] if isinstance(state, tuple) else state  # (num_layers * D, B, H_out)
+            # Indexing, as a hand-written model does: each extra view op (a slice, transpose, reshape)
+            # is one more autograd node: 3% of digits_lstm's training step (bench/workers/step.py).
+            if self.bidirectional:
+                return torch.cat((h_n[-2], h_n[-1]), dim=1)
+            return h_n[-1]
         if self.output == "sequence":
             return seq
         if self.output == "mean":
             if lengths is None:
                 return seq.mean(dim=1)
             return seq.sum(dim=1) / lengths.to(seq.device, seq.dtype).unsqueeze(1)  # padded steps are 0
-        if self.output == "max":
-            if lengths is not None:
-                steps = torch.arange(seq.shape[1], device=seq.device)
-                seq = seq.masked_fill((steps[None, :] >= lengths.to(seq.device)[:, None])[:, :, None], float("-inf"))
-            return seq.amax(dim=1)
-        h_n = state[0] if isinstance(state, tuple) else state  # (num_layers * D, B, H_out)
-        # Indexing, as a hand-written model does: each extra view op (a slice, transpose, reshape)
-        # is one more autograd node: 3% of digits_lstm's training step (bench/workers/step.py).
-        if self.rnn.bidirectional:
-            return torch.cat((h_n[-2], h_n[-1]), dim=1)
-        return h_n[-1]
+        if lengths is not None:  # "max"
+            steps = torch.arange(seq.shape[1], device=seq.device)
+            seq = seq.masked_fill((steps[None, :] >= lengths.to(seq.device)[:, None])[:, :, None], float("-inf"))
+        return seq.amax(dim=1)
 
 
 class GlobalPool(nn.Module):
