@@ -30,7 +30,9 @@ class Job:
 
 JOBS = (
     Job("digits_cnn", "digits CNN", 6, 3),
-    Job("digits_lstm", "LSTM classifier (digits rows)", 6, 3),
+    # Its epochs last ~0.1 s (45 steps of 1.7 ms), so a burst of another user's work moves one epoch's
+    # figure by a third: 16 epochs give each run's median enough epochs to stand on.
+    Job("digits_lstm", "LSTM classifier (digits rows)", 16, 3),
     # Beyond the two jobs, and compute-bound: a ~31 ms step (batch 8, T=100, two BiLSTM
     # layers), 5 steps an epoch. Lightning adds ~5 ms a step (digits CNN: 15.1 against 10.4 ms), so
     # even a free loop would be ~1.15x Lightning here; and run-to-run noise (±15%) is larger than
