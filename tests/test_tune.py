@@ -338,6 +338,31 @@ def test_several_processes_share_one_study(tmp_path):
     assert sorted(t.number for t in st.trials) == list(range(len(st.trials)))
 
 
+def test_a_trial_another_process_finished_first_does_not_stop_the_worker(tmp_path, monkeypatch):
+    """Two processes can claim one queued trial (SQLite has no row locks): the one that finishes
+    second cannot record it, and must go on with the budget rather than die."""
+    from optuna.trial import TrialState
+
+    spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 3\npruner: none\n")
+    plan = study.load_plan(spec)
+    original = study.train_candidate
+    raced = []
+
+    def finished_elsewhere(cand, res, base, on_epoch, **kw):
+        if not raced:  # the other process records the queued baseline trial while this one trains it
+            other = study.open_study(plan, tmp_path / "s", worker=1)
+            (running,) = [t for t in other.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+            other.tell(running.number, state=TrialState.PRUNED)
+            raced.append(running.number)
+        return original(cand, res, base, on_epoch, **kw)
+
+    monkeypatch.setattr(study, "train_candidate", finished_elsewhere)
+    st, _, interrupted = study.run(plan, tmp_path / "s", quiet=True)
+    assert not interrupted and raced == [0]
+    assert states(st) == {0: "PRUNED", 1: "COMPLETE", 2: "COMPLETE"}  # the budget, by this worker
+    assert study.counted(st.trials) == 3
+
+
 SEQ = """\
 netspec: 1
 name: encoders

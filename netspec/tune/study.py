@@ -317,9 +317,8 @@ def work(
 ):
     """Run trials until the study holds `target` counted trials (or the timeout)."""
     study = open_study(plan, study_dir, worker)
-    remaining = target - counted(study.get_trials(deepcopy=False))
-    if remaining <= 0:
-        return
+    deadline = None if timeout is None else time.monotonic() + timeout
+    objective = Objective(plan, threads)
 
     def after(study: optuna.Study, t) -> None:
         if not quiet:
@@ -330,7 +329,19 @@ def work(
         if counted(now) + sum(t.state == TrialState.RUNNING for t in now) >= target:
             study.stop()
 
-    study.optimize(Objective(plan, threads), n_trials=remaining, timeout=timeout, catch=(Exception,), callbacks=[after])
+    while True:
+        remaining = target - counted(study.get_trials(deepcopy=False))
+        left = None if deadline is None else deadline - time.monotonic()
+        if remaining <= 0 or (left is not None and left <= 0):
+            return
+        try:
+            study.optimize(objective, n_trials=remaining, timeout=left, catch=(Exception,), callbacks=[after])
+            return
+        except ValueError as exc:
+            # SQLite has no row locks, so two processes can both claim one queued trial (the
+            # baseline, a retry): the second to finish cannot record it. The first did; go on.
+            if not str(exc).startswith("Cannot tell a "):
+                raise
 
 
 def _worker_main(spec: str, sets: tuple, study_dir: str, target: int, timeout, worker: int, threads, quiet) -> None:
