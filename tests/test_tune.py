@@ -12,7 +12,7 @@ pytest.importorskip("optuna")
 
 from netspec.compiler import compile_file, compile_text
 from netspec.spec.loader import load_text
-from netspec.tune import report, study
+from netspec.tune import report, study, trial
 from netspec.tune.space import MISSING, locate
 from netspec.tune.specfile import flow, spec_text
 
@@ -174,13 +174,13 @@ def test_flow_text_reads_back_as_the_value(value):
 def count_training(monkeypatch):
     """Count the candidates that reach training (the front end rejects the others)."""
     calls = []
-    original = study.train_candidate
+    original = trial.train_candidate
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(study, "train_candidate", counting)
+    monkeypatch.setattr(trial, "train_candidate", counting)
     return calls
 
 
@@ -247,7 +247,7 @@ pruner: none
 """,
     )
     out = tmp_path / "study"
-    original = study.train_candidate
+    original = trial.train_candidate
     calls = []
 
     def ctrl_c_in_third(cand, res, base, on_epoch, **kw):
@@ -261,7 +261,7 @@ pruner: none
 
         return original(cand, res, base, stop, **kw)
 
-    monkeypatch.setattr(study, "train_candidate", ctrl_c_in_third)
+    monkeypatch.setattr(trial, "train_candidate", ctrl_c_in_third)
     code, _, err = cli("tune", spec, "-o", out, "-q")
     assert code == 130 and "run the same command again" in err
     first = study.load_plan(spec)
@@ -269,7 +269,7 @@ pruner: none
     assert states(st) == {0: "COMPLETE", 1: "COMPLETE", 2: "FAIL"}
     before = {t.number: (t.params, t.values) for t in st.trials[:2]}
 
-    monkeypatch.setattr(study, "train_candidate", original)
+    monkeypatch.setattr(trial, "train_candidate", original)
     code, out_text, _ = cli("tune", spec, "-o", out, "-q")
     assert code == 0, out_text
     st = study.open_study(first, out)
@@ -345,7 +345,7 @@ def test_a_trial_another_process_finished_first_does_not_stop_the_worker(tmp_pat
 
     spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 3\npruner: none\n")
     plan = study.load_plan(spec)
-    original = study.train_candidate
+    original = trial.train_candidate
     raced = []
 
     def finished_elsewhere(cand, res, base, on_epoch, **kw):
@@ -356,7 +356,7 @@ def test_a_trial_another_process_finished_first_does_not_stop_the_worker(tmp_pat
             raced.append(running.number)
         return original(cand, res, base, on_epoch, **kw)
 
-    monkeypatch.setattr(study, "train_candidate", finished_elsewhere)
+    monkeypatch.setattr(trial, "train_candidate", finished_elsewhere)
     st, _, interrupted = study.run(plan, tmp_path / "s", quiet=True)
     assert not interrupted and raced == [0]
     assert states(st) == {0: "PRUNED", 1: "COMPLETE", 2: "COMPLETE"}  # the budget, by this worker

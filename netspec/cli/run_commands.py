@@ -269,14 +269,16 @@ def tune(
 ) -> None:
     """Search the values the spec's search: section names, with Optuna. Each candidate is compiled and
     shape-checked, and held to the constraints, before it trains; unpromising ones are pruned epoch by
-    epoch. Writes study.db (rerun to resume), trials.json/csv, best.yaml (a normal spec) and plots."""
+    epoch. With search.confirm, the best few are then trained again on seeds the study never used, beside the
+    spec as written, and best.yaml is chosen by those runs. Writes study.db (rerun to resume),
+    trials.json/csv, best.yaml (a normal spec) and plots."""
     if timeout is not None and not timeout > 0:
         raise UserError(f"--timeout expects a positive number of seconds, got {timeout}")
     try:
         from ..tune.study import StudyError, load_plan, run
     except ImportError as exc:
         raise UserError(f"netspec tune needs Optuna: pip install 'netspec[tune]' ({exc})") from None
-    from ..tune.report import rich_table, write
+    from ..tune.report import confirm_table, rich_table, seeds_text, write
 
     plan = load_plan(spec, set_ or [])
     out = out or path_arg("runs") / f"tune-{plan.name}"
@@ -295,11 +297,22 @@ def tune(
     screen = console()
     if not screen.is_terminal:  # a log file: room for every column
         screen.width = 160
-    screen.print(rich_table(result["table"], s, result["best"], result["front"], f"{plan.name}: trials"))
+    confirmed = result["confirm"]
+    screen.print(rich_table(result["table"], s, result["best"], result["front"], f"{plan.name}: trials", confirmed))
+    if confirmed is not None and confirmed["rows"]:
+        title = f"{plan.name}: the finalists on {seeds_text(confirmed)}, new to the study (test accuracy: not used)"
+        screen.print(confirm_table(confirmed, s, title))
     best, base = result["best"], result["baseline"]
     if best is not None:
         own = f" (the spec's own values: {base['objectives'][0]:.4f}, {base['params']:,} params)" if base else ""
         print(f"best: trial {best['number']}: {s.metric} {best['objectives'][0]:.4f}, {best['params']:,} params{own}")
+        mine = next((r for r in confirmed["rows"] if r["trial"] == best["number"]), None) if confirmed else None
+        if mine is not None and mine["mean"] is not None:
+            vs = mine["vs_spec"]
+            than = f", {vs['mean']:+.4f} vs the spec as written on the same seeds" if vs else ""
+            print(f"  on {seeds_text(confirmed)}, new to the study: {s.metric} {mine['mean']:.4f}{than}")
+        elif confirmed is not None:
+            print("  the confirm stage is not finished: run the same command again to finish it")
         if s.multi:
             print(f"Pareto front ({s.metric} / {s.objectives[1]}): trials {', '.join(map(str, result['front']))}")
     print("wrote " + ", ".join(str(f) for f in result["files"]))

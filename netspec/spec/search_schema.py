@@ -15,6 +15,7 @@ PRUNERS = ["median", "successive_halving", "none"]
 SAMPLERS = ["tpe", "nsga2", "random"]
 MAX_PARAMS_SEARCHED = 64
 MAX_CHOICES = 1000
+CONFIRM = {"top": 3, "repeats": 3}  # search.confirm's defaults
 
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**53}
 _COUNT = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
@@ -263,10 +264,40 @@ def search_schema() -> dict:
                 "baseline": _field(
                     "baseline",
                     {"type": "boolean"},
-                    "make the first trial the spec's own values, when each lies in its space: the study then "
-                    "measures what it improves on",
+                    "make the first trial the spec's own values, when each lies in its space, and train the spec "
+                    "as written beside the candidates that confirm: retrains: the study then measures what it "
+                    "improves on",
                     [False],
                     default=True,
+                ),
+                "confirm": _field(
+                    "confirm",
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "top": _field(
+                                "top",
+                                {"type": "integer", "minimum": 1, "maximum": 20},
+                                "how many of the best trained candidates to train again",
+                                [3],
+                                default=CONFIRM["top"],
+                            ),
+                            "repeats": _field(
+                                "repeats",
+                                {"type": "integer", "minimum": 1, "maximum": 20},
+                                "new seeds for each of them (after the study's own: train.seed + search.repeats, "
+                                "+1, ...)",
+                                [3],
+                                default=CONFIRM["repeats"],
+                            ),
+                        },
+                    },
+                    "after the study, train its best candidates again on seeds it never used (and the spec as "
+                    "written on the same seeds, with baseline), and choose best.yaml by those runs: the study's "
+                    "best score is the best of many noisy ones, so it is optimistic, and near-ties are decided "
+                    "by the seeds. Single objective only; the runs come after the timeout",
+                    [{"top": 3, "repeats": 3}, {}],
                 ),
             },
         },

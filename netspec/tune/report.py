@@ -12,11 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from ..runtime.atomic import atomic_write_bytes, atomic_write_text
+from . import confirm
+from .confirm import order
 from .space import Search, short_label
 from .specfile import spec_text
 
@@ -69,15 +70,12 @@ def pareto(table: list[dict], search: Search) -> list[int]:
     return [n for n, c in costs.items() if not any(dominates(o, c) for m, o in costs.items() if m != n)]
 
 
-def best(table: list[dict], search: Search, front: list[int]) -> dict | None:
+def best(table: list[dict], search: Search, front: list[int], confirmed: dict | None = None) -> dict | None:
+    """The confirm stage's choice when it has made one; else the best study score."""
+    if confirmed is not None and confirmed["chosen"] is not None:
+        return next(r for r in table if r["number"] == confirmed["chosen"])
     pool = [r for r in table if r["objectives"] is not None and (not search.multi or r["number"] in front)]
-    if not pool:
-        return None
-    sign = -1 if search.directions[0] == "maximize" else 1
-    size = "macs" if "macs" in search.objectives else "params"
-    return min(
-        pool, key=lambda r: (sign * r["objectives"][0], r[size] if r[size] is not None else math.inf, r["number"])
-    )
+    return order(pool, search)[0] if pool else None
 
 
 # How a PRUNED trial's outcome reads in the table.
@@ -92,12 +90,14 @@ OUTCOMES = {
 }
 
 
-def note(row: dict, best_row: dict | None, front: list[int], retries: dict[int, int]) -> str:
+def note(row: dict, best_row: dict | None, front: list[int], retries: dict[int, int], fresh: dict[int, float]) -> str:
     parts = []
     if best_row is not None and row["number"] == best_row["number"]:
         parts.append("best")
     elif row["number"] in front:
         parts.append("front")
+    if row["number"] in fresh:
+        parts.append(f"new seeds: {fresh[row['number']]:.4f}")
     if row["baseline"]:
         parts.append("the spec's own values")
     if row["retry_of"] is not None:
@@ -118,10 +118,17 @@ def _headers(search: Search) -> dict[str, str]:
     return {k: v if names.count(v) == 1 else k for k, v in last.items()}
 
 
-def rich_table(table: list[dict], search: Search, best_row, front: list[int], title: str):
+def _fresh(confirmed: dict | None) -> dict[int, float]:
+    """Trial number -> its mean on the confirm seeds, for the trials that have one."""
+    rows = confirmed["rows"] if confirmed else []
+    return {r["trial"]: r["mean"] for r in rows if r["trial"] is not None and r["mean"] is not None}
+
+
+def rich_table(table: list[dict], search: Search, best_row, front: list[int], title: str, confirmed=None):
     from rich.table import Table
 
     retries = {r["retry_of"]: r["number"] for r in table if r["retry_of"] is not None}
+    fresh = _fresh(confirmed)
     out = Table(title=title, title_justify="left")
     out.add_column("#", justify="right")
     out.add_column("state")
@@ -149,10 +156,64 @@ def rich_table(table: list[dict], search: Search, best_row, front: list[int], ti
             str(r["epochs"]),
             f"{r['seconds']:.1f}" if r["seconds"] is not None else "-",
             *(short_label(r["values"][p.key]) if p.key in r["values"] else "-" for p in search.params),
-            note(r, best_row, front, retries),
+            note(r, best_row, front, retries, fresh),
             style=style,
         )
     return out
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.4f}"
+
+
+def confirm_table(confirmed: dict, search: Search, title: str):
+    """The confirm stage: a row per pick, its study score beside its score on the new seeds."""
+    from rich.table import Table
+
+    out = Table(title=title, title_justify="left")
+    for col, right in (
+        ("trial", True),
+        ("params", True),
+        ("study", True),
+        ("new seeds", True),
+        ("val accuracy", True),
+        ("test accuracy", True),
+        ("vs the spec [95% CI]", True),
+        ("note", False),
+    ):
+        out.add_column(col, justify="right" if right else "left")  # fmt: skip
+    for r in confirmed["rows"]:
+        vs = r["vs_spec"]
+        if vs is None:
+            diff = "-"
+        else:
+            ci = vs["ci95"]
+            diff = _signed(vs["mean"]) + (f" [{_signed(ci[0])}, {_signed(ci[1])}]" if ci else "")
+        notes = []
+        if r["trial"] is not None and r["trial"] == confirmed["chosen"]:
+            notes.append("best")
+        if r["spec"]:
+            notes.append("the spec's own values")
+        if not r["finalist"]:
+            notes.append("reference, not a finalist")
+        if not r["complete"]:
+            failed = [f"seed {s}: {x['reason']}" for s, x in r["runs"].items() if x["value"] is None]
+            notes.append("; ".join(failed) or f"{len(r['runs'])} of {len(confirmed['seeds'])} runs")
+        out.add_row(
+            "spec" if r["trial"] is None else str(r["trial"]),
+            f"{r['params']:,}" if r["params"] is not None else "-",
+            f"{r['study']:.4f}" if r["study"] is not None else "-",
+            f"{r['mean']:.4f}" if r["mean"] is not None else "-",
+            *(f"{r[split]['accuracy']:.4f}" if "accuracy" in r[split] else "-" for split in ("val", "test")),
+            diff,
+            "; ".join(notes),
+            style="bold green" if "best" in notes else None,
+        )
+    return out
+
+
+def seeds_text(confirmed: dict) -> str:
+    return confirm.seeds_text(confirmed["seeds"])
 
 
 # ----------------------------------------------------------------------------- files
@@ -180,7 +241,9 @@ def _csv(table: list[dict], search: Search) -> str:
     return buf.getvalue()
 
 
-def _header(plan, row: dict, study_dir: Path, search: Search, baseline: dict | None) -> list[str]:
+def _header(
+    plan, row: dict, study_dir: Path, search: Search, baseline: dict | None, confirmed: dict | None = None
+) -> list[str]:
     metric = f"{search.metric} {row['objectives'][0]:.4f}"
     lines = [
         f"Written by `netspec tune` from {plan.spec}: trial {row['number']} of the study in {study_dir}/",
@@ -190,10 +253,15 @@ def _header(plan, row: dict, study_dir: Path, search: Search, baseline: dict | N
             if baseline
             else ")"
         ),
-        "Chosen values:",
-        *(f"  {k}: {short_label(v, 60)}" for k, v in row["values"].items()),
     ]
-    return lines
+    mine = next((r for r in (confirmed or {}).get("rows", []) if r["trial"] == row["number"]), None)
+    if mine is not None and mine["mean"] is not None:
+        ref = next((r for r in confirmed["rows"] if r["spec"] and r is not mine), None)
+        lines.append(
+            f"On {seeds_text(confirmed)}, new to the study: {search.metric} {mine['mean']:.4f}"
+            + (f"; the spec as written {ref['mean']:.4f} on the same seeds" if ref and ref["mean"] is not None else "")
+        )
+    return [*lines, "Chosen values:", *(f"  {k}: {short_label(v, 60)}" for k, v in row["values"].items())]
 
 
 def write(plan, study, study_dir: Path) -> dict:
@@ -201,7 +269,8 @@ def write(plan, study, study_dir: Path) -> dict:
     search = plan.search
     table = rows(study.get_trials(deepcopy=False), search)
     front = pareto(table, search) if search.multi else []
-    best_row = best(table, search, front)
+    confirmed = confirm.summary(study.user_attrs, table, search, plan.seed)
+    best_row = best(table, search, front, confirmed)
     baseline = next((r for r in table if r["baseline"] and r["objectives"] is not None), None)
     files = []
     summary = {
@@ -213,13 +282,14 @@ def write(plan, study, study_dir: Path) -> dict:
         ),
         "best": best_row["number"] if best_row else None,
         "front": front,
+        "confirm": confirmed,
         "trials": table,
     }
     atomic_write_text(study_dir / "trials.json", json.dumps(summary, indent=1, default=str) + "\n")
     atomic_write_text(study_dir / "trials.csv", _csv(table, search))
     files += [study_dir / "trials.json", study_dir / "trials.csv"]
     if best_row is not None:
-        header = _header(plan, best_row, study_dir, search, baseline)
+        header = _header(plan, best_row, study_dir, search, baseline, confirmed)
         text = spec_text(plan.doc, best_row["values"], header, study_dir / "best.yaml")
         atomic_write_text(study_dir / "best.yaml", text)
         files.append(study_dir / "best.yaml")
@@ -231,11 +301,18 @@ def write(plan, study, study_dir: Path) -> dict:
             header = _header(plan, row, study_dir, search, baseline)
             atomic_write_text(path, spec_text(plan.doc, row["values"], header, path))
             files.append(path)
-    files += plots(table, search, best_row, front, study_dir)
-    return {"table": table, "best": best_row, "front": front, "baseline": baseline, "files": files}
+    files += plots(table, search, best_row, front, study_dir, confirmed)
+    return {
+        "table": table,
+        "best": best_row,
+        "front": front,
+        "baseline": baseline,
+        "confirm": confirmed,
+        "files": files,
+    }
 
 
-def plots(table: list[dict], search: Search, best_row, front: list[int], study_dir: Path) -> list[Path]:
+def plots(table: list[dict], search: Search, best_row, front: list[int], study_dir: Path, confirmed=None) -> list[Path]:
     """history.png (and pareto.png with several objectives); nothing without matplotlib."""
     try:
         from matplotlib.figure import Figure
@@ -258,6 +335,7 @@ def plots(table: list[dict], search: Search, best_row, front: list[int], study_d
             xs.append(r["number"])
             ys.append(run)
         ax.step(xs, ys, where="post", c="C3", label="best so far")
+    _confirmed_marks(ax, confirmed)
     rejected = sum(r["state"] == "PRUNED" and r["epochs"] == 0 for r in table)
     ax.set(xlabel="trial", ylabel=search.metric, title=f"optimization history ({rejected} rejected before training)")
     ax.legend(loc="best", fontsize=8)
@@ -276,6 +354,25 @@ def plots(table: list[dict], search: Search, best_row, front: list[int], study_d
         ax.legend(loc="best", fontsize=8)
         written.append(_save(fig, study_dir / "pareto.png"))
     return written
+
+
+def _confirmed_marks(ax, confirmed: dict | None) -> None:
+    """The finalists again, on seeds new to the study (how optimistic their study scores were), and
+    the spec as written on the same seeds as a line to beat."""
+    rows = [r for r in (confirmed or {}).get("rows", []) if r["mean"] is not None]
+    if not rows:
+        return
+    seeds = seeds_text(confirmed)
+    finalists = [r for r in rows if r["finalist"]]
+    if finalists:
+        ax.scatter([r["trial"] for r in finalists], [r["mean"] for r in finalists], s=46, marker="D",
+                   facecolors="none", edgecolors="C2", label=f"finalists on {seeds}")  # fmt: skip
+    chosen = [r for r in finalists if r["trial"] == confirmed["chosen"]]
+    if chosen:
+        ax.scatter([chosen[0]["trial"]], [chosen[0]["mean"]], s=46, marker="D", c="C2", label="best.yaml")
+    ref = next((r for r in rows if r["spec"] and not r["finalist"]), None)
+    if ref is not None:
+        ax.axhline(ref["mean"], ls=":", c="grey", label=f"the spec as written on {seeds}")
 
 
 def _save(fig, path: Path) -> Path:

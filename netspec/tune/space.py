@@ -21,7 +21,7 @@ from ..record import record
 from ..record import replace as replace_fields
 from ..spec.loader import Document
 from ..spec.overrides import apply_overrides, parse_key_path
-from ..spec.search_schema import PRUNER, RELEVANT, SIZES, search_defaults
+from ..spec.search_schema import CONFIRM, PRUNER, RELEVANT, SIZES, search_defaults
 from ..spec.train_schema import SHORT
 
 
@@ -128,6 +128,8 @@ class Search:
     max_macs: int | None
     baseline: bool
     repeats: int  # runs per candidate, seeds train.seed + 0, 1, ...; the objective is their mean
+    confirm_top: int = 0  # after the study: the best few trained again (0: no confirm stage) ...
+    confirm_repeats: int = 0  # ... on this many seeds the study never used
 
     @property
     def metric(self) -> str:
@@ -160,11 +162,11 @@ def candidate(doc: Document, values: dict[str, Any]) -> Document:
 
 
 def study_key(data: dict) -> str:
-    """Identity of a study: the spec and its space, but not the budget (trials, timeout) nor where
-    and how fast it runs, so a study may be resumed with a larger budget or on another machine."""
+    """Identity of a study: the spec and its space, but not the budget (trials, timeout, confirm) nor
+    where and how fast it runs, so a study may be resumed with a larger budget or on another machine."""
     clean = json.loads(json.dumps(data, default=str))
     clean.pop("description", None)
-    for section, keys in (("search", ("trials", "timeout")), ("train", ("device", "threads"))):
+    for section, keys in (("search", ("trials", "timeout", "confirm")), ("train", ("device", "threads"))):
         if isinstance(clean.get(section), dict):
             for key in keys:
                 clean[section].pop(key, None)
@@ -269,6 +271,18 @@ def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, li
     params = _params(doc, raw["space"], bad)
     objectives, directions = _objectives(raw, "objective" in written, train, bad)
     pruner = _pruner(raw["pruner"], len(objectives) > 1, bad)
+    confirm = raw.get("confirm")
+    if confirm is not None:
+        confirm = {**CONFIRM, **confirm}
+        if len(objectives) > 1:
+            bad(
+                ("confirm",),
+                "confirm needs a single objective",
+                expected="one metric as the objective, or no confirm:",
+                received=f"objective: {written.get('objective')}",
+                hint="with several objectives the result is the Pareto front, which has no single best to confirm",
+                key=True,
+            )
     if diags:
         return None, diags
     constraints = raw.get("constraints") or {}
@@ -285,6 +299,8 @@ def resolve_search(doc: Document, train: dict | None) -> tuple[Search | None, li
         max_macs=constraints.get("max_macs"),
         baseline=raw["baseline"],
         repeats=raw["repeats"],
+        confirm_top=confirm["top"] if confirm else 0,
+        confirm_repeats=confirm["repeats"] if confirm else 0,
     )
     return search, diags
 

@@ -32,8 +32,9 @@ from ..errors import SpecError, missing_section
 from ..record import record
 from ..spec.loader import Document, load_file
 from ..spec.overrides import apply_overrides
+from . import confirm
 from .space import Search, short_label, study_key
-from .trial import DataCache, Rejected, check_candidate, train_candidate
+from .trial import DataCache, Rejected, check_candidate, scalars, score
 
 STUDY = "netspec"  # one study per directory
 HEARTBEAT_S = 10  # a RUNNING trial whose process stopped beating for GRACE_S is failed (then retried)
@@ -54,6 +55,7 @@ class Plan:
     search: Search
     name: str
     key: str
+    seed: int  # train.seed as written: the study's runs use it and the next search.repeats - 1 seeds
 
 
 def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
@@ -72,7 +74,7 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
             "a search: mapping with the values to search under space:",
             "  space:\n    train.optimizer.lr: {float: [0.0001, 0.01], log: true}",
         )
-    return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data))
+    return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data), res.train["seed"])
 
 
 # ----------------------------------------------------------------------------- Optuna objects
@@ -209,12 +211,11 @@ class Objective:
         curve: list[float] = []
         epochs = 0
         first_run = True
-        last = [None]  # the metric at the current run's latest epoch
 
         def on_epoch(record: dict) -> None:
             nonlocal epochs
             epochs += 1
-            value = last[0] = record.get(search.metric)
+            value = record.get(search.metric)
             if not first_run:
                 return  # with repeats, the curve and the pruner follow the first run
             curve.append(value)
@@ -236,21 +237,20 @@ class Objective:
             runs = []
             for r in range(search.repeats):
                 first_run = r == 0
-                results = train_candidate(
-                    cand,
-                    res,
-                    self.plan.spec.parent,
-                    on_epoch,
-                    threads=self.threads,
-                    cache=self.cache,
-                    seed=res.train["seed"] + r if search.repeats > 1 else None,
+                runs.append(
+                    score(
+                        cand,
+                        res,
+                        self.plan.spec.parent,
+                        search,
+                        on_epoch,
+                        threads=self.threads,
+                        cache=self.cache,
+                        seed=res.train["seed"] + r if search.repeats > 1 else None,
+                    )
                 )
-                value = _final(results, search.metric, last[0])
-                if value is None or value != value or abs(value) == float("inf"):
-                    raise Rejected("diverged", f"{search.metric} is {value}" + (f" (seed {r})" if r else ""))
-                runs.append((value, results))
             value = sum(v for v, _ in runs) / len(runs)
-            val, test = (_mean([_scalars(r.get(split)) for _, r in runs]) for split in ("val", "test"))
+            val, test = (mean_metrics([scalars(r.get(split)) for _, r in runs]) for split in ("val", "test"))
             attrs.update(outcome="trained", val=val, test=test)
             if search.repeats > 1:
                 attrs["repeats"] = [v for v, _ in runs]
@@ -273,19 +273,7 @@ class Objective:
         return value
 
 
-def _final(results: dict, metric: str, last: float | None) -> float | None:
-    """The objective's value: the final model's (after early stopping restored the best epoch);
-    a training-split metric is the last epoch's."""
-    if metric.startswith("val_"):
-        return (results.get("val") or {}).get(metric.removeprefix("val_"))
-    return last
-
-
-def _scalars(d: dict | None) -> dict | None:
-    return None if d is None else {k: v for k, v in d.items() if isinstance(v, int | float)}
-
-
-def _mean(dicts: list[dict | None]) -> dict | None:
+def mean_metrics(dicts: list[dict | None]) -> dict | None:
     """Key by key mean of the runs' metrics (search.repeats); one run's, as they are."""
     if any(d is None for d in dicts):
         return None
@@ -355,7 +343,8 @@ def _worker_main(spec: str, sets: tuple, study_dir: str, target: int, timeout, w
 def run(
     plan: Plan, study_dir: Path, *, trials=None, timeout=None, jobs: int = 1, quiet=False
 ) -> tuple[Any, list[str], bool]:
-    """Run (or resume) the study in `study_dir`; returns (the study, notes, interrupted)."""
+    """Run (or resume) the study in `study_dir`, then its confirm stage (search.confirm); returns
+    (the study, notes, interrupted)."""
     study = open_study(plan, study_dir)
     notes = prepare(study, plan.search)
     target = trials or plan.search.trials
@@ -391,4 +380,7 @@ def run(
             interrupted = any(p.exitcode == 130 for p in procs)
     except KeyboardInterrupt:
         interrupted = True
-    return optuna.load_study(study_name=STUDY, storage=storage(study_dir)), notes, interrupted
+    final = optuna.load_study(study_name=STUDY, storage=storage(study_dir))
+    if not interrupted and plan.search.confirm_top:
+        interrupted = confirm.run(plan, final, jobs, quiet)
+    return final, notes, interrupted

@@ -41,8 +41,11 @@ def _first_error(diags) -> str:
     return text + (f"; and {more} more error{'s' * (more > 1)}" if more else "")
 
 
-def check_candidate(doc: Document, values: dict[str, Any], search: Search) -> tuple[Document, Result]:
-    """Compile the candidate and apply the constraints; raise Rejected, or return it ready to train."""
+def check_candidate(
+    doc: Document, values: dict[str, Any], search: Search, *, constrained: bool = True
+) -> tuple[Document, Result]:
+    """Compile the candidate and apply the constraints (unless not `constrained`: the spec as written,
+    a reference beside the candidates); raise Rejected, or return it ready to train."""
     try:
         cand = candidate(doc, values)
     except SpecError as exc:
@@ -50,6 +53,8 @@ def check_candidate(doc: Document, values: dict[str, Any], search: Search) -> tu
     res = compile_doc(cand)
     if not res.ok:
         raise Rejected("check", _first_error(res.diagnostics))
+    if not constrained:
+        return cand, res
     params, macs = res.typed.total_params, res.typed.total_macs
     if search.max_params is not None and params > search.max_params:
         reason = f"{params:,} params > max_params {search.max_params:,}"
@@ -143,3 +148,40 @@ def train_candidate(
             raise Rejected("diverged" if "became" in str(exc) else "train", str(exc)) from None
         except Interrupted:  # Ctrl-C: the loop stopped after a step; the study stops too
             raise KeyboardInterrupt from None
+
+
+def score(
+    cand: Document,
+    res: Result,
+    base: Path,
+    search: Search,
+    on_epoch: Callable[[dict], None] = lambda record: None,
+    **kw,
+) -> tuple[float, dict]:
+    """Train a checked candidate (train_candidate's keywords) and return (its objective value, fit's
+    results); a value that is not a finite number raises Rejected("diverged")."""
+    last = [None]  # the metric at the latest epoch
+
+    def hook(record: dict) -> None:
+        last[0] = record.get(search.metric)
+        on_epoch(record)
+
+    results = train_candidate(cand, res, base, hook, **kw)
+    value = final_value(results, search.metric, last[0])
+    if value is None or value != value or abs(value) == float("inf"):
+        seed = kw.get("seed")
+        raise Rejected("diverged", f"{search.metric} is {value}" + (f" (seed {seed})" if seed is not None else ""))
+    return value, results
+
+
+def final_value(results: dict, metric: str, last: float | None) -> float | None:
+    """The objective's value: the final model's (after early stopping restored the best epoch);
+    a training-split metric is the last epoch's."""
+    if metric.startswith("val_"):
+        return (results.get("val") or {}).get(metric.removeprefix("val_"))
+    return last
+
+
+def scalars(d: dict | None) -> dict | None:
+    """A split's metrics without the non-numbers (the confusion matrix, per-class lists)."""
+    return None if d is None else {k: v for k, v in d.items() if isinstance(v, int | float)}
