@@ -5,6 +5,7 @@ study measured, and the Pareto front (Optuna's own front as the oracle). Tiny sy
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -361,6 +362,67 @@ def test_a_trial_another_process_finished_first_does_not_stop_the_worker(tmp_pat
     assert not interrupted and raced == [0]
     assert states(st) == {0: "PRUNED", 1: "COMPLETE", 2: "COMPLETE"}  # the budget, by this worker
     assert study.counted(st.trials) == 3
+
+
+def _children(pid: int) -> list[int]:
+    """The --jobs worker processes of `pid` (Linux /proc)."""
+    from pathlib import Path
+
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid) and b"spawn_main" in cmdline:
+            out.append(int(status.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return "\tZ" not in (Path("/proc") / str(pid) / "status").read_text().split("State:", 1)[1][:4]
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_of_a_killed_tune_stop_and_leave_their_trials_to_retry(tmp_path):
+    """SIGKILL reaches only the parent: its --jobs processes must notice, stop their trials as Ctrl-C
+    would (FAIL, retried on resume), and exit, not train on unseen."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 4\npruner: none\nbaseline: false\n")
+    spec.write_text(spec.read_text().replace("epochs: 3", "epochs: 100000").replace("samples: 120", "samples: 2000"))
+    out = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "netspec", "tune", str(spec), "-o", str(out), "--jobs", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    plan = study.load_plan(spec)
+    deadline = time.monotonic() + 120
+    running = []
+    while time.monotonic() < deadline and len(running) < 2:
+        time.sleep(0.5)
+        if (out / "study.db").exists():
+            running = [t for t in study.open_study(plan, out).trials if t.state.name == "RUNNING"]
+    assert len(running) == 2, "the workers did not start their trials"
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.5)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # a failing test leaves no 100,000-epoch trainings behind
+        os.kill(w, signal.SIGKILL)
+    assert not left, "a worker of the killed tune is still training"
+    assert {t.number: t.state.name for t in study.open_study(plan, out).trials} == {0: "FAIL", 1: "FAIL"}
 
 
 SEQ = """\

@@ -254,10 +254,11 @@ def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from ..runtime.loop import available_cores
+        from .study import watch_parent
 
         threads = max(1, available_cores() // jobs)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=watch_parent) as pool:
             futures = {pool.submit(_pool_run, str(plan.spec), plan.sets, p.values, s, threads): (p, s) for p, s in todo}
             try:
                 for done in as_completed(futures):

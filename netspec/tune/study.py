@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -332,8 +335,24 @@ def work(
                 raise
 
 
+def watch_parent() -> None:
+    """In a --jobs process: when the process that started it dies (killed: Ctrl-C reaches every
+    process of the group by itself), stop as Ctrl-C would. The trial in progress then ends at its
+    next step and is marked FAIL, to be retried when the study resumes; unwatched, the processes of
+    a killed `netspec tune` would go on training, unseen, in the study."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # a dead parent's children are adopted by another process
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="netspec-watch-parent", daemon=True).start()
+
+
 def _worker_main(spec: str, sets: tuple, study_dir: str, target: int, timeout, worker: int, threads, quiet) -> None:
     """A --jobs process: its own plan and study handle on the shared SQLite file."""
+    watch_parent()
     try:
         work(load_plan(Path(spec), sets), Path(study_dir), target, timeout, worker, threads=threads, quiet=quiet)
     except KeyboardInterrupt:
