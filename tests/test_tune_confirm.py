@@ -208,7 +208,9 @@ def studies(draw):
         for s in confirm.seeds(search, 0):
             kind = draw(st.sampled_from(["value", "value", "value", "none", "missing"]))
             if kind != "missing":
-                attrs[confirm.key(p, s)] = {"value": draw(st.floats(0, 1)) if kind == "value" else None}
+                attrs[confirm.key(p, s)] = {
+                    "value": draw(st.sampled_from([0.1, 0.2, 0.3])) if kind == "value" else None
+                }
     return table, search, attrs
 
 

@@ -264,9 +264,8 @@ def search_schema() -> dict:
                 "baseline": _field(
                     "baseline",
                     {"type": "boolean"},
-                    "make the first trial the spec's own values, when each lies in its space, and train the spec "
-                    "as written beside the candidates that confirm: retrains: the study then measures what it "
-                    "improves on",
+                    "make the first trial the spec's own values, when each lies in its space, and with confirm "
+                    "train the spec as written beside the finalists: the study then measures what it improves on",
                     [False],
                     default=True,
                 ),

@@ -129,8 +129,7 @@ def summary(attrs: dict, table: list[dict], search: Search, train_seed: int) -> 
                 "finalist": p.finalist,
                 "spec": p.spec,
                 "values": p.values,
-                "params": next((r["params"] for r in runs.values() if r.get("params") is not None), None),
-                "macs": next((r["macs"] for r in runs.values() if r.get("macs") is not None), None),
+                **{size: _size(study, runs, size) for size in ("params", "macs")},
                 "study": study["objectives"][0] if study and study["objectives"] else None,
                 "runs": {str(s): r for s, r in runs.items()},
                 "complete": complete,
@@ -153,6 +152,14 @@ def summary(attrs: dict, table: list[dict], search: Search, train_seed: int) -> 
         ranked = order([{**r, "number": r["trial"]} for r in finalists if r["complete"]], search, lambda r: r["mean"])
         chosen = ranked[0]["trial"] if ranked else None
     return {"seeds": confirm_seeds, "rows": rows, "chosen": chosen, "reference": reference and reference["label"]}
+
+
+def _size(study: dict | None, runs: dict, size: str) -> int | None:
+    """A pick's params or MACs: its trial's (a trial rejected before training has them too), else
+    its runs' (the spec as written, when no trial has its values)."""
+    if study is not None and study[size] is not None:
+        return study[size]
+    return next((r[size] for r in runs.values() if r.get(size) is not None), None)
 
 
 def _value(row: dict, seed: str) -> float | None:

@@ -181,7 +181,7 @@ def confirm_table(confirmed: dict, search: Search, title: str):
         ("vs the spec [95% CI]", True),
         ("note", False),
     ):
-        out.add_column(col, justify="right" if right else "left")  # fmt: skip
+        out.add_column(col, justify="right" if right else "left")
     for r in confirmed["rows"]:
         vs = r["vs_spec"]
         if vs is None:
