@@ -401,28 +401,52 @@ def test_workers_of_a_killed_tune_stop_and_leave_their_trials_to_retry(tmp_path)
     spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 4\npruner: none\nbaseline: false\n")
     spec.write_text(spec.read_text().replace("epochs: 3", "epochs: 100000").replace("samples: 120", "samples: 2000"))
     out = tmp_path / "s"
+    plan = study.load_plan(spec)
+    study.open_study(plan, out)  # the file exists before the tune opens it: polling it cannot race its creation
     proc = subprocess.Popen([sys.executable, "-m", "netspec", "tune", str(spec), "-o", str(out), "--jobs", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    plan = study.load_plan(spec)
-    deadline = time.monotonic() + 120
-    running = []
-    while time.monotonic() < deadline and len(running) < 2:
-        time.sleep(0.5)
-        if (out / "study.db").exists():
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        running = []
+        while time.monotonic() < deadline and len(running) < 2:
+            time.sleep(0.5)
             running = [t for t in study.open_study(plan, out).trials if t.state.name == "RUNNING"]
-    assert len(running) == 2, "the workers did not start their trials"
-    workers = _children(proc.pid)
-    assert len(workers) == 2
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(map(_alive, workers)):
-        time.sleep(0.5)
-    left = [w for w in workers if _alive(w)]
-    for w in left:  # a failing test leaves no 100,000-epoch trainings behind
-        os.kill(w, signal.SIGKILL)
-    assert not left, "a worker of the killed tune is still training"
-    assert {t.number: t.state.name for t in study.open_study(plan, out).trials} == {0: "FAIL", 1: "FAIL"}
+        assert len(running) == 2, "the workers did not start their trials"
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(map(_alive, workers)):
+            time.sleep(0.5)
+        assert not any(map(_alive, workers)), "a worker of the killed tune is still training"
+        assert {t.number: t.state.name for t in study.open_study(plan, out).trials} == {0: "FAIL", 1: "FAIL"}
+    finally:  # a failing test leaves no 100,000-epoch trainings behind
+        for pid in [*_children(proc.pid), *workers, proc.pid]:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_two_processes_creating_one_study_file_at_once_both_open_it(tmp_path, monkeypatch):
+    """The second to create the tables trips on the first's rows (an IntegrityError); it retries."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError
+
+    real = optuna.storages.RDBStorage
+    calls = []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            real(*args, **kwargs)  # the other process, first
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    tmp_path.mkdir(exist_ok=True)
+    assert isinstance(study.storage(tmp_path), real) and len(calls) == 2
 
 
 SEQ = """\

@@ -83,15 +83,26 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
 # ----------------------------------------------------------------------------- Optuna objects
 
 
-def storage(study_dir: Path) -> optuna.storages.RDBStorage:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
-        return optuna.storages.RDBStorage(
-            f"sqlite:///{study_dir / 'study.db'}",
-            engine_kwargs={"connect_args": {"timeout": 60}},  # several processes wait for the lock
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-        )
+def storage(study_dir: Path, tries: int = 5) -> optuna.storages.RDBStorage:
+    from sqlalchemy.exc import IntegrityError, OperationalError  # Optuna's own dependency
+
+    for attempt in range(tries):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
+                return optuna.storages.RDBStorage(
+                    f"sqlite:///{study_dir / 'study.db'}",
+                    engine_kwargs={"connect_args": {"timeout": 60}},  # several processes wait for the lock
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                )
+        except (IntegrityError, OperationalError):
+            # Two processes that open a new study file at once both create its tables: the second
+            # trips on the first's rows. Once they exist, opening it again just reads them.
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def sampler(search: Search, seed: int) -> optuna.samplers.BaseSampler:
