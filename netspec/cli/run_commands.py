@@ -278,7 +278,8 @@ def tune(
         from ..tune.study import StudyError, load_plan, run
     except ImportError as exc:
         raise UserError(f"netspec tune needs Optuna: pip install 'netspec[tune]' ({exc})") from None
-    from ..tune.report import confirm_table, rich_table, seeds_text, write
+    from ..tune.confirm import seeds_text
+    from ..tune.report import confirm_table, confirmed_line, rich_table, write
 
     plan = load_plan(spec, set_ or [])
     out = out or path_arg("runs") / f"tune-{plan.name}"
@@ -300,17 +301,16 @@ def tune(
     confirmed = result["confirm"]
     screen.print(rich_table(result["table"], s, result["best"], result["front"], f"{plan.name}: trials", confirmed))
     if confirmed is not None and confirmed["rows"]:
-        title = f"{plan.name}: the finalists on {seeds_text(confirmed)}, new to the study (test accuracy: not used)"
+        seeds = seeds_text(confirmed["seeds"])
+        title = f"{plan.name}: the finalists on {seeds}, new to the study (test accuracy: not used)"
         screen.print(confirm_table(confirmed, s, title))
     best, base = result["best"], result["baseline"]
     if best is not None:
         own = f" (the spec's own values: {base['objectives'][0]:.4f}, {base['params']:,} params)" if base else ""
         print(f"best: trial {best['number']}: {s.metric} {best['objectives'][0]:.4f}, {best['params']:,} params{own}")
-        mine = next((r for r in confirmed["rows"] if r["trial"] == best["number"]), None) if confirmed else None
-        if mine is not None and mine["mean"] is not None:
-            vs = mine["vs_spec"]
-            than = f", {vs['mean']:+.4f} vs the spec as written on the same seeds" if vs else ""
-            print(f"  on {seeds_text(confirmed)}, new to the study: {s.metric} {mine['mean']:.4f}{than}")
+        fresh = confirmed_line(confirmed, best["number"], s.metric)
+        if fresh is not None:
+            print(f"  {fresh}")
         elif confirmed is not None:
             print("  the confirm stage is not finished: run the same command again to finish it")
         if s.multi:

@@ -40,6 +40,10 @@ class Pick:
     finalist: bool  # one of the study's best (eligible for best.yaml), not only the reference
     spec: bool  # the spec's own values
 
+    @property
+    def name(self) -> str:
+        return "the spec as written" if self.trial is None else f"trial {self.label}"
+
 
 def seeds(search: Search, train_seed: int) -> list[int]:
     """The confirm seeds: the ones after the study's own (train.seed .. + repeats - 1)."""
@@ -217,18 +221,17 @@ def _names(chosen: list[Pick]) -> str:
     text = ("trial " if len(finalists) == 1 else "trials ") + ", ".join(finalists)
     ref = next((p for p in chosen if p.spec and not p.finalist), None)
     if ref is not None:
-        text += " and the spec as written" if ref.trial is None else f" and the spec's own values (trial {ref.label})"
+        text += f" and {ref.name}" if ref.trial is None else f" and the spec's own values ({ref.name})"
     return text
 
 
 def line(pick: Pick, seed: int, result: dict, metric: str) -> str:
-    who = "the spec as written" if pick.label == "spec" else f"trial {pick.label}"
     if result["value"] is None:
         head = f"no value: {result.get('reason')}"
     else:
         acc = (result.get("val") or {}).get("accuracy")
         head = f"{metric} {result['value']:.4f}" + (f" (val accuracy {acc:.4f})" if acc is not None else "")
-    return f"confirm {who}, seed {seed}: {head}, {result['seconds']:.1f} s"
+    return f"confirm {pick.name}, seed {seed}: {head}, {result['seconds']:.1f} s"
 
 
 def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:

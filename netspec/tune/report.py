@@ -212,8 +212,15 @@ def confirm_table(confirmed: dict, search: Search, title: str):
     return out
 
 
-def seeds_text(confirmed: dict) -> str:
-    return confirm.seeds_text(confirmed["seeds"])
+def confirmed_line(confirmed: dict | None, number: int, metric: str) -> str | None:
+    """'on seeds 2-4, new to the study: val_loss 0.3118, -0.0052 vs the spec as written on the same
+    seeds' for trial `number`; None when it has no complete confirm runs."""
+    mine = next((r for r in (confirmed or {}).get("rows", []) if r["trial"] == number), None)
+    if mine is None or mine["mean"] is None:
+        return None
+    vs = mine["vs_spec"]
+    than = f", {vs['mean']:+.4f} vs the spec as written on the same seeds" if vs else ""
+    return f"on {confirm.seeds_text(confirmed['seeds'])}, new to the study: {metric} {mine['mean']:.4f}{than}"
 
 
 # ----------------------------------------------------------------------------- files
@@ -254,13 +261,9 @@ def _header(
             else ")"
         ),
     ]
-    mine = next((r for r in (confirmed or {}).get("rows", []) if r["trial"] == row["number"]), None)
-    if mine is not None and mine["mean"] is not None:
-        ref = next((r for r in confirmed["rows"] if r["spec"] and r is not mine), None)
-        lines.append(
-            f"On {seeds_text(confirmed)}, new to the study: {search.metric} {mine['mean']:.4f}"
-            + (f"; the spec as written {ref['mean']:.4f} on the same seeds" if ref and ref["mean"] is not None else "")
-        )
+    fresh = confirmed_line(confirmed, row["number"], search.metric)
+    if fresh is not None:
+        lines.append(fresh[0].upper() + fresh[1:])
     return [*lines, "Chosen values:", *(f"  {k}: {short_label(v, 60)}" for k, v in row["values"].items())]
 
 
@@ -362,7 +365,7 @@ def _confirmed_marks(ax, confirmed: dict | None) -> None:
     rows = [r for r in (confirmed or {}).get("rows", []) if r["mean"] is not None]
     if not rows:
         return
-    seeds = seeds_text(confirmed)
+    seeds = confirm.seeds_text(confirmed["seeds"])
     finalists = [r for r in rows if r["finalist"]]
     if finalists:
         ax.scatter([r["trial"] for r in finalists], [r["mean"] for r in finalists], s=46, marker="D",
