@@ -17,9 +17,13 @@ Which exporter, and why (torch 2.13):
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import io
 import json
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -127,13 +131,20 @@ def _max_diff(got, want) -> float:
     return max(float((torch.as_tensor(g) - w).abs().max()) for g, w in zip(got, want, strict=True))
 
 
+def check_inputs(typed: TypedGraph, vary_time: bool = True, lengths: bool = False) -> list[tuple[torch.Tensor, ...]]:
+    """The inputs of the reload checks, one tuple per CHECK size."""
+    return [
+        sample_inputs(typed, batch, extra if vary_time else 0, seed=100 + k, lengths=lengths)
+        for k, (batch, extra) in enumerate(CHECK)
+    ]
+
+
 def check_outputs(run, typed: TypedGraph, model: nn.Module, vary_time: bool = True, lengths: bool = False) -> float:
     """Max abs difference between `run(inputs)` and the model, over the CHECK sizes."""
     worst = 0.0
     ctx = _quiet()  # torch's own warnings on running a layer (padding='same' copies) say nothing new
     try:
-        for k, (batch, extra) in enumerate(CHECK):
-            xs = sample_inputs(typed, batch, extra if vary_time else 0, seed=100 + k, lengths=lengths)
+        for xs in check_inputs(typed, vary_time, lengths):
             with torch.no_grad():
                 worst = max(worst, _max_diff(run(xs), model(*xs)))
     finally:
@@ -299,24 +310,85 @@ def check_safetensors(path: Path, typed: TypedGraph, model: nn.Module) -> float:
     return check_outputs(lambda xs: fresh(*xs), typed, model)
 
 
+def _parses(source: str, where: str) -> None:
+    """model.py must be Python before anything runs it: a file that does not parse is netspec's
+    bug (every spec string in it is a literal), so this is an internal error, not an ExportError."""
+    try:
+        ast.parse(source, where)
+    except SyntaxError as exc:
+        raise RuntimeError(f"netspec generated a {where} that does not parse ({exc.msg}, line {exc.lineno})") from None
+
+
 def python_files(model: nn.Module, typed: TypedGraph, spec_file: str, description: str) -> dict[str, bytes]:
     from ..lower.codegen import model_source
 
+    source = model_source(typed, spec_file, description)
+    _parses(source, "model.py")
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
-    return {"model.py": model_source(typed, spec_file, description).encode(), "weights.pt": buf.getvalue()}
+    return {"model.py": source.encode(), "weights.pt": buf.getvalue()}
+
+
+# The check of model.py runs in a child interpreter, never in netspec's own: the file is code built
+# from a spec, which is untrusted. -I: no user site, no PYTHON* variables, no cwd on sys.path; -B:
+# no __pycache__ left in the export folder. It imports model.py as a user would, loads weights.pt
+# (weights_only), runs the inputs the parent wrote and writes the outputs back (tensors only).
+_CHILD = """
+import importlib.util, sys, torch
+folder, cls, inputs, outputs = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location("model", folder + "/model.py")
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+model = getattr(mod, cls)().eval()
+model.load_state_dict(torch.load(folder + "/weights.pt", weights_only=True), strict=True)
+got = []
+with torch.no_grad():
+    for xs in torch.load(inputs, weights_only=True):
+        y = model(*xs)
+        got.append(list(y) if isinstance(y, (tuple, list)) else [y])
+torch.save(got, outputs)
+"""
+CHILD_TIMEOUT = 600.0  # seconds; the largest spec here checks in a few
 
 
 def check_python(folder: Path, typed: TypedGraph, model: nn.Module) -> float:
-    """Run the written model.py as a user would: its class, its weights.pt."""
+    """Run the written model.py as a user would (its class, its weights.pt), in a child process."""
     from ..lower.codegen import class_name
 
-    namespace: dict = {"__name__": "netspec_exported_model"}
-    source = (folder / "model.py").read_text()
-    exec(compile(source, str(folder / "model.py"), "exec"), namespace)  # our own generated file
-    fresh = namespace[class_name(typed.graph.name)]().eval()
-    fresh.load_state_dict(torch.load(folder / "weights.pt", weights_only=True), strict=True)
-    return check_outputs(lambda xs: fresh(*xs), typed, model)
+    _parses((folder / "model.py").read_text(), "model.py")
+    inputs = check_inputs(typed)
+    with tempfile.TemporaryDirectory(prefix="netspec-check-") as tmp:
+        xs_path, ys_path = Path(tmp) / "inputs.pt", Path(tmp) / "outputs.pt"
+        torch.save([list(xs) for xs in inputs], xs_path)
+        cmd = [sys.executable, "-I", "-B", "-c", _CHILD, str(folder.resolve()), class_name(typed.graph.name)]
+        try:
+            proc = subprocess.run(
+                [*cmd, str(xs_path), str(ys_path)],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=CHILD_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            raise ExportError(
+                f"checking {folder / 'model.py'} took over {CHILD_TIMEOUT:.0f} s; skip the check with --no-check"
+            ) from None
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1][:300]
+            raise ExportError(
+                f"the written {folder / 'model.py'} failed to run ({last}): do not use it; please report this "
+                "as a bug (with the spec), or try --no-optimize"
+            )
+        got = torch.load(ys_path, weights_only=True)
+    worst = 0.0
+    ctx = _quiet()
+    try:
+        for xs, ys in zip(inputs, got, strict=True):
+            with torch.no_grad():
+                worst = max(worst, _max_diff(ys, model(*xs)))
+    finally:
+        ctx.__exit__(None, None, None)
+    return worst
 
 
 # ----------------------------------------------------------------------------- one call
