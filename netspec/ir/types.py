@@ -16,7 +16,7 @@ Dim = int | str
 FLOAT = "float32"
 INT = "int64"
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch ($ would pass a final newline)
 
 
 @record
@@ -56,12 +56,12 @@ def numel(shape) -> int | None:
 def _atom(d: Dim) -> str:
     """Parenthesize a compound symbolic expression before it is combined further."""
     s = str(d)
-    return s if isinstance(d, int) or _IDENT.match(s) or (s.startswith("(") and s.endswith(")")) else f"({s})"
+    return s if isinstance(d, int) or _IDENT.fullmatch(s) or (s.startswith("(") and s.endswith(")")) else f"({s})"
 
 
 # A trailing integer term of a symbolic sum: "T-1" -> ("T", -1). The character before the sign must
 # end an operand (a name, a digit or a parenthesis), so "T*-1" and "T//-2" are never split.
-_TRAILING_CONST = re.compile(r"^(.*[A-Za-z0-9_)])([+-]\d+)$")
+_TRAILING_CONST = re.compile(r"(.*[A-Za-z0-9_)])([+-]\d+)")
 
 
 def add(d: Dim, k: int) -> Dim:
@@ -70,7 +70,7 @@ def add(d: Dim, k: int) -> Dim:
         return d + k
     if k == 0:
         return d
-    m = _TRAILING_CONST.match(d)
+    m = _TRAILING_CONST.fullmatch(d)
     if m and _balanced(m.group(1)):
         d, k = m.group(1), k + int(m.group(2))
         if k == 0:

@@ -284,6 +284,8 @@ class Param:
         return s
 
 
+# A JSON Schema (ECMA-262) pattern: its `$` is the end of input. Python's re.search would also let
+# it match before a final newline ("fc\n"), so netspec reads it with spec/fastschema.ecma_regex.
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 

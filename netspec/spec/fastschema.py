@@ -125,8 +125,44 @@ def _bound(op: Callable[[Any, Any], bool]):
     return keyword
 
 
+_ECMA_CACHE: dict[str, re.Pattern] = {}
+
+
+def ecma_regex(pattern: str) -> re.Pattern:
+    """`pattern` compiled with ECMA-262's meaning of `$`, as JSON Schema specifies: end of input.
+    Python's `$` also matches before a final newline, so `^[a-z]+$` would pass "fc\\n" (a layer
+    name that breaks model.py, a run directory with a newline). The schema file keeps `$`, which
+    editors read as ECMA; only here, for netspec's checks (fast and jsonschema), does an unescaped
+    `$` outside a character class become Python's `\\Z`."""
+    compiled = _ECMA_CACHE.get(pattern)
+    if compiled is None:
+        out, i, in_class = [], 0, False
+        while i < len(pattern):
+            ch = pattern[i]
+            if ch == "\\":
+                out.append(pattern[i : i + 2])
+                i += 2
+                continue
+            if in_class:
+                in_class = ch != "]"
+            elif ch == "[":
+                in_class = True
+                # a `]` first in the class (after an optional `^`) is a literal in Python's syntax
+                nxt = i + 2 if pattern[i + 1 : i + 2] == "^" else i + 1
+                if pattern[nxt : nxt + 1] == "]":
+                    out.append(pattern[i : nxt + 1])
+                    i = nxt + 1
+                    continue
+            elif ch == "$":
+                ch = r"\Z"
+            out.append(ch)
+            i += 1
+        compiled = _ECMA_CACHE[pattern] = re.compile("".join(out))
+    return compiled
+
+
 def _pattern(c, value, schema) -> Check:
-    search = re.compile(value).search
+    search = ecma_regex(value).search
     return lambda x: not isinstance(x, str) or search(x) is not None
 
 

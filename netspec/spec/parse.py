@@ -171,6 +171,7 @@ class _Expander:
         self.nodes: list[Node] = []
         self.instances: list[Instance] = []
         self.used_blocks: set[str] = set()
+        self.acyclic_blocks: set[str] = set()  # blocks whose uses, followed down, close no cycle
         self.seen_diags: set = set()
         self.overflow = False
         # Every module path made so far (layers and block instances) -> where its name is written,
@@ -549,6 +550,8 @@ class _Expander:
                 via,
             )
             return None
+        if count == 0 and self.hidden_cycle(block, use_loc, stack, via):
+            return None
         definition = self.blocks[block]
         declared = dict(definition.get("args") or {})
         given = {}
@@ -587,6 +590,57 @@ class _Expander:
                 return None
             reads = [value]
         return value
+
+    def block_uses(self, block: str) -> list[tuple[str, tuple]]:
+        """(used block, path of the use) of each item of `block`'s layers that uses a block."""
+        uses = []
+        for i, item in enumerate(self.blocks[block].get("layers") or []):
+            kind = item if isinstance(item, str) else next(iter(item), None) if isinstance(item, dict) else None
+            if kind in self.blocks and kind not in self.ops:
+                uses.append((kind, ("blocks", block, "layers", i, kind)))
+        return uses
+
+    def hidden_cycle(self, block: str, use_loc, stack: tuple, via: tuple) -> bool:
+        """A `repeat: 0` use makes no instance, so `use` never walks into the block and would not
+        see it use itself; docs/blocks.md makes a cycle an error whatever the counts. Walks the
+        block-use graph below `block` (every use, whatever its repeat) and reports the first cycle
+        at the use that closes it, as instantiating would."""
+        done = self.acyclic_blocks
+        if block in done:
+            return False
+        # Depth first, iteratively: a chain of thousands of blocks must not hit Python's recursion limit.
+        chain = [*stack, block]
+        vias = [(f"in block `{block}` used at {use_loc}", *via)]
+        todo = [iter(self.block_uses(block))]
+        while todo:
+            step = next(todo[-1], None)
+            if step is None:  # nothing below it closes a cycle: later walks skip it
+                todo.pop()
+                vias.pop()
+                done.add(chain.pop())
+                continue
+            used, where = step
+            loc = self.doc.loc(where, key=True)
+            if used in chain:
+                self.report(
+                    Diagnostic(
+                        f"block '{used}' uses itself",
+                        format_path(where),
+                        loc,
+                        expected="blocks that nest without a cycle",
+                        received=" -> ".join([*chain[chain.index(used) :], used]),
+                        hint="a block cannot contain itself, directly or through other blocks "
+                        "(not even through a use that repeats 0 times)",
+                        code="graph",
+                    ),
+                    vias[-1],
+                )
+                return True
+            if used not in done:
+                chain.append(used)
+                vias.append((f"in block `{used}` used at {loc}", *vias[-1]))
+                todo.append(iter(self.block_uses(used)))
+        return False
 
     def instance(self, block, definition, declared, given, inputs, sources, local, path, scope, via, stack) -> Any:
         qualified = scope.prefix + local
@@ -749,7 +803,7 @@ def _is_dim(value) -> bool:
         return False
     if isinstance(value, int):
         return 1 <= value <= 2**31 - 1
-    return isinstance(value, str) and value.isidentifier()
+    return isinstance(value, str) and value.isascii() and value.isidentifier()  # as NAME_PATTERN: no "Tλ"
 
 
 def _with_source(diag: Diagnostic, raw: dict) -> Diagnostic:

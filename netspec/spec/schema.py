@@ -16,6 +16,9 @@ SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
 # A dotted name is a module path: blocks produce them (`stage2.block0.conv1`), and a resolved spec
 # writes them back, so `from:`, `outputs:` and `name:` all take them.
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
+# The model name names the run directory runs/<name>: no separator, and neither . nor .. (runs/ itself
+# or the folder above it).
+DIR_NAME_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]+$"
 MAX_REPEAT = 1000
 # A spec with more layers than this, written or expanded, is a mistake (or an attack: nested
 # repeats multiply); refusing it early keeps every check fast.
@@ -278,7 +281,7 @@ def build_schema(
             "name": {
                 "title": "name",
                 "type": "string",
-                "pattern": r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]+$",
+                "pattern": DIR_NAME_PATTERN,
                 "description": "model name (the default run directory is runs/<name>)",
                 "default": "model",
                 "examples": ["lenet5", "digits_cnn"],

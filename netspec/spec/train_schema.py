@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import Diagnostic, format_path
 
+SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv))$"
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 0.9}
 
@@ -24,7 +25,7 @@ def _num(lo=None, hi=None, exclusive_lo=False):
 # key: (schema, default, description)
 DATA = {
     "source": (
-        {"type": "string", "pattern": r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv))$"},
+        {"type": "string", "pattern": SOURCE_PATTERN},
         None,
         "digits, ucr:<Name>, synthetic, or a path to a .npz (x, y, x_test, y_test) or .csv file",
     ),

@@ -13,9 +13,10 @@ import math
 
 from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
-from .fastschema import compile_schema
+from .fastschema import compile_schema, ecma_regex
 from .loader import Document
-from .schema import MAX_LAYERS, build_schema, evaluated_layer_schema
+from .schema import DIR_NAME_PATTERN, MAX_LAYERS, REF_PATTERN, build_schema, evaluated_layer_schema
+from .train_schema import SOURCE_PATTERN
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -82,11 +83,27 @@ def _is_valid(key: tuple | str | None):
     return compile_schema(_schema(key, lazy=True))
 
 
+@functools.cache
+def _jsonschema_class():
+    """Draft 2020-12 as jsonschema implements it, except `pattern`: JSON Schema regexes are ECMA-262's,
+    where `$` is the end of input (jsonschema's re.search lets "fc\\n" match `^[a-z]+$`)."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator, value, instance, schema):
+        if isinstance(instance, str) and ecma_regex(value).search(instance) is None:
+            yield ValidationError(f"{instance!r} does not match {value!r}")
+
+    return validators.extend(Draft202012Validator, {"pattern": pattern})
+
+
+def jsonschema_validator(schema: dict | bool):
+    """A jsonschema validator of `schema` that reads patterns as the fast check does."""
+    return _jsonschema_class()(schema)
+
+
 @functools.lru_cache(maxsize=16)
 def _validator(key: tuple | str | None):
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_schema(key, lazy=False))
+    return jsonschema_validator(_schema(key, lazy=False))
 
 
 def block_signature(data: Any) -> tuple:
@@ -307,15 +324,17 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
         return [make("unsupported value", expected=repr(err.validator_value), received=show(inst), hint=hint)]
     if kw == "pattern":
         parent = _at(doc.data, path)
+        hint = _unprintable_hint(inst, err.validator_value)
         if isinstance(parent, dict) and inst in parent:
             # propertyNames: the offending *key* is the instance, reported at its mapping's path
             return [
                 make(
-                    f"invalid name '{inst}'",
+                    f"invalid name {inst!r}",  # repr: a newline in the name stays on this line
                     path + (inst,),
                     key=True,
-                    expected="letters, digits and _ (a Python identifier, not starting with a digit)",
+                    expected=_IDENTIFIER,
                     received=show(inst),
+                    hint=hint,
                 )
             ]
         if "shape" in path:
@@ -324,20 +343,50 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
                     "invalid dimension",
                     expected="a positive integer, or a symbol such as T (letters, digits and _)",
                     received=show(inst),
-                    hint="write the number without quotes"
-                    if inst.isdigit()
-                    else "a symbol is a plain name (give its size with `dims:` or --dim); "
-                    "arithmetic goes in an expression: ${size * 2}",
+                    hint=hint
+                    or (
+                        "write the number without quotes"
+                        if inst.isdigit()
+                        else "a symbol is a plain name (give its size with `dims:` or --dim); "
+                        "arithmetic goes in an expression: ${size * 2}"
+                    ),
                 )
             ]
-        return [
-            make(
-                "invalid name",
-                expected="letters, digits and _ (a Python identifier, not starting with a digit)",
-                received=show(inst),
-            )
-        ]
+        message, expected = _PATTERN_WORDS.get(err.validator_value, ("invalid name", _IDENTIFIER))
+        return [make(message, expected=expected, received=show(inst), hint=hint)]
     return [make(err.message)]
+
+
+_IDENTIFIER = "letters, digits and _ (a Python identifier, not starting with a digit)"
+# What each pattern of the schema asks for, in words (the default: a plain name, _IDENTIFIER).
+_PATTERN_WORDS = {
+    REF_PATTERN: ("invalid name", _IDENTIFIER + ", or a dotted path of them such as stage2.conv1"),
+    DIR_NAME_PATTERN: (
+        "invalid name",
+        "letters, digits, _, . and - (the name of the run directory runs/<name>), not . or ..",
+    ),
+    SOURCE_PATTERN: ("invalid data source", "digits, synthetic, ucr:<Name>, or a path ending in .npz or .csv"),
+}
+
+
+def _unprintable_hint(inst: Any, pattern: str) -> str | None:
+    """A hint naming the whitespace or control characters of a string refused by `pattern`, when
+    they are why: "fc\\n" looks like fc in most places a person would look."""
+    if not isinstance(inst, str):
+        return None
+
+    def bad(c: str) -> bool:
+        return c.isspace() or not c.isprintable()
+
+    if ecma_regex(pattern).search("".join(c for c in inst if not bad(c))) is None:
+        return None  # something else is wrong too (or instead): the expected text says what
+    start = next((i for i, c in enumerate(inst) if not bad(c)), len(inst))
+    end = next((i + 1 for i in range(len(inst) - 1, -1, -1) if not bad(inst[i])), start)
+    parts = [f"the {inst[:start]!r} at its start"] if start else []
+    parts += [f"the {inst[end:]!r} at its end"] if end < len(inst) else []
+    if not parts:
+        parts = [f"the {next(c for c in inst if bad(c))!r} inside it"]
+    return f"remove {' and '.join(parts)}"
 
 
 def _is_number(text: str) -> bool:

@@ -22,7 +22,7 @@ from ..spec.loader import Document, load_text
 from ..spec.overrides import parse_key_path
 from .space import candidate
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")  # fullmatch: "a\n" must be quoted
 _WORDS = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}  # YAML 1.1 readers take these as values
 
 
@@ -44,7 +44,7 @@ def flow(value: Any) -> str:
     if isinstance(value, float):
         return float_text(value)
     if isinstance(value, str):
-        return value if _PLAIN.match(value) and value.lower() not in _WORDS else json.dumps(value)
+        return value if _PLAIN.fullmatch(value) and value.lower() not in _WORDS else json.dumps(value)
     if isinstance(value, list):
         return "[" + ", ".join(flow(v) for v in value) + "]"
     if isinstance(value, dict):

@@ -214,10 +214,16 @@ _FILL = {
 _CLUSTER_FILL = ("#f8fafc", "#eef2f7")  # alternate by nesting so nested blocks stand out
 
 
+def _one_line(text: str) -> str:
+    """Every line break (\\n, \\r, \\u2028, ...) and other non-printable character as a space:
+    a label line must stay one line in either format."""
+    return "".join(c if c.isprintable() else " " for c in text)
+
+
 def dot_quote(text: str) -> str:
     """A DOT double-quoted string. Backslashes are doubled first: in a label `\\n`, `\\N`, `\\G` and
     friends are escapes, and a name or expression must never turn into one."""
-    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
+    text = _one_line(text).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
 
@@ -288,13 +294,13 @@ def to_dot(d: Diagram, title: tuple[str, ...] = (), direction: str = "TB") -> st
 
 _MERMAID_ENTITIES = {"#": "#35;", '"': "#quot;", "&": "#amp;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
 _MERMAID_ESCAPE = re.compile("[" + re.escape("".join(_MERMAID_ENTITIES)) + "]")
-MERMAID_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MERMAID_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 def mermaid_text(text: str) -> str:
     """Text for inside a quoted Mermaid label: its entity codes (`#quot;`) for the characters that
     would end the quote, start an entity or read as HTML; no line breaks."""
-    text = text.replace("\r", " ").replace("\n", " ")
+    text = _one_line(text)
     return _MERMAID_ESCAPE.sub(lambda m: _MERMAID_ENTITIES[m.group()], text)
 
 
@@ -324,7 +330,7 @@ def to_mermaid(d: Diagram, title: tuple[str, ...] = (), direction: str = "TB") -
     out = []
     if title:
         # YAML front matter: a double-quoted scalar, where only a backslash and `"` need escaping
-        out += ["---", 'title: "' + title[0].replace("\\", "\\\\").replace('"', '\\"') + '"', "---"]
+        out += ["---", 'title: "' + _one_line(title[0]).replace("\\", "\\\\").replace('"', '\\"') + '"', "---"]
     out.append(f"flowchart {direction}")
     members, children = _nesting(d)
 
