@@ -318,27 +318,22 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     lines = [*doc, "", "import torch", "from torch import nn", "", *head, *_constants(typed)]
     for h in helpers:
         lines += ["", "", _helper_sources()[h]]
-    if graph.instances:
-        # One class per block (children first), then the model built from them.
-        root = owners(typed)
-        lines += _block_classes(typed, root, {cls, "Block", *_helper_sources()})
-        lines += [
-            "",
-            "",
-            f"class {ident(cls)}(nn.Module):",
-            "    def __init__(self) -> None:",
-            "        super().__init__()",
-        ]
-        lines += _init_lines(root, None, typed)
-        lines += _owner_forward(root, typed, comments=True)
-        return "\n".join([*lines, ""])
-    lines += [
+    model_head = [
         "",
         "",
         f"class {ident(cls)}(nn.Module):",
         "    def __init__(self) -> None:",
         "        super().__init__()",
     ]
+    if graph.instances:
+        # One class per block (children first), then the model built from them.
+        root = owners(typed)
+        lines += _block_classes(typed, root, {cls, "Block", *_helper_sources()})
+        lines += model_head
+        lines += _init_lines(root, None, typed)
+        lines += _owner_forward(root, typed, comments=True)
+        return "\n".join([*lines, ""])
+    lines += model_head
     for lay, c in zip(typed.layers, ctors, strict=True):
         note = f"  # {fmt_int(lay.params)} params" if lay.params else ""
         lines.append(f"        self.{ident(lay.node.name)} = {ctor_source(c)}{note}")
