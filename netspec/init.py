@@ -62,40 +62,54 @@ def _ucr(name: str) -> DataInfo:
         path, _ = find_ucr(name)
     except DataError as exc:
         raise InitError(str(exc)) from None
-    h = _ts_header(path)
+    try:
+        h = _ts_header(path)
+    except UnicodeDecodeError as exc:
+        raise InitError(f"{path}: not UTF-8 text ({exc})") from None
     labels = h.get("classlabel", "").split()[1:]
     if not labels:
         raise InitError(f"{path} declares no class labels (@classLabel): init makes classifiers")
-    channels = int(h.get("dimensions", "1"))
-    length = int(h["serieslength"]) if h.get("equallength", "true").lower() == "true" and "serieslength" in h else None
+    try:
+        channels = int(h.get("dimensions", "1"))
+        equal = h.get("equallength", "true").lower() == "true" and "serieslength" in h
+        length = int(h["serieslength"]) if equal else None
+    except ValueError as exc:
+        raise InitError(f"{path}: a malformed @dimensions or @seriesLength header ({exc})") from None
     about = f"UCR/UEA {name} ({channels} channel{'s' * (channels > 1)}, {len(labels)} classes)"
     return DataInfo(f"ucr:{name}", (channels, length or 0), len(labels), about, series=True)
 
 
-def _file(source: str, base: Path) -> DataInfo:
+def _file(source: str, base: Path, limit: int | None = None) -> DataInfo:
+    """Sample shape and class count of an .npz (x's header only; y is read, within `limit`) or a
+    .csv, checked as `netspec train` checks them: what train refuses, init refuses."""
     import numpy as np
+
+    from .runtime.datasets import NPZ_NAMES, DataError, check_headers, class_labels, load_csv, read_arrays, read_headers
 
     path = Path(source) if Path(source).is_absolute() else base / source
     if not path.is_file():
         raise InitError(f"data file {path} does not exist: init reads its shape and classes from it")
-    if source.endswith(".npz"):
-        with np.load(path) as f:
-            if "x" not in f or "y" not in f:
-                raise InitError(f"{path}: an .npz source needs arrays x and y (found {', '.join(f.files)})")
-            sample, y = tuple(f["x"].shape[1:]), f["y"]
-    else:
-        import csv
-
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-        if not rows or "label" not in rows[0]:
-            raise InitError(f"{path}: a .csv source needs a header row with a `label` column")
-        col = rows[0].index("label")
-        sample, y = (len(rows[0]) - 1,), np.array([r[col] for r in rows[1:]])
+    try:
+        if source.endswith(".npz"):
+            headers = read_headers(path)
+            if "x" not in headers or "y" not in headers:
+                raise InitError(f"{path}: an .npz source needs arrays x and y (found {', '.join(sorted(headers))})")
+            # x is not read, but what train would refuse (over --max-memory, a lying size) init refuses
+            check_headers(path, [h for h in headers.values() if h.name in NPZ_NAMES], limit)
+            x = headers["x"]
+            if x.dtype.kind not in "biuf" or not x.shape:
+                raise InitError(f"{path}: {x.describe()}; expected numbers, one row per sample")
+            sample = tuple(x.shape[1:])
+            y, _ = class_labels(read_arrays(path, limit, ("y",))["y"], f"{path}: y")
+        else:
+            raw = load_csv(path, "label", "classification", limit)
+            sample, y = tuple(raw.x.shape[1:]), raw.y
+    except DataError as exc:
+        raise InitError(str(exc)) from None
     return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)")
 
 
-def data_info(data: str, base: Path, classes: int | None) -> DataInfo:
+def data_info(data: str, base: Path, classes: int | None, limit: int | None = None) -> DataInfo:
     """What the spec needs to know about a data source (train.data.source syntax)."""
     if classes is not None and data != "synthetic":
         raise InitError(f"--classes applies to synthetic data; {data} has its own classes")
@@ -107,7 +121,7 @@ def data_info(data: str, base: Path, classes: int | None) -> DataInfo:
     if data.startswith("ucr:") and re.fullmatch(r"[A-Za-z0-9_]+", data[4:]):
         return _ucr(data[4:])
     if data.endswith((".npz", ".csv")):
-        return _file(data, base)
+        return _file(data, base, limit)
     raise InitError(f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, or a .npz or .csv file")
 
 
@@ -161,15 +175,15 @@ def schema_ref(spec: Path) -> str:
     return SCHEMA_ID
 
 
-def render(template: str, data: str, spec: Path, classes: int | None = None) -> str:
-    """The starter spec's text, checked by the compiler."""
+def render(template: str, data: str, spec: Path, classes: int | None = None, limit: int | None = None) -> str:
+    """The starter spec's text, checked by the compiler; `limit` (--max-memory) bounds what is read."""
     if template not in TEMPLATES:
         raise InitError(
             f"unknown template {template!r}. {did_you_mean(template, TEMPLATES) or ''} "
             f"Templates: {', '.join(template_names())}"
         )
     kind = TEMPLATES[template]
-    info = data_info(data, spec.resolve().parent, classes)
+    info = data_info(data, spec.resolve().parent, classes, limit)
     shape = input_shape(kind, info)
     source = info.source if re.fullmatch(r"[\w./-]+", info.source) else json.dumps(info.source)  # ucr:X quoted
     options = {"synthetic": "samples: 512"}.get(info.source, "standardize: global")

@@ -150,7 +150,9 @@ TABLE_FORMAT = arg(
 TEXT_OR_JSON = arg("-f", "--format", dest="fmt", choices=("text", "json"), default="text", help="text or json")
 FORCE = arg("--force", action="store_true", help="overwrite files in an existing output directory")
 MAX_MEMORY = arg(
-    "--max-memory", metavar="SIZE", help="refuse specs whose static estimate exceeds this, e.g. 8GB (default: RAM)"
+    "--max-memory",
+    metavar="SIZE",
+    help="refuse specs whose static estimate, or data whose declared size, exceeds this, e.g. 8GB (default: RAM)",
 )
 
 

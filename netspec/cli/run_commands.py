@@ -135,14 +135,17 @@ def train(
     arg("--data", help="another source: ucr:<Name>, a .npz or .csv file"),
     arg("--split", choices=("test", "val", "train"), default="test", help="test, val or train (with the run's data)"),
     TEXT_OR_JSON,
+    MAX_MEMORY,
 )
-def evaluate(run_dir: Path, data: str | None = None, split: str = "test", fmt: str = "text") -> None:
+def evaluate(
+    run_dir: Path, data: str | None = None, split: str = "test", fmt: str = "text", max_memory: str | None = None
+) -> None:
     """Evaluate a trained run's final weights on its test split or on other data."""
     from ..runtime.session import RunError
     from ..runtime.session import evaluate as run_eval
 
     try:
-        result = run_eval(run_dir, data, split)
+        result = run_eval(run_dir, data, split, memory_limit(max_memory))
     except RunError as exc:
         raise UserError(str(exc)) from None
     if fmt == "json":
@@ -163,14 +166,15 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", fmt: s
     RUN_DIR,
     arg("-i", "--input", dest="input_", type=path_arg, required=True, help="inputs: .npy, .npz (array x) or .csv"),
     arg("-o", "--output", type=path_arg, required=True, help="predictions: .csv or .json"),
+    MAX_MEMORY,
 )
-def predict(run_dir: Path, input_: Path, output: Path) -> None:
+def predict(run_dir: Path, input_: Path, output: Path, max_memory: str | None = None) -> None:
     """Predict with a trained run: one row per input sample (label and class probabilities)."""
     from ..runtime.session import RunError
     from ..runtime.session import predict as run_predict
 
     try:
-        n = run_predict(run_dir, input_, output)
+        n = run_predict(run_dir, input_, output, memory_limit(max_memory))
     except RunError as exc:
         raise UserError(str(exc)) from None
     print(f"{n} predictions -> {output}")
@@ -200,6 +204,7 @@ def predict(run_dir: Path, input_: Path, output: Path) -> None:
     FORCE,
     SET,
     DIM,
+    MAX_MEMORY,
 )
 def export(
     source: Path,
@@ -213,10 +218,19 @@ def export(
     force: bool = False,
     set_: list[str] | None = None,
     dim: list[str] | None = None,
+    max_memory: str | None = None,
 ) -> None:
     """Export a trained run or a spec for inference: ONNX (dynamic batch and time axes), TorchScript,
     a torch.export program, safetensors or standalone Python; batchnorm is folded and dropout dropped
     first, and the written file is reloaded and compared with PyTorch."""
+    from ..export.budget import precheck
+    from ..memory import MemoryLimitError
+
+    limit = memory_limit(max_memory)
+    try:  # before torch is imported: a model too big to export is refused in well under a second
+        precheck(source, fmt, limit, not no_optimize, set_, parse_dims(dim))
+    except MemoryLimitError as exc:
+        raise UserError(str(exc)) from None
     from ..export.pipeline import ExportError
     from ..export.pipeline import export as run_export
 
@@ -233,6 +247,7 @@ def export(
             dims=parse_dims(dim),
             seed=seed,
             lengths=lengths,
+            max_memory=limit,
         )
     except ExportError as exc:
         raise UserError(str(exc)) from None
@@ -288,13 +303,16 @@ def tune(
         f"tuning {plan.name}: {len(s.params)} values, {trials or s.trials} trials, "
         f"{' and '.join(f'{d} {o}' for o, d in zip(s.objectives, s.directions, strict=True))} -> {out}/"
     )
-    try:
-        study, notes, interrupted = run(plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
-    except StudyError as exc:
+    from ..runtime import lock
+
+    try:  # the study's lock (study.run takes it, nested) also covers writing its reports
+        with lock.hold(out):
+            study, notes, interrupted = run(plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
+            result = write(plan, study, out)
+    except (StudyError, lock.LockError) as exc:
         raise UserError(str(exc)) from None
     for line in notes:
         print(line)
-    result = write(plan, study, out)
     screen = console()
     if not screen.is_terminal:  # a log file: room for every column
         screen.width = 160

@@ -7,6 +7,7 @@ import sys
 
 from .core import (
     DIM,
+    MAX_MEMORY,
     SET,
     SPEC,
     TABLE_FORMAT,
@@ -17,6 +18,7 @@ from .core import (
     command,
     compile_or_exit,
     console,
+    memory_limit,
     parse_dims,
     path_arg,
     positive_int,
@@ -219,6 +221,7 @@ def diff(a: str, b: str, fmt: str = "text", dim: list[str] | None = None, exit_c
     ),
     arg("--classes", type=positive_int, help="number of classes of synthetic data (default 10)"),
     arg("--force", action="store_true", help="overwrite an existing file"),
+    MAX_MEMORY,
 )
 def init(
     path: Path | None = None,
@@ -226,6 +229,7 @@ def init(
     data: str = "digits",
     classes: int | None = None,
     force: bool = False,
+    max_memory: str | None = None,
 ) -> None:
     """Write a commented starter spec from a template, fitted to the data's shape and classes;
     `netspec check` accepts it and `netspec train` runs it."""
@@ -233,7 +237,8 @@ def init(
 
     path = path_arg("model.yaml") if path is None else path
     try:
-        text = render(template, data, path, classes)  # first: a wrong template or source says so
+        # first: a wrong template or source says so
+        text = render(template, data, path, classes, memory_limit(max_memory))
         if path.exists() and not force:
             raise InitError(f"{path} exists; pass --force to overwrite it, or choose another path")
         write(path, text, force)

@@ -38,8 +38,9 @@ def _refuse_overwrite(out: Path, fmt: str, force: bool) -> None:
         raise ExportError(f"{out} exists; pass --force to overwrite it, or choose another path with -o")
 
 
-def load_source(source: Path, sets: list[str] | None, dims: dict | None, seed: int | None):
-    """(session, eval-mode model, spec hash, extra metadata, is_run)."""
+def load_source(source: Path, sets: list[str] | None, dims: dict | None, seed: int | None, before_load=None):
+    """(session, eval-mode model, spec hash, extra metadata, is_run). `before_load(typed, weights)`
+    runs once the spec is compiled statically, before anything is allocated."""
     from ..runtime.session import RunError, load_run, open_spec
 
     if not source.exists():
@@ -48,7 +49,7 @@ def load_source(source: Path, sets: list[str] | None, dims: dict | None, seed: i
         if sets or dims or seed is not None:
             raise ExportError("--set, --dim and --seed apply to a spec; a run directory exports the model it trained")
         try:
-            session, model, info = load_run(source)
+            session, model, info = load_run(source, before_load)
         except RunError as exc:
             raise ExportError(f"{exc}; export a spec file instead for its initial weights") from None
         extra = {k: json.dumps(info[k]) for k in ("classes", "standardize") if info.get(k) is not None}
@@ -58,6 +59,8 @@ def load_source(source: Path, sets: list[str] | None, dims: dict | None, seed: i
     session = open_spec(source, sets, dims, require_train=False)
     if seed is None:
         seed = session.cfg["seed"] if session.cfg else 0
+    if before_load is not None:
+        before_load(session.typed, None)
     model = lower(session.typed, seed=seed).eval()
     return session, model, session.hash, {"seed": str(seed)}, False
 
@@ -75,10 +78,26 @@ def export(
     dims: dict | None = None,
     seed: int | None = None,
     lengths: bool = False,
+    max_memory: int | None = None,
 ) -> Exported:
+    """`max_memory`: bytes the static estimate may reach (default: the machine's memory)."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    session, model, spec_hash, extra, is_run = load_source(source, sets, dims, seed)
+    if max_memory is None:
+        from ..memory import default_limit
+
+        max_memory = default_limit()
+
+    def before_load(typed, weights):  # from the static counts, before a weight is allocated
+        from ..memory import MemoryLimitError
+        from .budget import check_export
+
+        try:
+            check_export(typed, fmt, max_memory, optimize, weights)
+        except MemoryLimitError as exc:
+            raise ExportError(str(exc)) from None
+
+    session, model, spec_hash, extra, is_run = load_source(source, sets, dims, seed, before_load)
     typed = session.typed
     name = typed.graph.name
     out = out or default_out(source, name, fmt, is_run)

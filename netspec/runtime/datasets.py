@@ -10,21 +10,164 @@ either bundled with an installed package or a user's file.
   synthetic        random inputs of the spec's input shape, for smoke tests and benchmarks
 
 Series of unequal length come back as a list of arrays; padding happens later, per batch.
+
+A data file is untrusted input: every .npz/.npy is opened by read_arrays, which reads each
+member's .npy header first and refuses object dtypes, non-.npy members, sizes that disagree with
+the zip directory, and arrays over the run's --max-memory, before decompressing anything. A bad
+value is a DataError naming the file (and line, for .csv and .ts), never an internal error.
 """
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import math
+import re
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ..record import factory, record
+from ..record import factory, record, replace
+from ..summary import human_bytes
 
 
 class DataError(Exception):
     """A problem with the user's data: reported as a diagnostic, exit code 1."""
+
+
+NUMERIC = "biuf"  # dtype kinds a feature array may hold (bool, ints, floats)
+_CHUNK = 1 << 24  # bytes read at a time from a member, so no read needs a second full-size buffer
+
+
+def check_bytes(what: str, nbytes: int, limit: int | None) -> None:
+    """Refuse an allocation over the run's memory limit before it is made, with the arithmetic."""
+    if limit is not None and nbytes > limit:
+        raise DataError(f"{what} = {human_bytes(nbytes)}, over the memory limit {human_bytes(limit)} (--max-memory)")
+
+
+@record
+class ArrayHeader:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran: bool
+    offset: int  # bytes of magic + header, where the data starts
+    stored: int  # bytes the file (.npy) or the zip directory (.npz member) says it holds
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize  # Python ints: a lying shape cannot overflow
+
+    def describe(self) -> str:
+        return f"{self.name}: shape {tuple(self.shape)} {self.dtype}"
+
+
+def _read_header(fp, name: str, where: str) -> ArrayHeader:
+    """An .npy header from a stream, the data left unread: lies are caught before any allocation."""
+    from numpy.lib import format as npformat
+
+    try:
+        version = npformat.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = npformat.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
+    except (ValueError, TypeError, SyntaxError, OverflowError, EOFError) as exc:
+        raise DataError(f"{where}: {name} is not a valid .npy array ({exc})") from None
+    if dtype.hasobject:  # a pickle inside: never unpickled (code execution)
+        raise DataError(f"{where}: {name} holds Python objects ({dtype}); only numeric arrays are read")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where}: {name} declares a negative dimension {tuple(shape)}")
+    return ArrayHeader(name, tuple(shape), dtype, bool(fortran), fp.tell(), 0)
+
+
+def _read_data(fp, h: ArrayHeader, where: str) -> np.ndarray:
+    """Exactly the declared bytes, read in chunks into the final array: a stream that inflates
+    beyond them is never read further, one that ends early is refused."""
+    out = np.empty(math.prod(h.shape), dtype=h.dtype)
+    view = out.view(np.uint8) if out.size else memoryview(b"")
+    done = 0
+    while done < h.nbytes:
+        chunk = fp.read(min(_CHUNK, h.nbytes - done))
+        if not chunk:
+            raise DataError(f"{where}: {h.name} is truncated: {done:,} of {h.nbytes:,} data bytes")
+        view[done : done + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+        done += len(chunk)
+    return out.reshape(h.shape, order="F" if h.fortran else "C")
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
+
+
+def read_arrays(path: Path, limit: int | None, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz or .npy file (those in `names`, or all), each header checked first:
+    object dtypes, members that are not .npy, a zip directory that disagrees with the header, and
+    a total over `limit` are refused before anything is decompressed."""
+    headers = read_headers(path)
+    wanted = [h for h in headers.values() if names is None or h.name in names]
+    check_headers(path, wanted, limit)
+    try:
+        if path.suffix == ".npy":
+            with open(path, "rb") as fp:
+                fp.seek(wanted[0].offset)
+                return {wanted[0].name: _read_data(fp, wanted[0], str(path))}
+        out = {}
+        with zipfile.ZipFile(path) as z:
+            for h in wanted:
+                with z.open(h.name + ".npy") as fp:
+                    fp.read(h.offset)
+                    out[h.name] = _read_data(fp, h, str(path))
+        return out
+    except _ZIP_ERRORS as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+
+
+def check_headers(path: Path, wanted: list[ArrayHeader], limit: int | None) -> None:
+    """Refuse arrays whose declared bytes exceed `limit`, or disagree with the stored size."""
+    total = sum(h.nbytes for h in wanted)
+    if limit is not None and total > limit:
+        big = max(wanted, key=lambda h: h.nbytes)
+        raise DataError(
+            f"{path}: {big.describe()} = {human_bytes(big.nbytes)}"
+            + (f" ({human_bytes(total)} in all)" if total > big.nbytes else "")
+            + f", over the memory limit {human_bytes(limit)} (--max-memory)"
+        )
+    for h in wanted:  # what is decompressed is bounded by the stored size; it must match the header
+        if h.stored != h.offset + h.nbytes:
+            raise DataError(
+                f"{path}: {h.describe()} declares {h.offset + h.nbytes:,} bytes with its header, "
+                f"but the {'file' if path.suffix == '.npy' else 'zip directory'} says {h.stored:,}"
+            )
+
+
+def read_headers(path: Path) -> dict[str, ArrayHeader]:
+    """The array headers of an .npz (by name, without .npy) or an .npy file; no data is read."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist")
+    try:
+        if path.suffix == ".npy":
+            with open(path, "rb") as fp:
+                h = _read_header(fp, "x", str(path))
+            return {"x": replace(h, stored=path.stat().st_size)}
+        headers = {}
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if info.is_dir():
+                    continue
+                if not info.filename.endswith(".npy"):
+                    raise DataError(f"{path}: member {info.filename!r} is not an .npy array")
+                name = info.filename[:-4]
+                if name in headers:
+                    raise DataError(f"{path}: array {name!r} appears twice")
+                with z.open(info) as fp:
+                    headers[name] = replace(_read_header(fp, name, str(path)), stored=info.file_size)
+        return headers
+    except _ZIP_ERRORS as exc:
+        raise DataError(f"cannot read {path} as {path.suffix}: {exc}") from None
 
 
 @record(frozen=False)
@@ -58,30 +201,63 @@ def available_ucr() -> list[str]:
 
 
 def read_ts(path: Path) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Parse a .ts file: one series per line, dimensions separated by ':', the label last."""
+    """Parse a .ts file: one series per line, dimensions separated by ':', the label last.
+    Anything malformed is a DataError naming file:line and what was wrong."""
     series, labels, class_names = [], [], []
     in_data = False
-    with open(path, encoding="utf-8") as f:
-        for raw in f:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if not in_data:
-                low = line.lower()
-                if low.startswith("@classlabel"):
-                    parts = line.split()
-                    class_names = parts[2:] if len(parts) > 2 and parts[1].lower() == "true" else []
-                elif low.startswith("@data"):
-                    in_data = True
-                continue
-            *dims, label = line.split(":")
-            rows = [[float("nan") if v in ("?", "NaN") else float(v) for v in d.split(",")] for d in dims]
-            width = max(len(r) for r in rows)
-            if any(len(r) != width for r in rows):  # dims of one sample padded to the same length
-                rows = [r + [float("nan")] * (width - len(r)) for r in rows]
-            series.append(np.asarray(rows, dtype=np.float32))
-            labels.append(label.strip())
+    try:
+        with open(path, encoding="utf-8") as f:
+            for lineno, raw in enumerate(f, 1):
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if not in_data:
+                    low = line.lower()
+                    if low.startswith("@classlabel"):
+                        parts = line.split()
+                        class_names = parts[2:] if len(parts) > 2 and parts[1].lower() == "true" else []
+                    elif low.startswith("@data"):
+                        in_data = True
+                    continue
+                series.append(_ts_row(line, f"{path}:{lineno}", series[0].shape[0] if series else None))
+                label = line.rsplit(":", 1)[1].strip()
+                if class_names and label not in class_names:
+                    raise DataError(f"{path}:{lineno}: label {label!r} is not declared in @classLabel {class_names}")
+                labels.append(label)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc})") from None
+    if not in_data:
+        raise DataError(f"{path}: no @data line: not a .ts file")
+    if not series:
+        raise DataError(f"{path}: no series after @data")
     return series, labels, class_names
+
+
+def _ts_row(line: str, where: str, dims: int | None) -> np.ndarray:
+    if ":" not in line:
+        raise DataError(f"{where}: no ':' before the label (expected values:...:label)")
+    *parts, _ = line.split(":")
+    rows = []
+    for d, text in enumerate(parts):
+        try:
+            rows.append([float("nan") if v in ("?", "NaN") else float(v) for v in text.split(",")])
+        except ValueError:
+            bad = next(v for v in text.split(",") if v not in ("?", "NaN") and not _is_float(v))
+            raise DataError(f"{where}: dimension {d + 1}: {bad[:40]!r} is not a number") from None
+    if dims is not None and len(rows) != dims:
+        raise DataError(f"{where}: {len(rows)} dimensions, the first series has {dims}")
+    width = max(len(r) for r in rows)
+    if any(len(r) != width for r in rows):  # dims of one sample padded to the same length
+        rows = [r + [float("nan")] * (width - len(r)) for r in rows]
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _is_float(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
 
 
 def _stack_or_list(series: list[np.ndarray]):
@@ -91,6 +267,8 @@ def _stack_or_list(series: list[np.ndarray]):
 
 def find_ucr(name: str) -> tuple[Path, Path]:
     """The bundled _TRAIN.ts and _TEST.ts files of a UCR/UEA set, or a DataError that lists them."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name):  # a name, never a path out of the data folders
+        raise DataError(f"UCR/UEA set name {name!r} must be letters, digits and _")
     for d in _package_data_dirs():
         train, test = d / name / f"{name}_TRAIN.ts", d / name / f"{name}_TEST.ts"
         if train.exists() and test.exists():
@@ -104,7 +282,11 @@ def find_ucr(name: str) -> tuple[Path, Path]:
 
 
 def load_ucr(name: str) -> RawData:
-    train, test = find_ucr(name)
+    return load_ts(name, *find_ucr(name))
+
+
+def load_ts(name: str, train: Path, test: Path) -> RawData:
+    """A pair of .ts files (official train/test split) as RawData, labels in header order."""
     xs, ys, names = read_ts(train)
     xt, yt, _ = read_ts(test)
     classes = names or sorted(set(ys) | set(yt))
@@ -112,6 +294,8 @@ def load_ucr(name: str) -> RawData:
     unknown = sorted({lab for lab in ys + yt if lab not in index})
     if unknown:
         raise DataError(f"{name}: labels {unknown[:5]} are not declared in the file's @classLabel header")
+    if len({s.shape[0] for s in xs + xt}) > 1:
+        raise DataError(f"{name}: the train and test series have different numbers of dimensions")
     return RawData(
         _stack_or_list(xs),
         np.array([index[v] for v in ys], dtype=np.int64),
@@ -135,40 +319,78 @@ def load_digits() -> RawData:
     )
 
 
-def _labels(y: np.ndarray, classes: list[str] | None) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels stay; anything else (strings) maps to indices in sorted order."""
-    if y.dtype.kind in "iu":
-        return y.astype(np.int64), classes
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        return y.astype(np.int64), classes
+def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer labels stay; anything else (strings) maps to indices in sorted order. A missing
+    label (NaN, inf, empty, 'nan') is refused, as regression targets are: it is no class.
+    `rows` are the file's line numbers of the labels (else 0-based indices)."""
+    if y.ndim != 1:
+        raise DataError(f"{what}: class labels must be one per sample, not of shape {y.shape}")
+    if y.dtype.kind not in "biufUS":
+        raise DataError(f"{what}: class labels must be integers or strings, not {y.dtype}")
+    if y.dtype.kind == "S":  # byte strings: class names as text, whatever their bytes
+        y = np.char.decode(y, "utf-8", errors="replace")
+    if y.dtype.kind in "biu":
+        return y.astype(np.int64), None
+    if y.dtype.kind == "f":
+        missing = ~np.isfinite(y)
+    else:
+        missing = np.char.lower(np.char.strip(y.astype(str))) == "nan"
+        missing |= np.char.strip(y.astype(str)) == ""
+    if missing.any():
+        bad = np.flatnonzero(missing)
+        at = [rows[i] for i in bad[:5]] if rows else [int(i) for i in bad[:5]]
+        raise DataError(
+            f"{what}: {len(bad)} missing class label(s) (NaN, inf or empty) at {'line' if rows else 'row'}{'s' * (len(bad) > 1)} "
+            f"{', '.join(map(str, at))}{' ...' if len(bad) > 5 else ''}; drop or label those samples"
+        )
+    if y.dtype.kind == "f" and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**62):
+        return y.astype(np.int64), None
     names = sorted({str(v) for v in y})
     index = {c: i for i, c in enumerate(names)}
     return np.array([index[str(v)] for v in y], dtype=np.int64), names
 
 
-def load_npz(path: Path, task: str) -> RawData:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
-        raise DataError(f"data file {path} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise DataError(f"cannot read {path} as .npz: {exc}") from None
-    missing = [k for k in ("x", "y") if k not in arrays]
+def _numbers(a: np.ndarray, what: str) -> None:
+    if a.dtype.kind not in NUMERIC:
+        held = "strings" if a.dtype.kind in "US" else "values"
+        raise DataError(f"{what} holds {held} ({a.dtype}); expected numbers (bool, int or float)")
+    if a.ndim == 0:
+        raise DataError(f"{what} is a single value; expected one row per sample")
+
+
+NPZ_NAMES = ("x", "y", "x_test", "y_test", "lengths", "lengths_test")
+
+
+def load_npz(path: Path, task: str, limit: int | None = None) -> RawData:
+    headers = read_headers(path)
+    missing = [k for k in ("x", "y") if k not in headers]
     if missing:
         raise DataError(
-            f"{path} lacks array(s) {missing}; it has {sorted(arrays)} (expected x, y, optional x_test, y_test)"
+            f"{path} lacks array(s) {missing}; it has {sorted(headers)} (expected x, y, optional x_test, y_test)"
         )
-    if ("x_test" in arrays) != ("y_test" in arrays):
+    if ("x_test" in headers) != ("y_test" in headers):
         raise DataError(f"{path} has only one of x_test / y_test")
+    arrays = read_arrays(path, limit, NPZ_NAMES)
+    for k in ("x", "x_test", "lengths", "lengths_test"):
+        if k in arrays:
+            _numbers(arrays[k], f"{path}: {k}")
     y, yt = arrays["y"], arrays.get("y_test")
     classes = None
     if task == "classification":
         if yt is not None:
-            both, classes = _labels(np.concatenate([y, yt]), None)
+            if y.ndim != 1 or yt.ndim != 1:
+                raise DataError(f"{path}: class labels must be one per sample: y {y.shape}, y_test {yt.shape}")
+            family = [{"U": "text", "S": "bytes"}.get(v.dtype.kind, v.dtype.kind in NUMERIC) for v in (y, yt)]
+            if family[0] != family[1] or family[0] is False:  # else no common dtype to join them in
+                raise DataError(f"{path}: y ({y.dtype}) and y_test ({yt.dtype}) must both be numbers or both strings")
+            both, classes = class_labels(np.concatenate([y, yt]), f"{path}: y, y_test")
             y, yt = both[: len(y)], both[len(y) :]
         else:
-            y, classes = _labels(y, None)
+            y, classes = class_labels(y, f"{path}: y")
+    else:
+        for k, v in (("y", y), ("y_test", yt)):
+            if v is not None:
+                _numbers(v, f"{path}: {k} (regression targets)")
     x, xt = arrays["x"], arrays.get("x_test")
     # Variable-length data (token ids, series): x padded along its last axis, true lengths beside it.
     if "lengths" in arrays:
@@ -179,6 +401,8 @@ def load_npz(path: Path, task: str) -> RawData:
 
 
 def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
+    if x.ndim < 2:
+        raise DataError(f"{name} needs x padded along a time axis (x of shape (N, ..., L)), not {x.shape}")
     if lengths.shape != (len(x),) or lengths.dtype.kind not in "iu":
         raise DataError(f"{name} must be one integer per sample ({len(x)}), not {lengths.dtype} {lengths.shape}")
     if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[-1]):
@@ -186,17 +410,44 @@ def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
     return [x[i, ..., : int(n)] for i, n in enumerate(lengths)]
 
 
-def load_csv(path: Path, label_column: str, task: str) -> RawData:
+def read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of each non-empty row; a BOM is dropped (spreadsheets write one)."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            return [(reader.line_num, r) for r in reader if r]
     except FileNotFoundError:
         raise DataError(f"data file {path} does not exist") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path} as CSV: {exc}") from None
+
+
+def csv_numbers(path: Path, rows: list[tuple[int, list[str]]], header: list[str], skip: int | None) -> np.ndarray:
+    """The float32 features of CSV rows (column `skip` left out), or a DataError at file:line."""
+    out = np.empty((len(rows), len(header) - (skip is not None)), dtype=np.float32)
+    for i, (line, r) in enumerate(rows):
+        if len(r) != len(header):
+            raise DataError(f"{path}:{line}: {len(r)} values, the header has {len(header)}")
+        k = 0
+        for j, v in enumerate(r):
+            if j == skip:
+                continue
+            try:
+                out[i, k] = float(v)
+            except (ValueError, OverflowError):
+                raise DataError(f"{path}:{line}: column {header[j]!r}: {v[:40]!r} is not a number") from None
+            k += 1
+    return out
+
+
+def load_csv(path: Path, label_column: str, task: str, limit: int | None = None) -> RawData:
+    if path.is_file():  # parsed cells (Python strings in lists) take ~20 times the file's bytes
+        size = path.stat().st_size
+        check_bytes(f"{path}: {human_bytes(size)} of CSV, parsed (about 20 B per byte)", size * 20, limit)
+    rows = read_csv_rows(path)
     if len(rows) < 2:
         raise DataError(f"{path} has no data rows (a header row and at least one sample are needed)")
-    header, body = rows[0], [r for r in rows[1:] if r]
+    (_, header), body = rows[0], rows[1:]
     if label_column not in header:
         from ..errors import did_you_mean
 
@@ -204,25 +455,31 @@ def load_csv(path: Path, label_column: str, task: str) -> RawData:
             f"{path} has no label column {label_column!r}; columns: {header}. {did_you_mean(label_column, header) or ''}"
         )
     li = header.index(label_column)
-    try:
-        x = np.array([[float(v) for j, v in enumerate(r) if j != li] for r in body], dtype=np.float32)
-    except ValueError as exc:
-        raise DataError(f"{path}: a feature value is not a number ({exc})") from None
-    if any(len(r) != len(header) for r in body):
-        bad = next(i for i, r in enumerate(body) if len(r) != len(header))
-        raise DataError(f"{path}: row {bad + 2} has {len(body[bad])} values, the header has {len(header)}")
-    labels = np.array([r[li] for r in body])
+    x = csv_numbers(path, body, header, li)
+    labels = np.array([r[li] for _, r in body])
+    lines = [line for line, _ in body]
     if task == "classification":
         try:
-            y, classes = _labels(labels.astype(np.float64), None)
-        except ValueError:
-            y, classes = _labels(labels, None)
+            as_float = labels.astype(np.float64)
+        except (ValueError, OverflowError):
+            as_float = None
+        y, classes = class_labels(as_float if as_float is not None else labels, f"{path}: {label_column}", lines)
     else:
-        y, classes = labels.astype(np.float32), None
+        try:
+            y, classes = labels.astype(np.float32), None
+        except ValueError:
+            bad = next(i for i, v in enumerate(labels) if not _is_float(v))
+            raise DataError(
+                f"{path}:{lines[bad]}: column {label_column!r}: {labels[bad][:40]!r} is not a number "
+                "(a regression target)"
+            ) from None
     return RawData(x, y, classes=classes, notes=[f"{path}: {len(body)} rows, {x.shape[1]} features"])
 
 
-def load_source(source: str, *, task: str, base: Path, label_column: str = "label") -> RawData:
+def load_source(
+    source: str, *, task: str, base: Path, label_column: str = "label", limit: int | None = None
+) -> RawData:
+    """`limit`: the run's --max-memory; a file's arrays over it are refused before they are read."""
     if source == "digits":
         return load_digits()
     if source.startswith("ucr:"):
@@ -231,7 +488,7 @@ def load_source(source: str, *, task: str, base: Path, label_column: str = "labe
     if not path.is_absolute():
         path = base / path
     if source.endswith(".npz"):
-        return load_npz(path, task)
+        return load_npz(path, task, limit)
     if source.endswith(".csv"):
-        return load_csv(path, label_column, task)
+        return load_csv(path, label_column, task, limit)
     raise DataError(f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv file")

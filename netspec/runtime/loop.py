@@ -457,6 +457,34 @@ def load_checkpoint(path):
         return None, f"unreadable ({type(exc).__name__})"
 
 
+def _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world):
+    """Load a checkpoint's states into the run's objects; (training state, partial epoch sums)."""
+    if not isinstance(ckpt, dict):
+        raise TypeError(f"a {type(ckpt).__name__}, not a mapping")
+    if ckpt["spec_hash"] != spec_hash:
+        raise TrainError(
+            "cannot resume: the spec changed since the checkpoint was written "
+            f"(hash {str(ckpt['spec_hash'])[:12]} -> {spec_hash[:12]}). Start a new run, or use --init-from "
+            "to start a new run from these weights."
+        )
+    rng = ckpt["rng"]
+    if isinstance(rng, list):  # written by a multi-process run: one state per rank
+        if len(rng) != world:
+            raise TrainError(f"the checkpoint was written by {len(rng)} processes; resume it with as many")
+        rng = rng[rank]
+    elif world > 1:
+        raise TrainError("the checkpoint was written by one process; resume it with one")
+    unwrap(model).load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    schedule.state = dict(ckpt["schedule"])
+    scaler.load_state_dict(ckpt["scaler"])
+    state = dict(ckpt["state"])
+    # The partial sums in a checkpoint are already reduced over all ranks: rank 0 alone carries them.
+    partial = ckpt["partial"] if main_rank else None
+    _set_rng_state(rng)
+    return state, partial
+
+
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -474,7 +502,7 @@ def remove_stale_temps(folder):
     """Temp files of atomic writes that a kill cut short: nothing reads them, so they only take space."""
     if Path(folder).is_dir():
         for p in Path(folder).iterdir():
-            if _STALE.match(p.name) and p.is_file():
+            if _STALE.fullmatch(p.name) and p.is_file():
                 p.unlink(missing_ok=True)
 
 
@@ -691,27 +719,15 @@ def _fit(
                 err = f"{err}; prev.pt: {err2}"
         if ckpt is None:
             raise TrainError(f"cannot resume from {ckpt_dir / 'last.pt'}: {err}")
-        if ckpt["spec_hash"] != spec_hash:
+        try:
+            restored = _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            # It unpickled (weights_only) but is not a checkpoint of this model: a foreign or edited file.
             raise TrainError(
-                "cannot resume: the spec changed since the checkpoint was written "
-                f"(hash {ckpt['spec_hash'][:12]} -> {spec_hash[:12]}). Start a new run, or use --init-from "
-                "to start a new run from these weights."
-            )
-        unwrap(model).load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        schedule.state = dict(ckpt["schedule"])
-        scaler.load_state_dict(ckpt["scaler"])
-        state = dict(ckpt["state"])
-        # The partial sums in a checkpoint are already reduced over all ranks: rank 0 alone carries them.
-        partial = ckpt["partial"] if main_rank else None
-        rng = ckpt["rng"]
-        if isinstance(rng, list):  # written by a multi-process run: one state per rank
-            if len(rng) != world:
-                raise TrainError(f"the checkpoint was written by {len(rng)} processes; resume it with as many")
-            rng = rng[rank]
-        elif world > 1:
-            raise TrainError("the checkpoint was written by one process; resume it with one")
-        _set_rng_state(rng)
+                f"cannot resume: {ckpt_dir / 'last.pt'} is not a checkpoint of this run "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'malformed'})"
+            ) from None
+        state, partial = restored
         reporter.message(f"resumed at epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch}")
         if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
             keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..record import factory, record
-from .datasets import DataError, RawData
+from .datasets import DataError, RawData, check_bytes
 
 SPLITS = ("train", "val", "test")
 
@@ -77,6 +77,14 @@ def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
     )
 
 
+def _padded_values(x) -> int:
+    """Values of x once stacked, a ragged list padded to its longest sample."""
+    if not isinstance(x, list):
+        return int(x.size)
+    longest = max(int(s.size) for s in x)
+    return len(x) * longest
+
+
 def _pad(x, time_axis: int):
     """A list of arrays of unequal length along time_axis -> zero-padded array + lengths."""
     if not isinstance(x, list):
@@ -120,17 +128,32 @@ def prepare(
     *,
     stats: dict | None = None,
     check_labels: bool = True,
+    limit: int | None = None,
 ) -> Prepared:
-    """Split, arrange and check the data; `stats` reuses a training run's standardization."""
+    """Split, arrange and check the data; `stats` reuses a training run's standardization.
+    `limit` (--max-memory) bounds the padded, converted copies made here, checked before they are."""
     data_cfg = cfg["data"]
     task = cfg["task"]
     notes = list(raw.notes)
     rng = np.random.default_rng(seed)
     x, y = raw.x, np.asarray(raw.y)
+    if (not isinstance(x, list) and x.ndim == 0) or y.ndim == 0:
+        raise DataError(f"x {np.shape(x)} and y {y.shape} need one row per sample")
     if len(x) != len(y):
         raise DataError(f"x has {len(x)} samples but y has {len(y)}")
     if len(x) == 0:
         raise DataError("the data set is empty")
+    item = 8 if dtype == "int64" else 4
+    for what, xs in (("x", x), ("x_test", raw.x_test)):
+        if xs is not None and len(xs):
+            values = _padded_values(xs)
+            # the source and its splits; standardizing adds float64 statistics and the result
+            copies = 4 if data_cfg["standardize"] == "global" else 2
+            check_bytes(
+                f"{what} prepared: {values:,} values x {item} B ({dtype}) x {copies} copies",
+                values * item * copies,
+                limit,
+            )
     if raw.x_test is not None:
         xt, yt = raw.x_test, np.asarray(raw.y_test)
         notes.append("test split: the source's official one")
@@ -210,6 +233,16 @@ def _check_values(xs, ys, dtype, task, out_shape):
         if x.size and dtype != "int64" and not np.all(np.isfinite(x)):
             bad = int((~np.isfinite(x)).reshape(len(x), -1).any(axis=1).sum())
             raise DataError(f"{s} data: {bad} samples contain NaN or infinite values; clean or impute them first")
+        if (
+            x.size
+            and dtype == "int64"
+            and x.dtype.kind == "f"
+            and not np.all(np.isfinite(x) & (x == np.round(x)) & (np.abs(x) < 2**62))
+        ):
+            raise DataError(f"{s} data: the input takes integer ids (int64), and the data holds non-integer floats")
+        if x.size and dtype != "int64" and x.dtype.itemsize > 4 and np.abs(x).max() > np.finfo(np.float32).max:
+            # float64 values the model's float32 cannot hold: they would become inf after conversion
+            raise DataError(f"{s} data: values up to {np.abs(x).max():.3g} exceed float32's range (3.4e38)")
         if task == "classification":
             k = out_shape[-1] if out_shape else 1
             if y.size and (y.min() < 0 or y.max() >= max(k, 2)):
@@ -221,7 +254,16 @@ def _check_values(xs, ys, dtype, task, out_shape):
             raise DataError(f"{s} targets contain NaN or infinite values")
 
 
-def synthetic(cfg: dict, spec_shape: tuple, dtype: str, out_shape: tuple, bindings: dict, vocab: int | None, seed: int):
+def synthetic(
+    cfg: dict,
+    spec_shape: tuple,
+    dtype: str,
+    out_shape: tuple,
+    bindings: dict,
+    vocab: int | None,
+    seed: int,
+    limit: int | None = None,
+):
     """Random inputs of the spec's shape, labelled by a hidden random linear rule (a linear map of
     the input, or of its token counts for token ids), so a network can learn them: a smoke test
     that shows learning, not just running."""
@@ -230,6 +272,12 @@ def synthetic(cfg: dict, spec_shape: tuple, dtype: str, out_shape: tuple, bindin
     if None in shape:
         missing = [d for d in spec_shape if not isinstance(d, int) and d not in bindings]
         raise DataError(f"synthetic data needs a size for {missing}: set `dims:` in the spec or pass --dim")
+    values = n * math.prod(shape)
+    if dtype == "int64":  # the ids, and one count per token of the vocabulary for the labels
+        need, how = values * 8 + n * (vocab or 2) * 8, "int64 + token counts"
+    else:  # drawn in float64, kept as float32, centred for the labels
+        need, how = values * (8 + 4 + 4), "float32, drawn in float64 and centred: 16 B each"
+    check_bytes(f"synthetic data: {n:,} samples x {_show(shape)} ({how})", need, limit)
     rng = np.random.default_rng(seed + 7)
     if dtype == "int64":
         x = rng.integers(0, vocab or 2, size=(n, *shape), dtype=np.int64)

@@ -3,7 +3,9 @@ directory, and hand over to the training loop (runtime/loop.py, the same code as
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
 from ..spec.loader import load_file
 from ..spec.overrides import apply_overrides
+from . import lock
 from .atomic import atomic_write_text
 from .datasets import DataError, RawData, load_source
 from .prepare import Prepared, prepare, synthetic
@@ -81,18 +84,29 @@ def time_axis(typed: TypedGraph) -> int | None:
     return None if sym is None else 1 + typed.input.shape.index(sym)
 
 
-def load_data(s: Session, base: Path, stats: dict | None = None) -> Prepared:
+def load_data(s: Session, base: Path, stats: dict | None = None, limit: int | None = None) -> Prepared:
+    """`limit`: the run's --max-memory; data over it is refused before it is read or allocated."""
     cfg, typed = s.cfg, s.typed
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
     source = cfg["data"]["source"]
     try:
         if source == "synthetic":
             raw = synthetic(
-                cfg, typed.input.shape, typed.input.dtype, out_shape, dict(typed.bindings), _vocab(typed), cfg["seed"]
+                cfg,
+                typed.input.shape,
+                typed.input.dtype,
+                out_shape,
+                dict(typed.bindings),
+                _vocab(typed),
+                cfg["seed"],
+                limit=limit,
             )
         else:
-            raw = load_source(source, task=cfg["task"], base=base, label_column=cfg["data"]["label_column"])
-        prep = prepare(raw, cfg, typed.input.shape, typed.input.dtype, out_shape, cfg["seed"], stats=stats)
+            raw = load_source(
+                source, task=cfg["task"], base=base, label_column=cfg["data"]["label_column"], limit=limit
+            )
+        shape, dtype = typed.input.shape, typed.input.dtype
+        prep = prepare(raw, cfg, shape, dtype, out_shape, cfg["seed"], stats=stats, limit=limit)
     except DataError as exc:
         raise RunError(f"data ({source}): {exc}") from None
     if any(v is not None for v in prep.lengths.values()):
@@ -131,7 +145,8 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
 
 
 def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    exists = run_dir.exists() and any(run_dir.iterdir())
+    """Called with the run's lock held (lock.py): the lock file alone is no run."""
+    exists = run_dir.exists() and any(p.name != lock.LOCK for p in run_dir.iterdir())
     if resume:
         if not (run_dir / "checkpoints").exists():
             raise RunError(f"nothing to resume in {run_dir}: it has no checkpoints/")
@@ -142,14 +157,25 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
         )
     if exists and force:
         for sub in ("checkpoints", "tensorboard", "metrics.jsonl", "metrics.csv", "results.json", "weights.pt", STATUS):
-            p = run_dir / sub
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+            remove_owned(run_dir / sub)
         from .loop import remove_stale_temps
 
         remove_stale_temps(run_dir)  # half-written files of a run that was killed
+
+
+def remove_owned(p: Path) -> None:
+    """--force's removal of one of the run's entries, never beyond it: a symlink (even to a folder)
+    is unlinked, its target left alone; a real folder is removed by rmtree, which unlinks the
+    symlinks inside it without following them. What cannot be removed is a RunError, not a crash."""
+    try:
+        if p.is_symlink() or not p.is_dir():
+            p.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(p)
+    except OSError as exc:
+        raise RunError(
+            f"--force cannot remove {exc.filename or p}: {exc.strerror or exc}; remove it yourself, or choose another -o"
+        ) from None
 
 
 STATUS = "status.json"
@@ -250,72 +276,80 @@ def train(
         raise RunError(str(exc)) from None
     run_dir = out or default_run_dir(s.typed.graph.name)
     rank, world, _ = dist_env()
-    if rank == 0:
-        check_run_dir(run_dir, resume, force)
-    limit = default_limit() if max_memory is None else max_memory
-    try:  # from the static counts, before data or model is allocated; again once the data is known
-        check(s.typed, limit, s.cfg)
-        prep = load_data(s, spec.parent)
-        check(s.typed, limit, s.cfg, sum(a.nbytes for a in prep.to_npz_dict().values()))
-    except MemoryLimitError as exc:
-        raise RunError(str(exc)) from None
-    reporter = make_reporter(quiet or rank != 0)
-    # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
-    # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
-    if rank == 0 and not (resume and (run_dir / "spec.resolved.yaml").exists()):
-        write_run_files(s, run_dir, prep)
-    if rank == 0:
-        for note in prep.notes:
-            reporter.message(note)
-        sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
-        reporter.message(
-            f"{s.typed.graph.name}: {s.typed.total_params:,} params; samples: {sizes}; "
-            f"{world} process{'es' * (world > 1)}"
-        )
-    model = lower(s.typed, seed=s.cfg["seed"])
-    wall_before = read_status(run_dir).get("wall_s", 0.0) if resume else 0.0
-    if rank == 0:
-        wall_before = wall_before if isinstance(wall_before, (int, float)) else 0.0
-        reporter = StatusReporter(reporter, run_dir, {"started": started, "wall_before": wall_before})
-    try:
-        results = fit(
-            model,
-            prep.to_npz_dict(),
-            cfg,
-            run_dir,
-            spec_hash=s.hash,
-            resume=resume,
-            init_from=init_from,
-            reporter=reporter,
-            max_steps=max_steps,
-            time_axis=time_axis(s.typed),
-            classes=prep.classes,
-        )
-        if world > 1 and torch.distributed.is_initialized():
-            # Every rank leaves together: a rank that tore its process group down while rank 0
-            # still wrote the results aborted in gloo's threads ("terminate called without an
-            # active exception") about one run in ten.
-            torch.distributed.barrier()
-    except TrainError as exc:
+    # One writer per run directory, for the whole run (the lock's module says how). Taken before
+    # check_run_dir, so that --force cannot delete a live run's files; only rank 0 writes there.
+    with contextlib.ExitStack() as held:
         if rank == 0:
-            reporter.end("failed", error=str(exc))
-        raise RunError(str(exc)) from None
-    except (Interrupted, KeyboardInterrupt):
+            try:
+                held.enter_context(lock.hold(run_dir))
+            except lock.LockError as exc:
+                raise RunError(str(exc)) from None
         if rank == 0:
-            reporter.end("interrupted")
-        raise
-    except Exception as exc:
+            check_run_dir(run_dir, resume, force)
+        limit = default_limit() if max_memory is None else max_memory
+        try:  # from the static counts, before data or model is allocated; again once the data is known
+            check(s.typed, limit, s.cfg)
+            prep = load_data(s, spec.parent, limit=limit)
+            check(s.typed, limit, s.cfg, sum(a.nbytes for a in prep.to_npz_dict().values()))
+        except MemoryLimitError as exc:
+            raise RunError(str(exc)) from None
+        reporter = make_reporter(quiet or rank != 0)
+        # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
+        # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
+        if rank == 0 and not (resume and (run_dir / "spec.resolved.yaml").exists()):
+            write_run_files(s, run_dir, prep)
         if rank == 0:
-            reporter.end("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if world > 1 and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    if rank == 0:
-        reporter.end("stopped" if results is None else "finished")
-    if results is not None and rank == 0:
-        reporter.message(final_line(results, run_dir))
-    return results
+            for note in prep.notes:
+                reporter.message(note)
+            sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
+            reporter.message(
+                f"{s.typed.graph.name}: {s.typed.total_params:,} params; samples: {sizes}; "
+                f"{world} process{'es' * (world > 1)}"
+            )
+        model = lower(s.typed, seed=s.cfg["seed"])
+        wall_before = read_status(run_dir).get("wall_s", 0.0) if resume else 0.0
+        if rank == 0:
+            wall_before = wall_before if isinstance(wall_before, (int, float)) else 0.0
+            reporter = StatusReporter(reporter, run_dir, {"started": started, "wall_before": wall_before})
+        try:
+            results = fit(
+                model,
+                prep.to_npz_dict(),
+                cfg,
+                run_dir,
+                spec_hash=s.hash,
+                resume=resume,
+                init_from=init_from,
+                reporter=reporter,
+                max_steps=max_steps,
+                time_axis=time_axis(s.typed),
+                classes=prep.classes,
+            )
+            if world > 1 and torch.distributed.is_initialized():
+                # Every rank leaves together: a rank that tore its process group down while rank 0
+                # still wrote the results aborted in gloo's threads ("terminate called without an
+                # active exception") about one run in ten.
+                torch.distributed.barrier()
+        except TrainError as exc:
+            if rank == 0:
+                reporter.end("failed", error=str(exc))
+            raise RunError(str(exc)) from None
+        except (Interrupted, KeyboardInterrupt):
+            if rank == 0:
+                reporter.end("interrupted")
+            raise
+        except Exception as exc:
+            if rank == 0:
+                reporter.end("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if world > 1 and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
+        if rank == 0:
+            reporter.end("stopped" if results is None else "finished")
+        if results is not None and rank == 0:
+            reporter.message(final_line(results, run_dir))
+        return results
 
 
 def default_run_dir(name: str) -> Path:
@@ -334,24 +368,97 @@ def final_line(results: dict, run_dir: Path) -> str:
     return f"done: {results['epochs_run']} epochs; {which} " + ", ".join(parts) + f"  -> {run_dir}/"
 
 
-def load_run(run_dir: Path):
-    """The run's resolved spec (with its train section) compiled, and its final weights."""
+def open_run(run_dir: Path) -> tuple[Session, Path]:
+    """The run's resolved spec (with its train section) compiled statically, and its weights file:
+    nothing allocated yet, so a caller can check the memory it would take first."""
     spec = run_dir / "spec.resolved.yaml"
     weights = run_dir / "weights.pt"
     if not spec.exists() or not weights.exists():
         raise RunError(f"{run_dir} is not a finished run (needs spec.resolved.yaml and weights.pt)")
+    return open_spec(spec), weights
+
+
+def weights_size_error(weights: Path, typed: TypedGraph) -> str | None:
+    """Why `weights` cannot be this model's weights by its size alone, before reading it: torch.load
+    holds the whole file in memory, and a state dict of N float32 values takes 4N bytes plus a
+    little per tensor (a 1 MiB allowance and 2x leave room for any dtype netspec saves)."""
+    from ..memory import BYTES
+    from ..summary import human_bytes
+
+    try:
+        size = weights.stat().st_size
+    except OSError:
+        return None  # a folder or unreadable file: torch.load's error says which
+    expected = (typed.total_params + typed.total_buffers) * BYTES
+    if weights.is_file() and size > 2 * expected + 2**20:
+        return (
+            f"{weights} cannot be loaded as weights: it is {human_bytes(size)}, and the weights of "
+            f"{typed.graph.name} ({typed.total_params + typed.total_buffers:,} values) take about "
+            f"{human_bytes(expected)}; it is not this run's weights file"
+        )
+    return None
+
+
+def load_weights(model, weights: Path) -> None:
+    """Load a run's weights.pt into `model`, strictly. weights_only=True: the unpickler builds only
+    tensors and plain containers, so a pickle with a __reduce__ payload runs nothing. Every way the
+    file can be wrong (not a file, empty, truncated, not torch's format, another model's keys or
+    shapes) is the user's to fix: a RunError naming the file."""
     import torch
 
+    def refuse(why: str) -> RunError:
+        return RunError(f"{weights} cannot be loaded as weights: {why}")
+
+    if not weights.is_file():
+        raise refuse("it is a folder" if weights.is_dir() else "it is not a regular file")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    # The unpickler and the zip reader raise many types (UnpicklingError, EOFError, RuntimeError,
+    # ValueError, OSError, ...) for a file that is not what it claims: all of them are the file's.
+    except Exception as exc:
+        raise refuse(_first_line(exc)) from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise refuse(f"it holds a {type(state).__name__}, not a state dict of named tensors")
+    bad = sorted(k for k, v in state.items() if not isinstance(v, torch.Tensor))
+    if bad:
+        raise refuse(f"{bad[0]!r} is a {type(state[bad[0]]).__name__}, not a tensor")
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # missing/unexpected keys, shapes
+        raise refuse(_first_line(exc, limit=600)) from None
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = "; ".join(lines[:4]) if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {text[:limit]}"
+
+
+def load_run(run_dir: Path, before_load=None):
+    """The run's resolved spec (with its train section) compiled, and its final weights.
+    `before_load(typed, weights_path)` runs after the static compile, before any allocation
+    (export's memory check)."""
+    s, weights = open_run(run_dir)
+    error = weights_size_error(weights, s.typed)
+    if error:
+        raise RunError(error)
+    if before_load is not None:
+        before_load(s.typed, weights)
+    info_path = run_dir / "data.json"
+    try:
+        info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"{info_path} cannot be read: {_first_line(exc)}") from None
+    if not isinstance(info, dict):
+        raise RunError(f"{info_path} cannot be read: it holds a JSON {type(info).__name__}, not an object")
     from ..lower.module import lower
 
-    s = open_spec(spec)
     model = lower(s.typed, seed=None)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    info = json.loads((run_dir / "data.json").read_text()) if (run_dir / "data.json").exists() else {}
+    load_weights(model, weights)
     return s, model.eval(), info
 
 
-def evaluate(run_dir: Path, data: str | None = None, split: str = "test") -> dict:
+def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_memory: int | None = None) -> dict:
     import torch
 
     from .loop import Split, make_loss
@@ -365,7 +472,7 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test") -> dic
             data = str(Path(data).resolve())  # given on the command line: relative to the cwd
         cfg["data"] = {**cfg["data"], "source": data, "val_fraction": 0.0, "test_fraction": 0.0}
         s = Session(s.spec_path, s.text, s.data, s.typed, cfg, s.hash)
-    prep = load_data(s, base, stats=info.get("standardize"))
+    prep = load_data(s, base, stats=info.get("standardize"), limit=max_memory)
     if data is not None:
         split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
         _align_classes(prep, info.get("classes"), data)
@@ -404,12 +511,12 @@ def _nullctx():
     return nullcontext()
 
 
-def predict(run_dir: Path, input_path: Path, output: Path) -> int:
+def predict(run_dir: Path, input_path: Path, output: Path, max_memory: int | None = None) -> int:
     import torch
 
     s, model, info = load_run(run_dir)
     try:
-        raw = _read_inputs(input_path)
+        raw = _read_inputs(input_path, max_memory)
     except DataError as exc:
         raise RunError(str(exc)) from None
     cfg = {**s.cfg, "data": {**s.cfg["data"], "val_fraction": 0.0, "test_fraction": 0.0, "stratify": False}}
@@ -425,6 +532,7 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> int:
             cfg["seed"],
             stats=info.get("standardize"),
             check_labels=False,
+            limit=max_memory,
         )
     except DataError as exc:
         raise RunError(f"{input_path}: {exc}") from None
@@ -447,28 +555,54 @@ def predict(run_dir: Path, input_path: Path, output: Path) -> int:
     if output.suffix == ".json":
         text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
     else:
-        text = "\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n"
+        text = _csv_text(header, rows, text_columns=1 if cfg["task"] == "classification" else 0)
     atomic_write_text(output, text)
     return len(rows)
 
 
-def _read_inputs(path: Path):
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula (OWASP CSV injection)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _text_cell(value: str) -> str:
+    """A class label or header as a CSV cell a spreadsheet shows as text: one that would start a
+    formula gets a leading ' (OWASP's advice); a number such as "-1" stays a number."""
+    if value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _csv_text(header: list[str], rows: list[list[str]], text_columns: int) -> str:
+    """Quoted as needed by the csv module (a label `x,y` or with a newline stays one field); the
+    first `text_columns` of each row are labels, the rest numbers written by netspec."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([_text_cell(h) for h in header])
+    writer.writerows([_text_cell(c) for c in r[:text_columns]] + r[text_columns:] for r in rows)
+    return buf.getvalue()
+
+
+def _read_inputs(path: Path, limit: int | None = None):
+    """The x of a .npy/.npz (headers checked before any data is read, as for training) or a .csv."""
+    from .datasets import NUMERIC, csv_numbers, read_arrays, read_csv_rows, read_headers
+
     if not path.exists():
         raise DataError(f"input file {path} does not exist")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            key = "x" if "x" in f.files else ("x_test" if "x_test" in f.files else None)
-            if key is None:
-                raise DataError(f"{path} has no array 'x' (it has {f.files})")
-            return f[key]
+    if path.suffix in (".npy", ".npz"):
+        names = read_headers(path)
+        key = "x" if "x" in names else ("x_test" if "x_test" in names else None)
+        if key is None:
+            raise DataError(f"{path} has no array 'x' (it has {sorted(names)})")
+        x = read_arrays(path, limit, (key,))[key]
+        if x.dtype.kind not in NUMERIC or x.ndim == 0:
+            raise DataError(f"{path}: {key} holds {x.dtype} of shape {x.shape}; expected numbers, one row per sample")
+        return x
     if path.suffix == ".csv":
-        rows = [r for r in path.read_text().splitlines() if r.strip()]
+        rows = read_csv_rows(path)
         if len(rows) < 2:
             raise DataError(f"{path} has no data rows")
-        try:
-            return np.array([[float(v) for v in r.split(",")] for r in rows[1:]], dtype=np.float32)
-        except ValueError as exc:
-            raise DataError(f"{path}: a value is not a number ({exc})") from None
+        return csv_numbers(path, rows[1:], rows[0][1], None)
     raise DataError(f"unsupported input file {path.name}: use .npy, .npz (array x) or .csv (a header, then features)")

@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from ..errors import SpecError, missing_section
 from ..record import record
+from ..runtime import lock
 from ..spec.loader import Document, load_file
 from ..spec.overrides import apply_overrides
 from . import confirm
@@ -83,15 +84,31 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
 # ----------------------------------------------------------------------------- Optuna objects
 
 
+def storage_url(study_dir: Path) -> str:
+    """The SQLite URL of DIR/study.db, whatever DIR is called. Formatted as `sqlite:///{path}`, a
+    '?' in it started the URL's query, a '#' its fragment and '%2F' was decoded to '/', so the file
+    landed elsewhere; URL.create escapes the path, and Optuna's str.format of the URL (its
+    {SCHEMA_VERSION} template) then meets no braces: they are escaped too. The round trip is checked,
+    so that an SQLAlchemy that escaped less is refused rather than writing outside DIR."""
+    from sqlalchemy.engine import URL, make_url
+
+    path = str((study_dir / "study.db").resolve())
+    url = URL.create("sqlite", database=path).render_as_string(hide_password=False)
+    if "{" in url or "}" in url or make_url(url).database != path:
+        raise StudyError(f"{study_dir}: this SQLAlchemy cannot name the path in an SQLite URL; choose another -o")
+    return url
+
+
 def storage(study_dir: Path, tries: int = 5) -> optuna.storages.RDBStorage:
     from sqlalchemy.exc import IntegrityError, OperationalError  # Optuna's own dependency
 
+    url = storage_url(study_dir)
     for attempt in range(tries):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
                 return optuna.storages.RDBStorage(
-                    f"sqlite:///{study_dir / 'study.db'}",
+                    url,
                     engine_kwargs={"connect_args": {"timeout": 60}},  # several processes wait for the lock
                     heartbeat_interval=HEARTBEAT_S,
                     grace_period=GRACE_S,
@@ -374,7 +391,18 @@ def run(
     plan: Plan, study_dir: Path, *, trials=None, timeout=None, jobs: int = 1, quiet=False
 ) -> tuple[Any, list[str], bool]:
     """Run (or resume) the study in `study_dir`, then its confirm stage (search.confirm); returns
-    (the study, notes, interrupted)."""
+    (the study, notes, interrupted). The parent holds the study directory's lock (runtime/lock.py)
+    for all of it: its --jobs and confirm processes start from _worker_main and _pool_run, not
+    here, so they share the study without taking the lock again."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(lock.hold(study_dir))
+        except lock.LockError as exc:
+            raise StudyError(str(exc)) from None
+        return _run(plan, study_dir, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
+
+
+def _run(plan: Plan, study_dir: Path, *, trials, timeout, jobs: int, quiet) -> tuple[Any, list[str], bool]:
     study = open_study(plan, study_dir)
     notes = prepare(study, plan.search)
     target = trials or plan.search.trials
