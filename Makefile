@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --quiet -c constraints.txt
 
-.PHONY: install dev demo test results fuzz lint fmt schema bench tune
+.PHONY: install dev demo test results fuzz fuzz-data fuzz-codegen lint fmt schema bench tune
 
 $(BIN)/netspec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,17 @@ FUZZ_CASES ?= 20000
 FUZZ_SEED ?= 1
 fuzz: dev
 	$(BIN)/python -W ignore -m tests.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --jobs 2
+
+# The data-file fuzzer (lying .npz headers, bombs, malformed CSV and .ts; about 1 minute for 10,000
+# cases) and the code-generation fuzzer (hostile strings in every spec string; about 6 minutes for
+# 10,000): failing cases land in tests/fuzz_corpus/ too (docs/reliability.md).
+FUZZ_DATA_CASES ?= 10000
+fuzz-data: dev
+	OMP_NUM_THREADS=1 $(BIN)/python -W ignore -m tests.fuzz_data --cases $(FUZZ_DATA_CASES) --seed $(FUZZ_SEED)
+
+FUZZ_CODEGEN_CASES ?= 10000
+fuzz-codegen: dev
+	OMP_NUM_THREADS=1 $(BIN)/python -W ignore -m tests.fuzz_codegen --cases $(FUZZ_CODEGEN_CASES) --seed $(FUZZ_SEED)
 
 # The benchmark suite (docs/benchmarks.md): each figure a ratio against a baseline measured in the
 # same run, about 7 minutes on 2 cores; installs its baselines (torchinfo, lightning, matplotlib).

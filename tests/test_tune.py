@@ -525,3 +525,17 @@ trials: 1
     assert t.user_attrs["repeats"] == losses
     assert t.values[0] == pytest.approx(sum(losses) / 2, rel=1e-12)
     assert t.user_attrs["val"]["loss"] == pytest.approx(t.values[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dir?x", "a%2Fb", "hash#frag", "br{ace}s", "sp ace"])
+def test_the_study_lands_inside_the_output_folder_whatever_its_name(tmp_path, cli, name):
+    """The SQLite URL was `sqlite:///{path}`: '?' started its query, '#' its fragment and '%2F'
+    became '/', so study.db was written elsewhere."""
+    spec = tiny(tmp_path, "space: {vars.width: [4, 8]}\ntrials: 1\n")
+    out = tmp_path / "runs" / name
+    code, _, err = cli("tune", spec, "-o", out, "-q")
+    assert code == 0, err
+    assert (out / "study.db").is_file() and (out / "best.yaml").is_file()
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("study.db*")}
+    assert written == {f"runs/{name}/study.db"}
+    assert study.storage_url(out).endswith("/study.db") and "?" not in study.storage_url(out).split("///")[0]
