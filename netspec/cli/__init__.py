@@ -1,12 +1,10 @@
-"""The command line: a thin argparse layer that parses flags, calls the library and renders with rich.
+"""The command line, on typer: every command declared with annotated parameters, help rendered by
+rich, shell completion (`netspec --install-completion`). The commands call the library and render.
 
-Exit codes: 0 ok, 1 the spec (or another user input) is wrong, 2 an internal error, 130 interrupted
-(Ctrl-C; `train` first stops with a checkpoint). Tracebacks only with --debug. check, summarize, graph,
-ops, schema, init, runs and diff never import torch.
-
-argparse, not typer/click: a whole `netspec check` process takes about 0.15 s here, and typer alone
-(with pydantic, which it imports to coerce every parameter) cost about 0.2 s before a command ran
-(docs/benchmarks.md). Commands are plain functions; `@command(...)` declares their arguments.
+Exit codes: 0 ok, 1 the spec (or another user input, or the command line) is wrong, 2 an internal
+error, 130 interrupted (Ctrl-C; `train` first stops with a checkpoint), 141 the reader of stdout went
+away. Tracebacks only with --debug. check, summarize, graph, ops, schema, init, runs and diff never
+import torch.
 """
 
 # Registered in this order, which is the order of `netspec --help`: the spec's commands first.
@@ -14,6 +12,6 @@ argparse, not typer/click: a whole `netspec check` process takes about 0.15 s he
 from . import spec_commands, run_commands, report_commands  # noqa: F401
 
 # isort: on
-from .core import COMMANDS, Exit, UserError, main, parser, run
+from .core import COMMANDS, Exit, UserError, app, click_command, main, run
 
-__all__ = ["COMMANDS", "Exit", "UserError", "main", "parser", "run"]
+__all__ = ["COMMANDS", "Exit", "UserError", "app", "click_command", "main", "run"]

@@ -1,27 +1,48 @@
-"""The command line's machinery: declaring commands, shared arguments and helpers, parsing, and
-mapping failures to exit codes. The commands themselves live in spec_commands.py (front end, no
+"""The command line's machinery on typer: the app, the options several commands share, completion,
+and mapping failures to exit codes. The commands themselves live in spec_commands.py (front end, no
 torch), run_commands.py (build, train, evaluate, predict, export, tune) and report_commands.py
-(runs, plot)."""
+(runs, plot).
+
+Start-up: typer (with its vendored click) is the floor of every command; the command bodies import
+what they need when they run, rich is imported only for help, errors and tables, and the click
+command is built only for the subcommand being run (building all of them costs a few ms that
+`netspec check` need not pay; `--help` and completion build them all).
+"""
 
 from __future__ import annotations
 
-import argparse
+import functools
 import gc
 import os
 import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
 
 from .. import __version__
 from ..errors import Diagnostic, SpecError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
-if TYPE_CHECKING:
-    from pathlib import Path
-
 _state = {"debug": False}
+
+APP_HELP = "A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch."
+APP_EPILOG = (
+    "Run [bold]netspec help COMMAND[/bold] (or [bold]netspec COMMAND --help[/bold]) for a command's options and "
+    "examples. Exit codes: 0 ok, 1 the spec or another input is wrong, 2 an internal error (a traceback with "
+    "[bold]--debug[/bold]), 130 interrupted."
+)
+
+# Help panels: commands by what they work on, options by concern.
+SPEC_PANEL, RUN_PANEL, REPORT_PANEL = "Spec (static, no torch)", "Build and run", "Runs"
+OPT_SPEC, OPT_OUTPUT, OPT_TRAIN, OPT_RESOURCES = "Spec values", "Output", "Training", "Resources"
 
 
 class UserError(Exception):
     """A mistake in what the user gave us (not a spec diagnostic): exit code 1."""
+
+
+class PipeClosed(Exception):
+    """stdout's reader went away (`netspec runs | head`)."""
 
 
 class Exit(Exception):
@@ -39,45 +60,53 @@ def print_json(value) -> None:
 
 
 def console(stderr: bool = False):
-    from rich.console import Console
+    from rich.console import Console  # honours NO_COLOR, and writes no escape codes to a pipe
 
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 # ----------------------------------------------------------------------------- declaring commands
 
-COMMANDS: dict = {}  # name -> (function, argument declarations)
+COMMANDS: dict = {}  # name -> (function, keyword arguments of Typer.command)
 
 
-def arg(*flags: str, **kwargs):
-    """One argument of a command, as argparse's add_argument takes it."""
-    return flags, kwargs
+def examples(*lines: str) -> str:
+    """A command's epilog: its examples, one per line as a user types them."""
+    body = "\n\n".join(f"  [bold]$[/bold] {line}" for line in lines)
+    return f"[bold]Examples[/bold]\n\n{body}"
 
 
-def command(*args):
-    """Register a command; its name is the function's, its help the docstring."""
+def command(panel: str, *example_lines: str, name: str | None = None):
+    """Register a command: its name is the function's (or `name`), its help the docstring, its
+    parameters typer's annotations; `example_lines` end its help."""
 
     def register(fn):
-        COMMANDS[fn.__name__.rstrip("_")] = (fn, args)
+        @functools.wraps(fn)  # typer reads the signature and annotations through __wrapped__
+        def guarded(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except BrokenPipeError:  # not an OSError past here: click's handler would make it exit 1
+                raise PipeClosed from None
+
+        # The docstring's lines are source layout: rich wraps the text to the terminal instead.
+        paragraphs = [" ".join(p.split()) for p in (fn.__doc__ or "").strip().split("\n\n")]
+        short = paragraphs[0].replace(". ", ".\n", 1).split("\n")[0].rstrip(".")
+        COMMANDS[name or fn.__name__.rstrip("_")] = (
+            guarded,
+            {
+                "help": "\n\n".join(paragraphs),
+                "short_help": short,
+                "rich_help_panel": panel,
+                "epilog": examples(*example_lines),
+            },
+        )
         return fn
 
     return register
 
 
 def path_arg(text: str) -> Path:
-    from pathlib import Path  # not at the top: pathlib costs ~7 ms of start-up, check and summarize need none
-
     return Path(text)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def parse_dims(values: list[str] | None) -> dict[str, int]:
@@ -88,6 +117,16 @@ def parse_dims(values: list[str] | None) -> dict[str, int]:
             raise UserError(f"--dim expects NAME=SIZE with a positive integer size, e.g. --dim T=128; got {item!r}")
         dims[name] = int(num)
     return dims
+
+
+def spec_file(spec: str) -> str:
+    """A spec argument as a file: a run directory (of `netspec train`) stands for its resolved spec."""
+    if os.path.isdir(spec):
+        resolved = os.path.join(spec, "spec.resolved.yaml")
+        if os.path.isfile(resolved):
+            return resolved
+        raise UserError(f"{spec} is a folder, not a spec file, and holds no spec.resolved.yaml (it is not a run)")
+    return spec
 
 
 def print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool = True) -> None:
@@ -106,7 +145,7 @@ def print_diagnostics(diags: list[Diagnostic], lines: list[str], stderr: bool = 
 def compile_or_exit(spec: str, dims: dict, *, stderr: bool = True, sets: list[str] | None = None):
     from ..compiler import compile_file
 
-    res = compile_file(spec, dims, sets)
+    res = compile_file(spec_file(spec), dims, sets)
     if not res.ok:
         print_diagnostics(res.diagnostics, res.source_lines(), stderr)
         raise Exit(1)
@@ -126,100 +165,173 @@ def memory_limit(value: str | None) -> int:
         raise UserError(f"--max-memory: {exc}") from None
 
 
-# Arguments several commands share.
-SPEC = arg("spec", help="the spec file (YAML)")  # a str: check and summarize never need pathlib
-RUN_DIR = arg("run_dir", type=path_arg, help="a finished run directory")
-DIM = arg(
-    "--dim", action="append", metavar="NAME=SIZE", help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)"
-)
-SET = arg(
-    "--set",
-    dest="set_",
-    action="append",
-    metavar="KEY=VALUE",
-    help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)",
-)
-TABLE_FORMAT = arg(
-    "-f",
-    "--format",
-    dest="fmt",
-    choices=("table", "json", "markdown", "text"),
-    default="table",
-    help="table (text when not a terminal), json, markdown or text",
-)
-TEXT_OR_JSON = arg("-f", "--format", dest="fmt", choices=("text", "json"), default="text", help="text or json")
-FORCE = arg("--force", action="store_true", help="overwrite files in an existing output directory")
-MAX_MEMORY = arg(
-    "--max-memory",
-    metavar="SIZE",
-    help="refuse specs whose static estimate, or data whose declared size, exceeds this, e.g. 8GB (default: RAM)",
-)
+# ----------------------------------------------------------------------------- completion
+# Each returns the candidates for what the user has typed so far; none imports torch.
 
 
-# ----------------------------------------------------------------------------- parsing and exit codes
+def _entries(incomplete: str):
+    folder, _, stem = incomplete.rpartition("/")
+    base = folder + "/" if folder else ""
+    try:
+        with os.scandir(folder or ".") as it:
+            names = sorted((e.name, e.is_dir()) for e in it if e.name.startswith(stem) and not e.name.startswith("."))
+    except OSError:
+        return []
+    return [(base + n, d) for n, d in names]
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help layout at the terminal's width, found without importing shutil (argparse
-    builds a formatter for every add_argument, and shutil with its archive modules costs ~5 ms)."""
-
-    def __init__(self, prog: str):
-        try:
-            columns = int(os.environ.get("COLUMNS") or os.get_terminal_size(sys.stdout.fileno()).columns)
-        except (OSError, ValueError, AttributeError):
-            columns = 80
-        super().__init__(prog, width=max(columns - 2, 40))
+def complete_spec(incomplete: str) -> list[str]:
+    """Spec files (*.yaml, *.yml) and folders to walk into."""
+    return [p + "/" if d else p for p, d in _entries(incomplete) if d or p.endswith((".yaml", ".yml"))]
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors raise (exit code 1 through main) instead of exiting with argparse's 2."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, formatter_class=_Formatter, **kwargs)
-
-    def error(self, message):
-        raise UserError(f"{message}\n{self.format_usage().rstrip()}\nRun `{self.prog} --help` for help.")
+def complete_run_dir(incomplete: str) -> list[str]:
+    """Folders: runs first (they hold spec.resolved.yaml or checkpoints/), then the others."""
+    folders = [p for p, d in _entries(incomplete) if d]
+    runs = [p for p in folders if os.path.exists(os.path.join(p, "spec.resolved.yaml"))]
+    return runs + [p + "/" for p in folders if p not in runs]
 
 
-def parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The whole command line, or with `only`, the top level and that one command (building
-    every subparser costs ~10 ms of a check's start-up)."""
-    top = _Parser(
-        prog="netspec",
-        description="A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch.",
+def complete_op(incomplete: str) -> list[str]:
+    from ..ops import all_ops
+
+    return [name for name in all_ops() if name.startswith(incomplete)]
+
+
+def set_keys() -> list[str]:
+    """The key paths `--set` takes, from the schema: every setting of the train: section, nested."""
+    from ..spec.train_schema import train_schema
+
+    keys: list[str] = ["name", "description"]
+
+    def walk(schema: dict, prefix: str, depth: int) -> None:
+        for key, sub in (schema.get("properties") or {}).items():
+            path = f"{prefix}.{key}"
+            keys.append(path)
+            if depth < 3 and isinstance(sub, dict):
+                # a setting written as a mapping or a shorthand: its mapping form's keys
+                for branch in [sub, sub.get("else"), *sub.get("anyOf", []), *sub.get("oneOf", [])]:
+                    if isinstance(branch, dict) and "properties" in branch:
+                        walk(branch, path, depth + 1)
+
+    walk(train_schema(), "train", 0)
+    return list(dict.fromkeys(keys))
+
+
+def complete_set(incomplete: str) -> list[str]:
+    return [f"{k}=" for k in set_keys() if f"{k}=".startswith(incomplete)]
+
+
+# ----------------------------------------------------------------------------- shared options
+
+Spec = Annotated[
+    str, typer.Argument(metavar="SPEC", help="the spec file (YAML), or a run directory", autocompletion=complete_spec)
+]
+SpecPath = Annotated[Path, typer.Argument(metavar="SPEC", help="the spec file (YAML)", autocompletion=complete_spec)]
+RunDir = Annotated[
+    Path, typer.Argument(metavar="RUN_DIR", help="a finished run directory", autocompletion=complete_run_dir)
+]
+Dims = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--dim",
+        metavar="NAME=SIZE",
+        help="nominal size of a symbolic dim, e.g. --dim T=128 (repeatable)",
+        rich_help_panel=OPT_SPEC,
+    ),
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="override a spec value by key path, e.g. --set train.optimizer.lr=0.01 (repeatable)",
+        autocompletion=complete_set,
+        rich_help_panel=OPT_SPEC,
+    ),
+]
+TableFormat = Annotated[
+    Literal["table", "json", "markdown", "text"],
+    typer.Option("-f", "--format", help="table (text when not a terminal), json, markdown or text"),
+]
+TextOrJson = Annotated[Literal["text", "json"], typer.Option("-f", "--format", help="text or json")]
+Force = Annotated[
+    bool, typer.Option("--force", help="overwrite files in an existing output directory", rich_help_panel=OPT_OUTPUT)
+]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        metavar="SIZE",
+        help="refuse specs whose static estimate, or data whose declared size, exceeds this, e.g. 8GB (default: RAM)",
+        rich_help_panel=OPT_RESOURCES,
+    ),
+]
+PositiveInt = Annotated[int | None, typer.Option(min=1)]
+
+
+# ----------------------------------------------------------------------------- the app and exit codes
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"netspec {__version__}")
+        raise typer.Exit(0)
+
+
+def _top(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version and exit")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")] = False,
+) -> None:
+    """A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch."""
+
+
+def app(only: str | None = None) -> typer.Typer:
+    """The typer app: every command, or with `only` just that one (what a run of it needs)."""
+    ns = typer.Typer(
+        name="netspec",
+        help=APP_HELP,
+        epilog=APP_EPILOG,
+        rich_markup_mode="rich",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
     )
-    top.add_argument("--version", action="version", version=f"netspec {__version__}", help="print the version and exit")
-    top.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = top.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=_Parser)
-    for name, (fn, args) in COMMANDS.items():
-        if only is not None and name != only:
-            continue
-        doc = (fn.__doc__ or "").strip()
-        first_sentence = " ".join(doc.replace(".\n", ". ").split(". ")[0].split())
-        p = sub.add_parser(name, help=first_sentence.rstrip("."), description=doc)
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        for flags, kwargs in args:
-            p.add_argument(*flags, **kwargs)
-    return top
+    ns.callback()(_top)
+    for name, (fn, kwargs) in COMMANDS.items():
+        if only is None or name == only:
+            ns.command(name, **kwargs)(fn)
+    return ns
+
+
+def click_command(only: str | None = None):
+    return typer.main.get_command(app(only))
+
+
+def _subcommand(argv: list[str]) -> str | None:
+    """The subcommand a command line names: its first word (of the top level's options only the
+    completion ones take a value, the shell's name)."""
+    if any(a.startswith(("--show-completion", "--install-completion")) for a in argv):
+        return None
+    words = [a for a in argv if not a.startswith("-")]
+    return words[0] if words else None
 
 
 def _dispatch(argv: list[str]) -> int:
     from ..errors import did_you_mean
 
-    words = [a for a in argv if not a.startswith("-")]
-    if words and words[0] not in COMMANDS:  # before argparse, for a "did you mean"
-        hint = did_you_mean(words[0], COMMANDS) or "Run `netspec --help` for the list."
-        raise UserError(f"unknown command {words[0]!r}. {hint}")
-    ns = vars(parser(words[0] if words else None).parse_args(argv))
-    _state["debug"] = ns.pop("debug", False)
-    name = ns.pop("command")
+    name = _subcommand(argv)
+    completing = any(k.endswith("_COMPLETE") and k.startswith("_NETSPEC") for k in os.environ)
+    if name is not None and name not in COMMANDS and not completing:
+        hint = did_you_mean(name, COMMANDS) or "Run `netspec --help` for the list."
+        raise UserError(f"unknown command {name!r}. {hint}")
     if name not in SHORT_LIVED:
         gc.enable()
-    if name is None:
-        parser().print_help()
-        return 1
-    COMMANDS[name][0](**ns)
-    return 0
+    only = None if completing or name is None else name
+    rv = click_command(only).main(args=argv, prog_name="netspec", standalone_mode=False)
+    return rv if isinstance(rv, int) else 0
 
 
 # Commands that run for a fraction of a second and allocate a bounded amount (the loader's caps):
@@ -228,16 +340,51 @@ def _dispatch(argv: list[str]) -> int:
 SHORT_LIVED = {"check", "summarize", "ops", "schema"}
 
 
+def _usage_error(exc) -> None:
+    """A click usage error (unknown option, missing argument, bad value): the subcommand's usage, a
+    pointer to its --help and the message (with click's "did you mean"). In typer's rich panel on a
+    terminal; plain lines in a pipe or a log, where a panel would wrap the message mid-word."""
+    if sys.stderr.isatty():
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)
+    else:
+        exc.show()
+
+
+def _quiet_pipe() -> None:
+    """stdout's reader went away (`netspec runs | head`): drop what is left, as a Unix tool would."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command and map failures to exit codes (1 user error, 2 internal)."""
+    from typer import Abort
+    from typer._click import exceptions as click_exc
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    # --debug may stand anywhere (before or after the command); the top level declares it for --help.
+    _state["debug"] = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         return _dispatch(argv)
     except Exit as exc:
         return exc.code
-    except SystemExit as exc:  # --help and --version
+    except click_exc.NoArgsIsHelpError as exc:  # `netspec` alone: its help, as a usage error
+        print(exc.ctx.get_help() if exc.ctx else APP_HELP, file=sys.stderr)
+        return 1
+    except click_exc.ClickException as exc:
+        _usage_error(exc)
+        return 1
+    except Abort:
+        return 130
+    except SystemExit as exc:  # shell completion answers and exits
         return exc.code if isinstance(exc.code, int) else 0
     except SpecError as exc:
         print_diagnostics(exc.diagnostics, [])
@@ -248,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (BrokenPipeError, PipeClosed):
+        _quiet_pipe()
+        return 141  # 128 + SIGPIPE, what a shell shows for a tool whose reader closed the pipe
     except Exception as exc:
-        if _state["debug"] or "--debug" in argv:
+        if _state["debug"]:
             raise
         print(f"netspec: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         print("This is a bug in netspec. Run again with --debug for the traceback.", file=sys.stderr)
@@ -260,4 +410,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left while the last lines sat in the buffer
+        _quiet_pipe()
+        code = code or 141
+    sys.exit(code)

@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
-from .core import TABLE_FORMAT, UserError, arg, command, path_arg, print_json
+import typer
+
+from .core import OPT_OUTPUT, REPORT_PANEL, TableFormat, UserError, command, complete_run_dir, path_arg, print_json
+
+SORT_COLUMNS = ("run", "name", "hash", "status", "epochs", "best", "test", "time", "updated")
 
 
-@command(
-    arg("folder", nargs="?", default="runs", help="where to look for run directories (default: runs)"),
-    arg("--sort", metavar="COLUMN", default="run", help="run, name, hash, status, epochs, best, test, time, updated"),
-    arg("-r", "--reverse", action="store_true", help="reverse the order (runs without a value stay last)"),
-    TABLE_FORMAT,
-)
-def runs(folder: str = "runs", sort: str = "run", reverse: bool = False, fmt: str = "table") -> None:
+@command(REPORT_PANEL, "netspec runs", "netspec runs --sort best -r", "netspec runs runs/ -f json")
+def runs(
+    folder: Annotated[
+        str, typer.Argument(metavar="FOLDER", help="where to look for run directories", autocompletion=complete_run_dir)
+    ] = "runs",
+    sort: Annotated[
+        str,
+        typer.Option(
+            "--sort",
+            metavar="COLUMN",
+            help=", ".join(SORT_COLUMNS),
+            autocompletion=lambda incomplete: [c for c in SORT_COLUMNS if c.startswith(incomplete)],
+        ),
+    ] = "run",
+    reverse: Annotated[
+        bool, typer.Option("-r", "--reverse", help="reverse the order (runs without a value stay last)")
+    ] = False,
+    fmt: TableFormat = "table",
+) -> None:
     """The past runs under a folder: spec name and hash, status (finished, interrupted, failed,
     running, corrupt), epochs done of planned, best monitored metric, test metric, wall time."""
     from ..tracking import runs as tr
@@ -34,12 +51,21 @@ def runs(folder: str = "runs", sort: str = "run", reverse: bool = False, fmt: st
         tr.rich_print(found, f"{len(found)} run{'s' * (len(found) != 1)} under {folder}/")
 
 
-@command(
-    arg("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories of `netspec train` (several: overlaid)"),
-    arg("-o", "--out", required=True, help="the picture: .png, .svg or .pdf"),
-    arg("--lr", action="store_true", help="add a subplot of the learning rate"),
-)
-def plot(run_dirs: list[str], out: str, lr: bool = False) -> None:
+@command(REPORT_PANEL, "netspec plot runs/lr_0.003 runs/lr_0.0003 -o digits_curves.png --lr")
+def plot(
+    run_dirs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN_DIR...",
+            help="run directories of `netspec train` (several: overlaid)",
+            autocompletion=complete_run_dir,
+        ),
+    ],
+    out: Annotated[
+        str, typer.Option("-o", "--out", help="the picture: .png, .svg or .pdf", rich_help_panel=OPT_OUTPUT)
+    ],
+    lr: Annotated[bool, typer.Option("--lr", help="add a subplot of the learning rate")] = False,
+) -> None:
     """Plot the training curves of one or more runs. A subplot per quantity (loss, each metric), runs
     by colour, train solid and validation dashed; needs matplotlib."""
     from ..viz.plot import PlotError, load_runs, save

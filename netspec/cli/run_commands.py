@@ -4,55 +4,59 @@ evaluate, predict, export, tune."""
 from __future__ import annotations
 
 import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
 
 from .core import (
-    DIM,
-    FORCE,
-    MAX_MEMORY,
-    RUN_DIR,
-    SET,
-    TEXT_OR_JSON,
+    OPT_OUTPUT,
+    OPT_RESOURCES,
+    OPT_TRAIN,
+    RUN_PANEL,
+    Dims,
     Exit,
+    Force,
+    MaxMemory,
+    RunDir,
+    Sets,
+    SpecPath,
+    TextOrJson,
     UserError,
-    arg,
     command,
+    complete_spec,
     console,
     memory_limit,
     parse_dims,
     path_arg,
-    positive_int,
     print_json,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
-if TYPE_CHECKING:
-    from pathlib import Path
+Seed = Annotated[int | None, typer.Option("--seed", help="seed of the initial weights (default: train.seed or 0)")]
 
 
 @command(
-    arg("spec", type=path_arg, help="the spec file (YAML)"),
-    arg("-o", "--out", type=path_arg, default="build", help="output directory (default: build)"),
-    arg("--seed", type=int, help="seed for weight initialization (default: train.seed or 0)"),
-    FORCE,
-    SET,
-    DIM,
-    MAX_MEMORY,
+    RUN_PANEL,
+    "netspec build specs/digits_cnn.yaml -o build/digits_cnn",
+    "python build/digits_cnn/train.py",
 )
 def build(
-    spec: Path,
-    out: Path | None = None,
-    seed: int | None = None,
-    force: bool = False,
-    set_: list[str] | None = None,
-    dim: list[str] | None = None,
-    max_memory: str | None = None,
+    spec: SpecPath,
+    out: Annotated[Path, typer.Option("-o", "--out", help="output directory", rich_help_panel=OPT_OUTPUT)] = Path(
+        "build"
+    ),
+    seed: Seed = None,
+    force: Force = False,
+    set_: Sets = None,
+    dim: Dims = None,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Write model.py (standalone PyTorch), weights.pt, the resolved spec and the summary;
     with a train: section also train.py and data.npz."""
     from ..memory import MemoryLimitError, check
     from ..runtime.session import open_spec
 
-    out = path_arg("build") if out is None else out
     limit = memory_limit(max_memory)
     session = open_spec(spec, set_, parse_dims(dim), require_train=False)
     try:  # from the static counts, before a single weight is allocated
@@ -74,38 +78,104 @@ def build(
         print(f"  {f.name}")
 
 
+class LogSink(str, Enum):
+    """Where `train --log` also writes per-epoch scalars."""
+
+    tensorboard = "tensorboard"
+
+
+# The everyday knobs of `train`, each the same as its --set path (validated like the file).
+TRAIN_FLAGS = {
+    "epochs": "train.epochs",
+    "lr": "train.optimizer.lr",
+    "batch_size": "train.batch_size",
+    "device": "train.device",
+    "data": "train.data.source",
+}
+
+
+def flag_sets(**values) -> list[str]:
+    """--epochs 5 --lr 0.01 ... as the --set overrides they stand for (JSON literals: a path or a
+    device name stays a string, whatever characters it holds)."""
+    import json
+
+    return [f"{TRAIN_FLAGS[k]}={json.dumps(v)}" for k, v in values.items() if v is not None]
+
+
 @command(
-    arg("spec", type=path_arg, help="the spec file (YAML) with a train: section"),
-    arg("-o", "--out", type=path_arg, help="run directory (default runs/<name>)"),
-    SET,
-    arg("--resume", action="store_true", help="continue the run in --out from its last checkpoint"),
-    arg("--init-from", type=path_arg, help="start from these weights (a checkpoint or weights.pt)"),
-    arg("--force", action="store_true", help="overwrite an existing run directory"),
-    arg("-q", "--quiet", action="store_true", help="no progress output"),
-    arg("--max-steps", type=positive_int, help="stop after N steps with a checkpoint (time-sliced jobs)"),
-    DIM,
-    MAX_MEMORY,
-    arg(
-        "--log",
-        action="append",
-        choices=("tensorboard",),
-        help="also log per-epoch scalars to RUN_DIR/tensorboard/, as train.log: [tensorboard] does (repeatable)",
-    ),
+    RUN_PANEL,
+    "netspec train specs/digits_cnn.yaml -o runs/digits",
+    "netspec train specs/digits_cnn.yaml --epochs 5 --lr 0.001 --device cuda",
+    "netspec train specs/digits_cnn.yaml -o runs/digits --resume",
+    "torchrun --standalone --nproc_per_node=2 -m netspec train specs/digits_cnn.yaml -o runs/ddp",
 )
 def train(
-    spec: Path,
-    out: Path | None = None,
-    set_: list[str] | None = None,
-    resume: bool = False,
-    init_from: Path | None = None,
-    force: bool = False,
-    quiet: bool = False,
-    max_steps: int | None = None,
-    dim: list[str] | None = None,
-    max_memory: str | None = None,
-    log: list[str] | None = None,
+    spec: Annotated[
+        Path,
+        typer.Argument(metavar="SPEC", help="the spec file (YAML) with a train: section", autocompletion=complete_spec),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="run directory (default runs/<name>)", rich_help_panel=OPT_OUTPUT),
+    ] = None,
+    set_: Sets = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="train.epochs", rich_help_panel=OPT_TRAIN)
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option("--lr", help="train.optimizer.lr: the learning rate", rich_help_panel=OPT_TRAIN)
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", min=1, help="train.batch_size", rich_help_panel=OPT_TRAIN)
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help="train.device: auto, cpu, cuda (or gpu)", rich_help_panel=OPT_RESOURCES),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data", help="train.data.source: digits, ucr:<Name>, synthetic, or a file", rich_help_panel=OPT_TRAIN
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="continue the run in --out from its last checkpoint", rich_help_panel=OPT_OUTPUT),
+    ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from", help="start from these weights (a checkpoint or weights.pt)", rich_help_panel=OPT_TRAIN
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite an existing run directory", rich_help_panel=OPT_OUTPUT)
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="no progress output", rich_help_panel=OPT_OUTPUT)
+    ] = False,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--max-steps",
+            min=1,
+            help="stop after N steps with a checkpoint (time-sliced jobs)",
+            rich_help_panel=OPT_TRAIN,
+        ),
+    ] = None,
+    dim: Dims = None,
+    max_memory: MaxMemory = None,
+    log: Annotated[
+        list[LogSink] | None,
+        typer.Option(
+            "--log",
+            help="also log per-epoch scalars to RUN_DIR/tensorboard/, as train.log: \\[tensorboard] does (repeatable)",
+            rich_help_panel=OPT_OUTPUT,
+        ),
+    ] = None,
 ) -> None:
-    """Train the spec's model as its train: section says; resumable; torchrun-ready."""
+    """Train the spec's model as its train: section says; resumable; torchrun-ready. --epochs, --lr,
+    --batch-size, --device and --data are short for their --set paths."""
     from ..runtime.loop import Interrupted
     from ..runtime.session import RunError
     from ..runtime.session import train as run_train
@@ -114,7 +184,7 @@ def train(
         run_train(
             spec,
             out,
-            sets=set_,
+            sets=[*(set_ or []), *flag_sets(epochs=epochs, lr=lr, batch_size=batch_size, device=device, data=data)],
             resume=resume,
             init_from=init_from,
             force=force,
@@ -122,7 +192,7 @@ def train(
             dims=parse_dims(dim),
             max_steps=max_steps,
             max_memory=memory_limit(max_memory),
-            log=log or (),
+            log=tuple(sink.value for sink in log or ()),
         )
     except RunError as exc:
         raise UserError(str(exc)) from None
@@ -130,15 +200,15 @@ def train(
         raise Exit(130) from None
 
 
-@command(
-    RUN_DIR,
-    arg("--data", help="another source: ucr:<Name>, a .npz or .csv file"),
-    arg("--split", choices=("test", "val", "train"), default="test", help="test, val or train (with the run's data)"),
-    TEXT_OR_JSON,
-    MAX_MEMORY,
-)
+@command(RUN_PANEL, "netspec evaluate runs/digits", "netspec evaluate runs/digits --data other.npz -f json")
 def evaluate(
-    run_dir: Path, data: str | None = None, split: str = "test", fmt: str = "text", max_memory: str | None = None
+    run_dir: RunDir,
+    data: Annotated[str | None, typer.Option("--data", help="another source: ucr:<Name>, a .npz or .csv file")] = None,
+    split: Annotated[
+        Literal["test", "val", "train"], typer.Option("--split", help="which split of the run's data")
+    ] = "test",
+    fmt: TextOrJson = "text",
+    max_memory: MaxMemory = None,
 ) -> None:
     """Evaluate a trained run's final weights on its test split or on other data."""
     from ..runtime.session import RunError
@@ -162,13 +232,16 @@ def evaluate(
             print("  " + " ".join(f"{v:>5}" for v in row))
 
 
-@command(
-    RUN_DIR,
-    arg("-i", "--input", dest="input_", type=path_arg, required=True, help="inputs: .npy, .npz (array x) or .csv"),
-    arg("-o", "--output", type=path_arg, required=True, help="predictions: .csv or .json"),
-    MAX_MEMORY,
-)
-def predict(run_dir: Path, input_: Path, output: Path, max_memory: str | None = None) -> None:
+@command(RUN_PANEL, "netspec predict runs/digits --input x.npy --output predictions.csv")
+def predict(
+    run_dir: RunDir,
+    input_: Annotated[Path, typer.Option("-i", "--input", metavar="FILE", help="inputs: .npy, .npz (array x) or .csv")],
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", metavar="FILE", help="predictions: .csv or .json", rich_help_panel=OPT_OUTPUT),
+    ],
+    max_memory: MaxMemory = None,
+) -> None:
     """Predict with a trained run: one row per input sample (label and class probabilities)."""
     from ..runtime.session import RunError
     from ..runtime.session import predict as run_predict
@@ -181,44 +254,58 @@ def predict(run_dir: Path, input_: Path, output: Path, max_memory: str | None = 
 
 
 @command(
-    arg("source", type=path_arg, help="a finished run directory (trained weights) or a spec (seeded initial weights)"),
-    arg(
-        "-f",
-        "--format",
-        dest="fmt",
-        choices=("onnx", "torchscript", "exported-program", "safetensors", "python"),
-        default="onnx",
-        help="onnx (default), torchscript, exported-program (.pt2), safetensors, or python (model.py + weights.pt)",
-    ),
-    arg("-o", "--out", type=path_arg, help="output file (python: a folder); default RUN_DIR/export/ or ./<name>.<ext>"),
-    arg("--no-optimize", action="store_true", help="skip the passes (batchnorm folding, dropping dropout/identity)"),
-    arg("--no-check", action="store_true", help="skip reloading the export and comparing it with PyTorch"),
-    arg(
-        "--onnx-exporter",
-        choices=("torchscript", "dynamo"),
-        default="torchscript",
-        help="torch's ONNX exporter: torchscript (default; native LSTM/GRU, dynamic time) or dynamo (torch.export)",
-    ),
-    arg("--lengths", action="store_true", help="onnx: add a `lengths` input for zero-padded variable-length batches"),
-    arg("--seed", type=int, help="seed of a spec's initial weights (default: train.seed or 0)"),
-    FORCE,
-    SET,
-    DIM,
-    MAX_MEMORY,
+    RUN_PANEL,
+    "netspec export runs/lenet5",
+    "netspec export specs/lstm_classifier.yaml --lengths",
+    "netspec export runs/resnet18 -f safetensors",
 )
 def export(
-    source: Path,
-    fmt: str = "onnx",
-    out: Path | None = None,
-    no_optimize: bool = False,
-    no_check: bool = False,
-    onnx_exporter: str = "torchscript",
-    lengths: bool = False,
-    seed: int | None = None,
-    force: bool = False,
-    set_: list[str] | None = None,
-    dim: list[str] | None = None,
-    max_memory: str | None = None,
+    source: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SOURCE",
+            help="a finished run directory (trained weights) or a spec (seeded initial weights)",
+            autocompletion=complete_spec,
+        ),
+    ],
+    fmt: Annotated[
+        Literal["onnx", "torchscript", "exported-program", "safetensors", "python"],
+        typer.Option(
+            "-f",
+            "--format",
+            help="onnx, torchscript, exported-program (.pt2), safetensors, or python (model.py + weights.pt)",
+        ),
+    ] = "onnx",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            help="output file (python: a folder); default RUN_DIR/export/ or ./<name>.<ext>",
+            rich_help_panel=OPT_OUTPUT,
+        ),
+    ] = None,
+    no_optimize: Annotated[
+        bool, typer.Option("--no-optimize", help="skip the passes (batchnorm folding, dropping dropout/identity)")
+    ] = False,
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="skip reloading the export and comparing it with PyTorch")
+    ] = False,
+    onnx_exporter: Annotated[
+        Literal["torchscript", "dynamo"],
+        typer.Option(
+            "--onnx-exporter",
+            help="torch's ONNX exporter: torchscript (native LSTM/GRU, dynamic time) or dynamo (torch.export)",
+        ),
+    ] = "torchscript",
+    lengths: Annotated[
+        bool, typer.Option("--lengths", help="onnx: add a `lengths` input for zero-padded variable-length batches")
+    ] = False,
+    seed: Seed = None,
+    force: Force = False,
+    set_: Sets = None,
+    dim: Dims = None,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Export a trained run or a spec for inference: ONNX (dynamic batch and time axes), TorchScript,
     a torch.export program, safetensors or standalone Python; batchnorm is folded and dropout dropped
@@ -264,23 +351,42 @@ def export(
             print(f"  {f.name}")
 
 
-@command(
-    arg("spec", type=path_arg, help="the spec file (YAML) with train: and search: sections"),
-    arg("-o", "--out", type=path_arg, help="study directory (default runs/tune-<name>); rerun to resume the study"),
-    arg("--trials", type=positive_int, help="trials in all, earlier runs counted (default: search.trials)"),
-    arg("--timeout", type=float, metavar="S", help="start no trial after S seconds (default: search.timeout)"),
-    arg("--jobs", type=positive_int, default=1, help="processes working on the study at once, sharing the cores"),
-    SET,
-    arg("-q", "--quiet", action="store_true", help="no line per trial"),
-)
+@command(RUN_PANEL, "netspec tune specs/digits_cnn_tune.yaml -o runs/tune-digits --jobs 2")
 def tune(
-    spec: Path,
-    out: Path | None = None,
-    trials: int | None = None,
-    timeout: float | None = None,
-    jobs: int = 1,
-    set_: list[str] | None = None,
-    quiet: bool = False,
+    spec: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SPEC", help="the spec file (YAML) with train: and search: sections", autocompletion=complete_spec
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            help="study directory (default runs/tune-<name>); rerun to resume the study",
+            rich_help_panel=OPT_OUTPUT,
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", min=1, help="trials in all, earlier runs counted (default: search.trials)"),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", metavar="S", help="start no trial after S seconds (default: search.timeout)"),
+    ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            min=1,
+            help="processes working on the study at once, sharing the cores",
+            rich_help_panel=OPT_RESOURCES,
+        ),
+    ] = 1,
+    set_: Sets = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no line per trial", rich_help_panel=OPT_OUTPUT)] = False,
 ) -> None:
     """Search the values the spec's search: section names, with Optuna. Each candidate is compiled and
     shape-checked, and held to the constraints, before it trains; unpromising ones are pruned epoch by

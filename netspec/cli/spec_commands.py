@@ -4,39 +4,47 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
 
 from .core import (
-    DIM,
-    MAX_MEMORY,
-    SET,
-    SPEC,
-    TABLE_FORMAT,
-    TEXT_OR_JSON,
+    COMMANDS,
+    OPT_OUTPUT,
+    SPEC_PANEL,
+    Dims,
     Exit,
+    MaxMemory,
+    Sets,
+    Spec,
+    TableFormat,
+    TextOrJson,
     UserError,
-    arg,
+    click_command,
     command,
     compile_or_exit,
+    complete_op,
+    complete_spec,
     console,
     memory_limit,
     parse_dims,
-    path_arg,
-    positive_int,
     print_diagnostics,
     print_json,
+    spec_file,
 )
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
-if TYPE_CHECKING:
-    from pathlib import Path
 
-
-@command(SPEC, TEXT_OR_JSON, DIM, SET)
-def check(spec: str, fmt: str = "text", dim: list[str] | None = None, set_: list[str] | None = None) -> None:
+@command(
+    SPEC_PANEL,
+    "netspec check specs/lenet5.yaml",
+    "netspec check spec.yaml -f json --set layers[0].conv2d.out_channels=64",
+)
+def check(spec: Spec, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = None) -> None:
     """Validate a spec and check every shape statically; report all problems at once."""
     from ..compiler import compile_file
 
-    res = compile_file(spec, parse_dims(dim), set_)
+    res = compile_file(spec_file(spec), parse_dims(dim), set_)
     if fmt == "json":
         out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
         if res.ok:
@@ -54,20 +62,20 @@ def check(spec: str, fmt: str = "text", dim: list[str] | None = None, set_: list
 
 
 @command(
-    SPEC,
-    TABLE_FORMAT,
-    arg("-b", "--batch-size", type=positive_int, default=1, help="batch size for activation memory"),
-    DIM,
-    arg("-d", "--depth", type=positive_int, help="levels of blocks to show (1: top level only); default: all"),
-    SET,
+    SPEC_PANEL,
+    "netspec summarize specs/resnet18.yaml",
+    "netspec summarize specs/lstm_classifier.yaml -f json --dim T=128 --batch-size 32",
 )
 def summarize(
-    spec: str,
-    fmt: str = "table",
-    batch_size: int = 1,
-    dim: list[str] | None = None,
-    depth: int | None = None,
-    set_: list[str] | None = None,
+    spec: Spec,
+    fmt: TableFormat = "table",
+    batch_size: Annotated[int, typer.Option("-b", "--batch-size", min=1, help="batch size for activation memory")] = 1,
+    dim: Dims = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("-d", "--depth", min=1, help="levels of blocks to show (1: top level only); default: all"),
+    ] = None,
+    set_: Sets = None,
 ) -> None:
     """Per-layer output shapes, parameters and MACs, with totals and memory; static, no forward pass.
     Blocks show as rows with their totals, their layers indented below."""
@@ -132,22 +140,34 @@ def _graph_format(out: str | None, fmt: str | None) -> str:
 
 
 @command(
-    SPEC,
-    arg("-o", "--out", help="the picture: .svg or .png (need Graphviz), .dot or .mmd (default: DOT on stdout)"),
-    arg("-f", "--format", dest="fmt", choices=GRAPH_KINDS, help="format (default: from -o)"),
-    arg("-d", "--depth", type=positive_int, help="levels of blocks to draw (1: a block is one node); default: all"),
-    arg("--direction", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right"),
-    DIM,
-    SET,
+    SPEC_PANEL,
+    "netspec graph specs/lenet5.yaml -o lenet5.mmd",
+    "netspec graph specs/resnet_ts.yaml --depth 2 -o resnet_ts.svg",
+    "netspec graph runs/digits_cnn -o digits.dot",
 )
 def graph(
-    spec: str,
-    out: str | None = None,
-    fmt: str | None = None,
-    depth: int | None = None,
-    direction: str = "TB",
-    dim: list[str] | None = None,
-    set_: list[str] | None = None,
+    spec: Spec,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--out",
+            help="the picture: .svg or .png (need Graphviz), .dot or .mmd (default: DOT on stdout)",
+            rich_help_panel=OPT_OUTPUT,
+        ),
+    ] = None,
+    fmt: Annotated[
+        Literal["svg", "png", "dot", "mmd"] | None, typer.Option("-f", "--format", help="format (default: from -o)")
+    ] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("-d", "--depth", min=1, help="levels of blocks to draw (1: a block is one node); default: all"),
+    ] = None,
+    direction: Annotated[
+        Literal["TB", "LR"], typer.Option("--direction", help="top to bottom (TB) or left to right (LR)")
+    ] = "TB",
+    dim: Dims = None,
+    set_: Sets = None,
 ) -> None:
     """Draw the network as SVG, PNG, DOT or Mermaid. A node per layer (type, key parameters, parameter
     count), the shape on every edge, blocks as clusters; SVG and PNG run Graphviz's dot, text needs nothing."""
@@ -180,13 +200,19 @@ def graph(
 
 
 @command(
-    arg("a", help="a spec file or a run directory"),
-    arg("b", help="another spec file or run directory"),
-    TEXT_OR_JSON,
-    DIM,
-    arg("--exit-code", action="store_true", help="exit with 3 when they differ (1 stays a user error)"),
+    SPEC_PANEL,
+    "netspec diff specs/lenet5.yaml specs/digits_cnn.yaml",
+    "netspec diff runs/mlp runs/mlp_wide --exit-code",
 )
-def diff(a: str, b: str, fmt: str = "text", dim: list[str] | None = None, exit_code: bool = False) -> None:
+def diff(
+    a: Annotated[str, typer.Argument(help="a spec file or a run directory", autocompletion=complete_spec)],
+    b: Annotated[str, typer.Argument(help="another spec file or run directory", autocompletion=complete_spec)],
+    fmt: TextOrJson = "text",
+    dim: Dims = None,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="exit with 3 when they differ (1 stays a user error)")
+    ] = False,
+) -> None:
     """Compare two specs or run directories: the resolved specs key by key (defaults written out),
     parameters and MACs in total and per layer. Exit code 0 whether or not they differ, as a report;
     with --exit-code 3 when they differ."""
@@ -211,31 +237,43 @@ def diff(a: str, b: str, fmt: str = "text", dim: list[str] | None = None, exit_c
 
 
 @command(
-    arg("path", nargs="?", type=path_arg, default="model.yaml", help="the spec to write (default: model.yaml)"),
-    arg("-t", "--template", default="cnn", help="cnn, resnet (images), fcn, lstm or gru (series); default: cnn"),
-    arg(
-        "-d",
-        "--data",
-        default="digits",
-        help="digits, ucr:<Name>, synthetic, or a .npz / .csv file (its shape and classes are read); default: digits",
-    ),
-    arg("--classes", type=positive_int, help="number of classes of synthetic data (default 10)"),
-    arg("--force", action="store_true", help="overwrite an existing file"),
-    MAX_MEMORY,
+    SPEC_PANEL,
+    "netspec init specs/my_model.yaml --template cnn --data digits",
+    "netspec init series.yaml -t fcn -d ucr:ItalyPowerDemand",
 )
 def init(
-    path: Path | None = None,
-    template: str = "cnn",
-    data: str = "digits",
-    classes: int | None = None,
-    force: bool = False,
-    max_memory: str | None = None,
+    path: Annotated[
+        Path, typer.Argument(help="the spec to write", autocompletion=complete_spec, show_default=True)
+    ] = Path("model.yaml"),
+    template: Annotated[
+        str,
+        typer.Option(
+            "-t",
+            "--template",
+            help="cnn, resnet (images), fcn, lstm or gru (series)",
+            autocompletion=lambda incomplete: [
+                t for t in ("cnn", "resnet", "fcn", "lstm", "gru") if t.startswith(incomplete)
+            ],
+        ),
+    ] = "cnn",
+    data: Annotated[
+        str,
+        typer.Option(
+            "-d", "--data", help="digits, ucr:<Name>, synthetic, or a .npz / .csv file (its shape and classes are read)"
+        ),
+    ] = "digits",
+    classes: Annotated[
+        int | None, typer.Option("--classes", min=1, help="number of classes of synthetic data (default 10)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="overwrite an existing file", rich_help_panel=OPT_OUTPUT)
+    ] = False,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Write a commented starter spec from a template, fitted to the data's shape and classes;
     `netspec check` accepts it and `netspec train` runs it."""
     from ..init import InitError, render, write
 
-    path = path_arg("model.yaml") if path is None else path
     try:
         # first: a wrong template or source says so
         text = render(template, data, path, classes, memory_limit(max_memory))
@@ -247,8 +285,13 @@ def init(
     print(f"wrote {path} ({template} for {data}); next: netspec check {path} && netspec train {path}")
 
 
-@command(arg("name", nargs="?", help="show one layer type in detail"), TEXT_OR_JSON)
-def ops(name: str | None = None, fmt: str = "text") -> None:
+@command(SPEC_PANEL, "netspec ops", "netspec ops conv2d", "netspec ops -f json")
+def ops(
+    name: Annotated[
+        str | None, typer.Argument(help="show one layer type in detail", autocompletion=complete_op)
+    ] = None,
+    fmt: TextOrJson = "text",
+) -> None:
     """List the layer types with their parameters and defaults."""
     from ..docs import op_table, ops_json
     from ..errors import did_you_mean
@@ -266,9 +309,26 @@ def ops(name: str | None = None, fmt: str = "text") -> None:
     print(op_table(selected, detail=name is not None), end="")
 
 
-@command()
+@command(SPEC_PANEL, "netspec schema > netspec.schema.json")
 def schema() -> None:
     """Print the JSON Schema of a spec (generated from the layer registry)."""
     from ..spec.schema import schema_text
 
     print(schema_text(), end="")
+
+
+def _complete_command(incomplete: str) -> list[str]:
+    return [name for name in COMMANDS if name.startswith(incomplete)]
+
+
+@command(SPEC_PANEL, "netspec help train", name="help")
+def help_(
+    name: Annotated[str | None, typer.Argument(help="a command", autocompletion=_complete_command)] = None,
+) -> None:
+    """Show a command's help: its arguments, options and examples (or, alone, the list of commands)."""
+    from ..errors import did_you_mean
+
+    if name is not None and name not in COMMANDS:
+        hint = did_you_mean(name, COMMANDS) or "Run `netspec --help` for the list."
+        raise UserError(f"unknown command {name!r}. {hint}")
+    click_command(name).main(args=[name, "--help"] if name else ["--help"], prog_name="netspec", standalone_mode=False)
