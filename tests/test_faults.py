@@ -126,7 +126,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resumes_exactly(refer
     assert "Traceback" not in out
     stop = re.search(r"interrupted: stopped (after step (\d+) of \d+ in epoch (\d+)|at the end of epoch (\d+))", out)
     assert stop, out
-    assert "continue with --resume" in out
+    assert f"continue with: netspec train {spec} -o {run} --resume\n" in out  # the whole command
     assert not (run / "weights.pt").exists()
     ckpt, err = loop.load_checkpoint(run / "checkpoints" / "last.pt")
     assert ckpt is not None, err
@@ -190,7 +190,10 @@ def test_first_sigint_stops_at_the_end_of_that_step(mlp_straight, tmp_path, monk
     _sigint_on_step(monkeypatch, at, times=1)
     code, out, err = run_cli("train", spec, "-o", run)
     assert code == 130, out + err
-    assert f"interrupted: stopped {where} (checkpoint written); continue with --resume" in out
+    assert (
+        f"interrupted: stopped {where} (checkpoint written); continue with: netspec train {spec} -o {run} --resume"
+        in out
+    )
     assert "Traceback" not in out + err
     assert signal.getsignal(signal.SIGINT) is before  # restored on the way out
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["state"]

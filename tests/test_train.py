@@ -187,7 +187,7 @@ def test_resume_is_exact_mlp_with_dropout(straight, tmp_path, stops):
     spec, ref = straight("mlp", MLP)
     run = tmp_path / "run"
     out = train_ok(spec, run, "--max-steps", stops[0])
-    assert "continue with --resume" in out
+    assert f"continue with: netspec train {spec} -o {run} --resume\n" in out
     assert not (run / "weights.pt").exists()
     for k in stops[1:]:
         out = train_ok(spec, run, "--resume", "--max-steps", k)

@@ -144,6 +144,15 @@ def pick_device(name, local_rank):
     return torch.device("cpu")
 
 
+def run_device(cfg, local_rank):
+    """The device train.device picks, and whether train.precision can run on it: a TrainError
+    before anything is allocated (netspec asks before it writes the run's files)."""
+    device = pick_device(cfg["device"], local_rank)
+    if cfg["precision"] == "fp16" and device.type != "cuda":
+        raise TrainError("precision fp16 needs a CUDA device; use bf16 on the CPU")
+    return device
+
+
 def seed_everything(seed, deterministic):
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -612,7 +621,8 @@ def fit(model, data, cfg, run_dir, **options):
     Writes metrics.jsonl / metrics.csv, checkpoints/last.pt and best.pt, weights.pt and
     results.json into run_dir (rank 0 only); with train.log [tensorboard] also tensorboard/. Returns the results dict. With max_steps, stops
     (after a checkpoint) once this invocation has taken that many optimizer steps. Options:
-    spec_hash, resume, init_from, reporter, max_steps, time_axis, classes.
+    spec_hash, resume, init_from, reporter, max_steps, time_axis, classes, resume_hint (how to
+    continue, printed when the run stops with a checkpoint).
 
     Runs with train.threads CPU threads, and restores the previous count when it returns.
     """
@@ -634,11 +644,12 @@ def _fit(
     max_steps=None,
     time_axis=None,
     classes=None,
+    resume_hint="continue with --resume",
 ):
     run_dir = Path(run_dir)
     summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
     rank, world, local_rank = dist_env()
-    device = pick_device(cfg["device"], local_rank)
+    device = run_device(cfg, local_rank)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     main_rank = rank == 0
@@ -647,8 +658,6 @@ def _fit(
     reporter = reporter or PlainReporter()
     task = cfg["task"]
     seed_everything(cfg["seed"], cfg["deterministic"])
-    if cfg["precision"] == "fp16" and device.type != "cuda":
-        raise TrainError("precision fp16 needs a CUDA device; use bf16 on the CPU")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg["precision"])
 
     def autocast():
@@ -802,9 +811,9 @@ def _fit(
         if interrupt.requested:
             at, e = state["step_in_epoch"], state["epoch"]
             where = f"after step {at} of {steps_per_epoch} in epoch {e + 1}" if at else f"at the end of epoch {e}"
-            reporter.message(f"interrupted: stopped {where} (checkpoint written); continue with --resume")
+            reporter.message(f"interrupted: stopped {where} (checkpoint written); {resume_hint}")
             raise Interrupted(130)
-        reporter.message(f"stopped after {steps_taken} steps (checkpoint written); continue with --resume")
+        reporter.message(f"stopped after {steps_taken} steps (checkpoint written); {resume_hint}")
         return None
 
     # Ctrl-C is caught only while steps run: in set-up or the final evaluation it interrupts at once.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -18,8 +19,9 @@ from ..errors import Diagnostic, SpecError, missing_section
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
-from ..spec.loader import load_file
-from ..spec.overrides import apply_overrides
+from ..spec.diff import changes, show_change, touches
+from ..spec.loader import load_file, load_text
+from ..spec.overrides import apply_overrides, parse_key_path
 from . import lock
 from .atomic import atomic_write_text
 from .datasets import DataError, RawData, load_source
@@ -144,23 +146,40 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
     atomic_write_text(run_dir / "data.json", json.dumps(info, indent=2) + "\n")
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Called with the run's lock held (lock.py): the lock file alone is no run."""
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> str | None:
+    """Called with the run's lock held (lock.py): the lock file alone is no run. Returns a line to
+    show when it replaces a run that has nothing to resume."""
     exists = run_dir.exists() and any(p.name != lock.LOCK for p in run_dir.iterdir())
     if resume:
         if not (run_dir / "checkpoints").exists():
-            raise RunError(f"nothing to resume in {run_dir}: it has no checkpoints/")
-        return
+            raise RunError(f"nothing to resume in {run_dir}: it has no checkpoints/{_dead_start(run_dir)}")
+        return None
+    note = None
     if exists and not force:
-        raise RunError(
-            f"{run_dir} already holds a run; pass --resume to continue it, --force to overwrite it, or -o DIR"
-        )
-    if exists and force:
+        if not _dead_start(run_dir):
+            raise RunError(
+                f"{run_dir} already holds a run; pass --resume to continue it, --force to overwrite it, or -o DIR"
+            )
+        status = read_status(run_dir)["status"]
+        note = f"{run_dir}: replacing its run, which {status} before its first checkpoint (nothing to resume)"
+    if exists:
         for sub in ("checkpoints", "tensorboard", "metrics.jsonl", "metrics.csv", "results.json", "weights.pt", STATUS):
             remove_owned(run_dir / sub)
         from .loop import remove_stale_temps
 
         remove_stale_temps(run_dir)  # half-written files of a run that was killed
+    return note
+
+
+def _dead_start(run_dir: Path) -> str:
+    """A note for a run that ended (failed, or a Ctrl-C) before writing any checkpoint, so that it
+    holds nothing to resume; else ''. Such a run must not block the same command run again: with
+    the lock held no process still writes it (a "running" one is left alone: it may be on another host)."""
+    status = read_status(run_dir).get("status")
+    ckpts = run_dir / "checkpoints"
+    if status not in ("failed", "interrupted") or any((ckpts / n).exists() for n in ("last.pt", "prev.pt")):
+        return ""
+    return f" (its run {status} before its first checkpoint; start it again without --resume)"
 
 
 def remove_owned(p: Path) -> None:
@@ -213,11 +232,12 @@ def write_status(run_dir: Path, status: str, started: float, wall_before: float,
 
 class StatusReporter:
     """Passes everything on to `inner`; the first epoch marks the run running in status.json. Until
-    then nothing is written, so a refused start (a resume with a changed spec, a missing device)
-    leaves the run's status as it was, like its other files."""
+    then nothing is written, so a refused resume (a checkpoint of another spec) leaves the run's
+    status as it was, like its other files. A `fresh` run (its files written by this command) that
+    fails or is stopped before its first epoch says so, so that a rerun may replace it (check_run_dir)."""
 
-    def __init__(self, inner, run_dir: Path, status: dict):
-        self.inner, self.run_dir, self.status = inner, run_dir, status
+    def __init__(self, inner, run_dir: Path, status: dict, fresh: bool = False):
+        self.inner, self.run_dir, self.status, self.fresh = inner, run_dir, status, fresh
         self.started = False
         self.step, self.epoch_end, self.message, self.close = inner.step, inner.epoch_end, inner.message, inner.close
 
@@ -229,7 +249,7 @@ class StatusReporter:
 
     def end(self, status: str, **fields) -> None:
         """The final status, once training has started (or finished: a resumed finished run)."""
-        if self.started or status == "finished":
+        if self.started or status == "finished" or self.fresh:
             write_status(self.run_dir, status, **self.status, **fields)
 
 
@@ -265,17 +285,31 @@ def train(
 
     from ..lower.module import lower
     from ..memory import MemoryLimitError, check, default_limit
-    from .loop import Interrupted, TrainError, dist_env, fit, tensorboard_writer
+    from .loop import Interrupted, TrainError, dist_env, fit, run_device, tensorboard_writer
 
     started = time.time()
-    s = open_spec(spec, sets, dims)
+    given = list(sets or [])
+    run_dir, stored = out, []
+    if resume:  # the run's own --set values first, so that --resume needs no repeat of them
+        run_dir = run_dir or default_run_dir(spec_name(spec, given))
+        stored = run_overrides(run_dir)
+    try:
+        s = open_spec(spec, [*stored, *given], dims)
+    except SpecError:
+        if stored:
+            print(
+                f"note: --resume applied the run's own --set {shlex.join(stored)} ({run_dir}/data.json)",
+                file=sys.stderr,
+            )
+        raise
     cfg = {**s.cfg, "log": sorted({*s.cfg["log"], *(log or ())})}
-    try:  # a missing logger package is reported before any file is written
+    rank, world, local_rank = dist_env()
+    try:  # a missing logger package or device is reported before any file is written
         tensorboard_writer(cfg)
+        run_device(cfg, local_rank)
     except TrainError as exc:
         raise RunError(str(exc)) from None
-    run_dir = out or default_run_dir(s.typed.graph.name)
-    rank, world, _ = dist_env()
+    run_dir = run_dir or default_run_dir(s.typed.graph.name)
     # One writer per run directory, for the whole run (the lock's module says how). Taken before
     # check_run_dir, so that --force cannot delete a live run's files; only rank 0 writes there.
     with contextlib.ExitStack() as held:
@@ -285,7 +319,11 @@ def train(
             except lock.LockError as exc:
                 raise RunError(str(exc)) from None
         if rank == 0:
-            check_run_dir(run_dir, resume, force)
+            note = check_run_dir(run_dir, resume, force)
+            if note:
+                print(note, file=sys.stderr)
+        if resume:
+            check_resume_spec(s, run_dir, stored, given)
         limit = default_limit() if max_memory is None else max_memory
         try:  # from the static counts, before data or model is allocated; again once the data is known
             check(s.typed, limit, s.cfg)
@@ -293,6 +331,7 @@ def train(
             check(s.typed, limit, s.cfg, sum(a.nbytes for a in prep.to_npz_dict().values()))
         except MemoryLimitError as exc:
             raise RunError(str(exc)) from None
+        model = lower(s.typed, seed=s.cfg["seed"])  # before the run's files: a failure here leaves none
         reporter = make_reporter(quiet or rank != 0)
         # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
         # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
@@ -306,11 +345,14 @@ def train(
                 f"{s.typed.graph.name}: {s.typed.total_params:,} params; samples: {sizes}; "
                 f"{world} process{'es' * (world > 1)}"
             )
-        model = lower(s.typed, seed=s.cfg["seed"])
         wall_before = read_status(run_dir).get("wall_s", 0.0) if resume else 0.0
         if rank == 0:
             wall_before = wall_before if isinstance(wall_before, (int, float)) else 0.0
-            reporter = StatusReporter(reporter, run_dir, {"started": started, "wall_before": wall_before})
+            status = {"started": started, "wall_before": wall_before}
+            reporter = StatusReporter(reporter, run_dir, status, fresh=not resume)
+        # A new run keeps its --set values (data.json); those given on a resume beyond the run's are repeated.
+        extra = [x for x in given if x not in stored] if resume else []
+        again = resume_command(spec, run_dir, extra, dims, log, world)
         try:
             results = fit(
                 model,
@@ -324,6 +366,7 @@ def train(
                 max_steps=max_steps,
                 time_axis=time_axis(s.typed),
                 classes=prep.classes,
+                resume_hint=f"continue with: {again}",
             )
             if world > 1 and torch.distributed.is_initialized():
                 # Every rank leaves together: a rank that tore its process group down while rank 0
@@ -350,6 +393,84 @@ def train(
         if results is not None and rank == 0:
             reporter.message(final_line(results, run_dir))
         return results
+
+
+def spec_name(spec: Path, sets: list[str]) -> str:
+    """The model's name as the spec (and --set) write it, before it is compiled: it names the
+    default run directory, whose data.json holds the --set values a resume applies first."""
+    doc = load_file(spec)
+    apply_overrides(doc, sets)
+    return str(doc.data.get("name", "model")) if isinstance(doc.data, dict) else "model"
+
+
+def run_overrides(run_dir: Path) -> list[str]:
+    """The --set arguments the run was started with (data.json keeps them); [] for a run without
+    them (one of train.py's, or an unreadable file: then the checkpoint's spec hash decides)."""
+    try:
+        info = json.loads((run_dir / "data.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    sets = info.get("overrides") if isinstance(info, dict) else None
+    return [x for x in sets if isinstance(x, str)] if isinstance(sets, list) else []
+
+
+# What compiler.spec_hash leaves out (where and how fast a run runs, what it logs): free to change on resume.
+UNHASHED = (("description",), ("search",), ("train", "device"), ("train", "threads"), ("train", "log"))
+
+
+def spec_changes(old: dict, new: dict, given: list[str]) -> list[str]:
+    """`key: old -> new (--set)` for each value that differs and counts for the spec hash; a change
+    at or around a key given with --set is the --set's, any other the spec file's."""
+    set_paths = [p for p in (parse_key_path(x.partition("=")[0].strip()) for x in given) if p]
+    out = []
+    for path, a, b in changes(old, new):
+        if any(path[: len(u)] == u for u in UNHASHED):
+            continue
+        where = "--set" if any(touches(path, p) for p in set_paths) else "the spec file"
+        out.append(f"{show_change(path, a, b)} ({where})")
+    return out
+
+
+def check_resume_spec(s: Session, run_dir: Path, stored: list[str], given: list[str]) -> None:
+    """Refuse, before any data is read, a resume whose spec is not the run's: its copy spec.yaml with
+    the --set values it was started with. The message names each difference. Without that copy
+    (a train.py run) the checkpoint's spec hash, checked in fit(), decides alone."""
+    copy = run_dir / "spec.yaml"
+    try:
+        old = load_text(copy.read_text(), str(copy))
+        apply_overrides(old, stored)
+    except (OSError, UnicodeDecodeError, SpecError):
+        return
+    if spec_hash(old.data) == s.hash:
+        return
+    diffs = spec_changes(old.data, s.data, given) or [f"spec hash {spec_hash(old.data)[:12]} -> {s.hash[:12]}"]
+    shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+    fixes = []
+    if any(d.endswith("(the spec file)") for d in diffs):
+        fixes.append(f"restore {s.spec_path} (the run's copy is {copy})")
+    if any(d.endswith("(--set)") for d in diffs):
+        own = f"its own --set {shlex.join(stored)}" if stored else "no --set"
+        fixes.append(f"drop the --set: --resume applies the run's values ({own})")
+    raise RunError(
+        f"cannot resume {run_dir}: the spec changed since the checkpoint was written: {shown}. To continue the run, "
+        + "; ".join(fixes or ["resume it with its own spec"])
+        + f". To train the changed spec, start a new run (another -o, or --force), or start one from these weights "
+        f"with --init-from {run_dir / 'checkpoints' / 'last.pt'}."
+    )
+
+
+def resume_command(spec: Path, run_dir: Path, sets: list[str], dims: dict | None, log, world: int) -> str:
+    """The command that continues this run, printed when it stops with a checkpoint. The run keeps
+    its --set values, so only `sets` (given on a resume beyond them) are repeated, with --dim and --log."""
+    args = ["netspec", "train", str(spec), "-o", str(run_dir), "--resume"]
+    for item in sets:
+        args += ["--set", item]
+    for name, size in (dims or {}).items():
+        args += ["--dim", f"{name}={size}"]
+    for name in log or ():
+        args += ["--log", name]
+    command = shlex.join(args)
+    return command if world == 1 else f"torchrun <the same options> -m {command}"
 
 
 def default_run_dir(name: str) -> Path:

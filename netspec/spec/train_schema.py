@@ -106,7 +106,11 @@ TRAIN = {
     ),
     "grad_clip": ({"type": ["number", "null"], "exclusiveMinimum": 0}, None, "clip the gradient norm to this value"),
     "precision": ({"enum": ["fp32", "bf16", "fp16"]}, "fp32", "bf16 autocast (CPU/GPU), fp16 with a grad scaler (GPU)"),
-    "device": ({"enum": ["auto", "cpu", "cuda"]}, "auto", "auto: cuda when available"),
+    "device": (
+        {"enum": ["auto", "cpu", "cuda", "gpu"]},
+        "auto",
+        "auto: cuda when available; gpu is another name for cuda (the resolved spec writes cuda)",
+    ),
     "seed": ({"type": "integer", "minimum": 0, "maximum": 2**32 - 1}, 0, "seed of initialization, splits and order"),
     "deterministic": ({"type": "boolean"}, True, "deterministic algorithms (bit-identical resume on CPU)"),
     "checkpoint_every_steps": (
@@ -153,6 +157,8 @@ TRAIN = {
         "gives 1; 2 processes x 2 threads on 2 cores trained 3.1x slower than x 1); or a number",
     ),
 }
+# `gpu` is what many write; torch (and so the config, train.py and the resolved spec) says cuda.
+DEVICE_ALIASES = {"gpu": "cuda"}
 SECTIONS = {"data": DATA, "optimizer": OPTIMIZER, "schedule": SCHEDULE, "loss": LOSS, "early_stopping": EARLY}
 SHORT = {"optimizer": "name", "schedule": "name", "loss": "name", "data": "source"}  # `optimizer: adam`
 
@@ -282,6 +288,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
             given = {SHORT[name]: given}
         given = given or {}
         cfg[name] = {k: _copy(given.get(k, d)) for k, (_, d, _) in table.items()}
+    cfg["device"] = DEVICE_ALIASES.get(cfg["device"], cfg["device"])
     task = cfg["task"]
     cfg["loss"]["name"] = cfg["loss"]["name"] or ("cross_entropy" if task == "classification" else "mse")
     cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae"])
