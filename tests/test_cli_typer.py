@@ -161,6 +161,8 @@ def test_a_run_folder_stands_for_its_spec(tmp_path, cli):
     assert code == 0 and "digraph" in out, err
     code, out, _ = cli("summarize", run, "-f", "json")
     assert code == 0 and json.loads(out)["total_params"] == 6 * 8 + 8 + 8 * 3 + 3
+    code, out, err = cli("build", run, "-o", tmp_path / "b")
+    assert code == 0 and (tmp_path / "b" / "model.py").is_file(), out + err
     code, _, err = cli("check", tmp_path)
     assert code == 1 and "not a spec file" in err
 

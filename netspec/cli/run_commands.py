@@ -31,6 +31,7 @@ from .core import (
     parse_dims,
     path_arg,
     print_json,
+    spec_file,
 )
 
 Seed = Annotated[int | None, typer.Option("--seed", help="seed of the initial weights (default: train.seed or 0)")]
@@ -58,6 +59,7 @@ def build(
     from ..runtime.session import open_spec
 
     limit = memory_limit(max_memory)
+    spec = path_arg(spec_file(str(spec)))  # a run directory builds its resolved spec
     session = open_spec(spec, set_, parse_dims(dim), require_train=False)
     try:  # from the static counts, before a single weight is allocated
         check(session.typed, limit)
