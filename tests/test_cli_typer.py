@@ -184,7 +184,9 @@ def completions(script: Path, words: list[str], cwd: Path = ROOT) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completion_script_completes_commands_options_files_layers_and_keys(tmp_path):
-    res = netspec("--show-completion", "bash")
+    # typer detects the shell it runs under (here: pytest's, or make's sh); with detection off,
+    # --show-completion takes the shell's name, as a user installing it for another shell does
+    res = netspec("--show-completion", "bash", env={**ENV, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert res.returncode == 0 and "_NETSPEC_COMPLETE=complete_bash" in res.stdout
     script = tmp_path / "netspec.bash"
     script.write_text(res.stdout)
