@@ -50,19 +50,24 @@ class Result:
         return self.doc.text.splitlines() if self.doc else []
 
 
+# Key paths that are no part of what a run computes: free text, what netspec tune searches, where
+# and how fast it runs, what it logs. A run may resume with any of them changed.
+UNHASHED = (("description",), ("search",), ("train", "device"), ("train", "threads"), ("train", "log"))
+
+
 def spec_hash(data: dict) -> str:
-    """Identity of what a run computes: the whole spec but for where and how fast it runs
-    (train.device, train.threads) and what it logs (train.log), so a run may resume on another
-    machine or thread count, or with TensorBoard turned on."""
+    """Identity of what a run computes: the whole spec but its UNHASHED keys, so a run may resume
+    on another machine or thread count, or with TensorBoard turned on."""
     import hashlib  # here, not at the top: check and summarize never need it (start-up time)
     import json
 
     clean = json.loads(json.dumps(data, default=str))
-    clean.pop("description", None)
-    clean.pop("search", None)  # what netspec tune searches: no part of what a run computes
-    if isinstance(clean.get("train"), dict):
-        for key in ("device", "threads", "log"):
-            clean["train"].pop(key, None)
+    for *parents, key in UNHASHED:
+        owner = clean
+        for name in parents:
+            owner = owner.get(name) if isinstance(owner, dict) else None
+        if isinstance(owner, dict):
+            owner.pop(key, None)
     return hashlib.sha256(json.dumps(clean, sort_keys=True).encode()).hexdigest()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import jsontext
-from ..compiler import compile_doc, spec_hash
+from ..compiler import UNHASHED, compile_doc, spec_hash
 from ..errors import Diagnostic, SpecError, missing_section
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
@@ -412,10 +412,6 @@ def run_overrides(run_dir: Path) -> list[str]:
         return []
     sets = info.get("overrides") if isinstance(info, dict) else None
     return [x for x in sets if isinstance(x, str)] if isinstance(sets, list) else []
-
-
-# What compiler.spec_hash leaves out (where and how fast a run runs, what it logs): free to change on resume.
-UNHASHED = (("description",), ("search",), ("train", "device"), ("train", "threads"), ("train", "log"))
 
 
 def spec_changes(old: dict, new: dict, given: list[str]) -> list[str]:
