@@ -11,6 +11,7 @@ command is built only for the subcommand being run (building all of them costs a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -354,11 +355,8 @@ def _usage_error(exc) -> None:
 
 def _quiet_pipe() -> None:
     """stdout's reader went away (`netspec runs | head`): drop what is left, as a Unix tool would."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):  # no stdout descriptor to redirect: nothing to drop
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,22 +122,26 @@ def train(
     ] = None,
     set_: Sets = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", min=1, help="train.epochs", rich_help_panel=OPT_TRAIN)
+        int | None, typer.Option("--epochs", min=1, help=TRAIN_FLAGS["epochs"], rich_help_panel=OPT_TRAIN)
     ] = None,
     lr: Annotated[
-        float | None, typer.Option("--lr", help="train.optimizer.lr: the learning rate", rich_help_panel=OPT_TRAIN)
+        float | None, typer.Option("--lr", help=f"{TRAIN_FLAGS['lr']}: the learning rate", rich_help_panel=OPT_TRAIN)
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="train.batch_size", rich_help_panel=OPT_TRAIN)
+        int | None, typer.Option("--batch-size", min=1, help=TRAIN_FLAGS["batch_size"], rich_help_panel=OPT_TRAIN)
     ] = None,
     device: Annotated[
         str | None,
-        typer.Option("--device", help="train.device: auto, cpu, cuda (or gpu)", rich_help_panel=OPT_RESOURCES),
+        typer.Option(
+            "--device", help=f"{TRAIN_FLAGS['device']}: auto, cpu, cuda (or gpu)", rich_help_panel=OPT_RESOURCES
+        ),
     ] = None,
     data: Annotated[
         str | None,
         typer.Option(
-            "--data", help="train.data.source: digits, ucr:<Name>, synthetic, or a file", rich_help_panel=OPT_TRAIN
+            "--data",
+            help=f"{TRAIN_FLAGS['data']}: digits, ucr:<Name>, synthetic, or a file",
+            rich_help_panel=OPT_TRAIN,
         ),
     ] = None,
     resume: Annotated[
