@@ -324,7 +324,7 @@ def _dispatch(argv: list[str]) -> int:
     from ..errors import did_you_mean
 
     name = _subcommand(argv)
-    completing = any(k.endswith("_COMPLETE") and k.startswith("_NETSPEC") for k in os.environ)
+    completing = "_NETSPEC_COMPLETE" in os.environ  # the shell asks for candidates: every command
     if name is not None and name not in COMMANDS and not completing:
         hint = did_you_mean(name, COMMANDS) or "Run `netspec --help` for the list."
         raise UserError(f"unknown command {name!r}. {hint}")
