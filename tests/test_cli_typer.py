@@ -208,3 +208,17 @@ def test_completion_does_not_import_torch():
     code = "import sys; from netspec.cli import main; main(); assert 'torch' not in sys.modules"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
     assert "conv2d" in res.stdout and "torch" not in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("shell", "extra"),
+    [("zsh", {}), ("fish", {"_TYPER_COMPLETE_FISH_ACTION": "get-args"})],
+)
+def test_zsh_and_fish_scripts_and_the_answers_they_ask_for(shell, extra):
+    """zsh and fish are not installed here: the script is checked for the call it makes, and that
+    call (the environment the script sets) is made as the shell would make it."""
+    res = netspec("--show-completion", shell, env={**ENV, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
+    assert res.returncode == 0 and f"_NETSPEC_COMPLETE=complete_{shell}" in res.stdout
+    env = {**ENV, "_NETSPEC_COMPLETE": f"complete_{shell}", "_TYPER_COMPLETE_ARGS": "netspec ops conv", **extra}
+    res = netspec(env=env)
+    assert res.returncode == 0 and "conv2d" in res.stdout and "lstm" not in res.stdout, res.stdout + res.stderr
