@@ -68,7 +68,7 @@ def markdown(results: dict, chart: str | None) -> str:
         f"| OS | {m['os']} |",
         f"| date | {results['date']} |",
         f"| load average (start / end) | {m['load_start']} / {m['load_end']} |",
-        f"| wall time of the run | {results['wall_s']:.0f} s ({results['mode']}) |",
+        f"| wall time of the run | {results['wall_s']:.0f} s ({results['mode']}{_reran(results)}) |",
         "",
         "## Results",
         "",
@@ -97,9 +97,16 @@ def markdown(results: dict, chart: str | None) -> str:
             out.append(f"  {note[0].upper() + note[1:]}.")
     stale = {n: f for n, f in results["figures"].items() if f["date"] != results["date"]}
     if stale:
-        out += ["", "Figures kept from earlier runs (`--only` reruns one figure): "]
+        out += ["", "Figures kept from earlier runs (`--only` reruns one figure):"]
         out += [f"- {n}: {f['date']} ({f['mode']})" for n, f in stale.items()]
     return "\n".join(out) + "\n"
+
+
+def _reran(results: dict) -> str:
+    """For an `--only` run merged into earlier results: which figures this run measured (the date,
+    load and wall time above are this run's)."""
+    fresh = [n for n, f in results["figures"].items() if f["date"] == results["date"]]
+    return "" if len(fresh) == len(results["figures"]) else f"; this run: {', '.join(fresh)}"
 
 
 def chart(results: dict, path: Path) -> bool:

@@ -141,6 +141,28 @@ def test_no_color_and_pipes_get_no_escape_codes():
         assert res.returncode == 1 and "\x1b[" not in res.stderr
 
 
+def test_the_short_commands_fast_exit_loses_no_output(tmp_path):
+    """check/summarize/ops/schema end with os._exit after flushing: every byte still arrives, to a
+    file and through a pipe, well past a pipe's buffer, and the exit codes are unchanged."""
+    from netspec.spec.schema import schema_text
+
+    expected = json.loads(schema_text())
+    env = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}  # stdout buffered, as for users
+    assert len(json.dumps(expected)) > 128 * 1024  # more than a pipe holds
+    out = tmp_path / "schema.json"
+    with out.open("w") as f:
+        assert subprocess.run([str(BIN / "netspec"), "schema"], stdout=f, env=env, timeout=60).returncode == 0
+    assert json.loads(out.read_text()) == expected
+    res = netspec("schema", env=env)
+    assert res.returncode == 0 and json.loads(res.stdout) == expected
+    res = netspec("summarize", ROOT / "specs" / "resnet18.yaml", "-f", "json", env=env)
+    assert res.returncode == 0 and json.loads(res.stdout)["total_params"] == 11_689_512
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MLP.replace("linear: 8", "linaer: 8"))
+    res = netspec("check", bad, env=env)
+    assert res.returncode == 1 and "did you mean" in res.stdout and res.stdout.rstrip().endswith("1 error")
+
+
 def test_a_closed_pipe_ends_quietly(tmp_path):
     runs = tmp_path / "runs"
     for i in range(40):  # enough rows that the output outlasts `head -c 1`
