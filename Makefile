@@ -9,7 +9,7 @@ PIP    := $(BIN)/pip install --quiet -c constraints.txt
 $(BIN)/netspec: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[data,plot]' --config-settings editable_mode=compat  # a path entry: no import hook to load at start-up
+	$(PIP) -e '.[data,plot,vision]' --config-settings editable_mode=compat  # a path entry: no import hook to load at start-up
 	@touch $@
 
 install: $(BIN)/netspec
