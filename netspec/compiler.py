@@ -7,7 +7,7 @@ import functools
 import gc
 from collections.abc import Mapping
 
-from .errors import Diagnostic, SpecError
+from .errors import Diagnostic, SpecError, format_path
 from .ir import Graph
 from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
@@ -118,7 +118,31 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None, search: bo
     graph.lint()
     res.typed, diags = infer(graph, dims)
     res.diagnostics += diags
+    if res.train and res.train["data"]["augment"] and res.typed is not None:
+        res.diagnostics += _check_augment(res.train, res.typed, doc)
     return res
+
+
+def _check_augment(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnostic]:
+    """Pass the sample through train.data.augment, as layers pass their shapes (data/augment.py)."""
+    from .data.augment import check
+    from .spec.train_schema import source_kind
+
+    if len(typed.graph.inputs) != 1:
+        path = ("train", "data", "augment")
+        return [
+            Diagnostic(
+                "augmentation needs a model with one input",
+                format_path(path),
+                doc.loc(path, key=True),
+                expected="one input",
+                received=f"{len(typed.graph.inputs)} inputs",
+                code="augment",
+            )
+        ]
+    return check(
+        cfg, typed.input.shape, typed.input.dtype, doc.loc, decoded=source_kind(cfg["data"]["source"]) == "folder"
+    )
 
 
 def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None = None) -> Result:

@@ -300,6 +300,17 @@ class Split:
         x = x.narrow(self.time_axis, 0, int(self.host_lengths[host_idx].max()))
         return x, y, lengths
 
+    @property
+    def labels(self):
+        return self.y.cpu().numpy()
+
+    def batches(self, order, start, bs, epoch=None):
+        """(x, y, lengths) of batches start, start+1, ... of `order` (this split's sample indices):
+        the batch-source interface that streamed splits (netspec/data/stream.py) answer too."""
+        order_dev = torch.tensor(order, dtype=torch.long, device=self.y.device)  # one upload per pass
+        for k in range(start * bs, len(order), bs):
+            yield self.batch(order_dev[k : k + bs], order[k : k + bs])
+
 
 def epoch_order(n, epoch, seed, rank, world, shuffle=True):
     """This rank's sample indices for one epoch: DistributedSampler's, seeded by (seed, epoch)."""
@@ -308,6 +319,11 @@ def epoch_order(n, epoch, seed, rank, world, shuffle=True):
     )
     sampler.set_epoch(epoch)
     return list(sampler)
+
+
+def predicted_labels(out):
+    """The one rule from outputs to class labels: the largest logit, or a single logit above 0."""
+    return out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
 
 
 def partial_count(sums, world):
@@ -345,8 +361,9 @@ class Sums:
             self.loss.add_(loss, alpha=n)  # in float64: loss x n is exact, as before the sum
             self.count += n
             if task == "classification":
-                pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
-                self.correct.add_((pred == y).sum())
+                if y.dim() > 1 and y.is_floating_point():  # mixup/cutmix's soft targets: their largest share
+                    y = y.argmax(-1)
+                self.correct.add_((predicted_labels(out) == y).sum())
             else:
                 self.abs_err.add_((out.double() - y.view_as(out).double()).abs().sum())
 
@@ -373,16 +390,12 @@ class Sums:
 
 
 @torch.no_grad()
-def evaluate(model, split, cfg, loss_fn, rank, world, autocast, want_predictions=False):
+def evaluate(model, split, cfg, loss_fn, rank, world, autocast, device, want_predictions=False):
     """Loss and metrics over a split (sharded across ranks, reduced as sums and counts)."""
     model.eval()
-    sums = Sums(split.y.device)
+    sums = Sums(device)
     preds = []
-    idx = list(range(rank, len(split), world))
-    idx_dev = torch.tensor(idx, dtype=torch.long, device=split.y.device)
-    bs = cfg["batch_size"]
-    for i in range(0, len(idx), bs):
-        x, y, lengths = split.batch(idx_dev[i : i + bs], idx[i : i + bs])
+    for x, y, lengths in split.batches(list(range(rank, len(split), world)), 0, cfg["batch_size"]):
         with autocast():
             out = forward(model, x, lengths)
             loss = loss_fn(out, y)
@@ -622,7 +635,8 @@ def fit(model, data, cfg, run_dir, **options):
     results.json into run_dir (rank 0 only); with train.log [tensorboard] also tensorboard/. Returns the results dict. With max_steps, stops
     (after a checkpoint) once this invocation has taken that many optimizer steps. Options:
     spec_hash, resume, init_from, reporter, max_steps, time_axis, classes, resume_hint (how to
-    continue, printed when the run stops with a checkpoint).
+    continue, printed when the run stops with a checkpoint), data_fingerprint (a resume on other
+    data is refused). `data` may instead map train/val/test to batch sources (streamed data).
 
     Runs with train.threads CPU threads, and restores the previous count when it returns.
     """
@@ -645,6 +659,7 @@ def _fit(
     time_axis=None,
     classes=None,
     resume_hint="continue with --resume",
+    data_fingerprint=None,
 ):
     run_dir = Path(run_dir)
     summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
@@ -663,10 +678,13 @@ def _fit(
     def autocast():
         return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
 
-    splits = {
-        s: Split(data[f"x_{s}"], data[f"y_{s}"], data.get(f"len_{s}"), device, time_axis)
-        for s in ("train", "val", "test")
-    }
+    if "train" in data:  # splits that are batch sources already (streamed data)
+        splits = {s: data[s] for s in ("train", "val", "test")}
+    else:
+        splits = {
+            s: Split(data[f"x_{s}"], data[f"y_{s}"], data.get(f"len_{s}"), device, time_axis)
+            for s in ("train", "val", "test")
+        }
     train = splits["train"]
     bs, epochs = cfg["batch_size"], cfg["epochs"]
     steps_per_epoch = math.ceil(math.ceil(len(train) / world) / bs)
@@ -737,6 +755,12 @@ def _fit(
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'malformed'})"
             ) from None
         state, partial = restored
+        if data_fingerprint and ckpt.get("data") and ckpt["data"] != data_fingerprint:
+            raise TrainError(
+                f"cannot resume: the data changed since the checkpoint was written (fingerprint "
+                f"{ckpt['data'][:12]} -> {data_fingerprint[:12]}: files added, removed, resized or edited). "
+                "Restore the data, or start a new run (another -o, or --force)"
+            )
         reporter.message(f"resumed at epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch}")
         if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
             keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]
@@ -779,6 +803,7 @@ def _fit(
         payload = {
             "format": CHECKPOINT_FORMAT,
             "spec_hash": spec_hash,
+            "data": data_fingerprint,
             "model": unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "schedule": dict(schedule.state),
@@ -821,14 +846,13 @@ def _fit(
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
             order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
-            order_dev = torch.tensor(order, dtype=torch.long, device=device)  # one upload per epoch
             sums = Sums(device, partial)
             partial = None
             reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
             count0 = float(partial_count(sums, world))
             t0 = time.perf_counter()
-            for i in range(state["step_in_epoch"], steps_per_epoch):
-                x, y, lengths = train.batch(order_dev[i * bs : (i + 1) * bs], order[i * bs : (i + 1) * bs])
+            batches = train.batches(order, state["step_in_epoch"], bs, epoch)
+            for i, (x, y, lengths) in enumerate(batches, start=state["step_in_epoch"]):
                 schedule.apply(state["global_step"])
                 with autocast():
                     out = forward(step_model, x, lengths)
@@ -857,7 +881,7 @@ def _fit(
             elapsed = time.perf_counter() - t0
             record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
             if len(splits["val"]):
-                val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast)
+                val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast, device)
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["lr"] = schedule.lr()
             record["time"] = elapsed
@@ -906,12 +930,11 @@ def _fit(
     }
     for s in ("val", "test"):
         if len(splits[s]):
-            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, want_predictions=True)
+            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, device, want_predictions=True)
             results[s] = m
             # A confusion matrix is k x k: past 1,000 classes it is no report anyone reads.
             if s == "test" and task == "classification" and classes and len(classes) <= 1000 and world == 1:
-                pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
-                results["test"].update(class_report(splits[s].y.cpu().numpy(), pred.numpy(), classes))
+                results["test"].update(class_report(splits[s].labels, predicted_labels(out).numpy(), classes))
     if main_rank:
         buf = io.BytesIO()
         torch.save(unwrap(model).state_dict(), buf)

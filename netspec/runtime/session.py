@@ -595,14 +595,15 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
         _align_classes(prep, info.get("classes"), data)
     with torch.no_grad():
         sp = Split(prep.x[split], prep.y[split], prep.lengths[split], torch.device("cpu"), time_axis(s.typed))
-        result, out = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, want_predictions=True)
+        result, out = eval_split(
+            model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, torch.device("cpu"), want_predictions=True
+        )
     result["split"] = split if data is None else data
     result["samples"] = len(prep.y[split])
     if cfg["task"] == "classification" and prep.classes:
-        from .loop import class_report
+        from .loop import class_report, predicted_labels
 
-        pred = out.argmax(-1) if out.dim() > 1 and out.shape[-1] > 1 else (out.view(-1) > 0).long()
-        result.update(class_report(prep.y[split], pred.numpy(), prep.classes))
+        result.update(class_report(prep.y[split], predicted_labels(out).numpy(), prep.classes))
     return result
 
 

@@ -230,6 +230,11 @@ def _not(c, value, schema) -> Check:
     return lambda x: not inner(x)
 
 
+def _any_of(c, value, schema) -> Check:
+    options = [c.compile(v) for v in value]
+    return lambda x: any(o(x) for o in options)
+
+
 def _ref(c, value, schema) -> Check:
     return c.ref(value)
 
@@ -261,6 +266,7 @@ KEYWORDS: dict[str, Callable[..., Check | None]] = {
     "items": _items,
     "if": _if,
     "not": _not,
+    "anyOf": _any_of,
     "$ref": _ref,
     "$defs": _defs,
 }
@@ -284,6 +290,8 @@ def unsupported(schema: Any, at: str = "#") -> list[str]:
     for k in _MANY:
         for name, sub in schema.get(k, {}).items():
             found += unsupported(sub, f"{at}/{k}/{name}")
+    for i, sub in enumerate(schema.get("anyOf", ())):
+        found += unsupported(sub, f"{at}/anyOf/{i}")
     return found
 
 

@@ -219,11 +219,17 @@ class _OpDefs(dict):
         return value
 
 
+def _augment_op() -> dict:
+    from ..data.augment import item_schema  # made only for a spec that declares augmentation
+
+    return item_schema()
+
+
 def _op_defs(defs: dict, authoring: bool, lazy: bool) -> dict:
     ops = all_ops()
     if lazy:
-        return _OpDefs(defs, lambda n: op_schema(ops[n], authoring))
-    return {**defs, **{n: op_schema(ops[n], authoring) for n in sorted(ops)}}
+        return _OpDefs(defs, lambda n: _augment_op() if n == "augment_op" else op_schema(ops[n], authoring))
+    return {**defs, "augment_op": _augment_op(), **{n: op_schema(ops[n], authoring) for n in sorted(ops)}}
 
 
 def build_schema(

@@ -8,7 +8,29 @@ from __future__ import annotations
 
 from ..errors import Diagnostic, format_path
 
-SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv))$"
+# A named data set, a file by its suffix, or a folder of images (any path with a `/`: `./photos`).
+SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv|npy)|.*/.*)$"
+_NPY = {"type": ["string", "null"], "pattern": r"^.+\.npy$"}
+_WORKERS = {
+    "type": ["string", "integer"],
+    "if": {"type": "string"},
+    "then": {"enum": ["auto"]},
+    "else": {"minimum": 0, "maximum": 256},
+}
+LOADER = {
+    "workers": (
+        _WORKERS,
+        "auto",
+        "DataLoader worker processes; auto: min(4, cores - 1) for streamed data, 0 otherwise",
+    ),
+    "prefetch": ({"type": "integer", "minimum": 1, "maximum": 64}, 2, "batches each worker prepares ahead"),
+    "pin_memory": (
+        {"type": ["string", "boolean"], "if": {"type": "string"}, "then": {"enum": ["auto"]}},
+        "auto",
+        "page-locked batches; auto: with CUDA",
+    ),
+    "persistent": ({"type": "boolean"}, True, "keep the workers alive between epochs"),
+}
 _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 0.9}
 
@@ -27,7 +49,28 @@ DATA = {
     "source": (
         {"type": "string", "pattern": SOURCE_PATTERN},
         None,
-        "digits, ucr:<Name>, synthetic, or a path to a .npz (x, y, x_test, y_test) or .csv file",
+        "digits, ucr:<Name>, synthetic, a path to a .npz (x, y, x_test, y_test), .csv or .npy file (memory-mapped, "
+        "with labels:), or a folder of images (one subfolder per class, or train/ val/ test/ with class subfolders; "
+        "write a path with a /, e.g. ./photos)",
+    ),
+    "labels": (_NPY, None, "labels of a .npy source: a .npy with one label per row"),
+    "test_source": (_NPY, None, "the official test split of a .npy source (then test_fraction is not used)"),
+    "test_labels": (_NPY, None, "labels of test_source"),
+    "augment": (
+        {"type": "array", "maxItems": 64, "items": {"$ref": "#/$defs/augment_op"}},
+        [],
+        "augmentation and normalization, written like layers (`- horizontal_flip`, `- resize: 256`); random ops "
+        "run on training batches only, evaluation derives resize + center crop (see `netspec ops --augment`)",
+    ),
+    "crop_pct": (
+        _num(0, 1, exclusive_lo=True),
+        0.875,
+        "evaluation resizes to crop size / crop_pct, then crops the centre",
+    ),
+    "on_bad_file": (
+        {"enum": ["error", "skip"]},
+        "error",
+        "an image folder's unreadable or non-image files: stop, or skip and count them",
     ),
     "val_fraction": (_FRACTION, 0.1, "share of the training data held out for validation (seeded, stratified)"),
     "test_fraction": (_FRACTION, 0.2, "share held out for testing when the source has no official test split"),
@@ -189,7 +232,20 @@ def relevant_keys(section: str, choice: str) -> tuple[str, ...]:
 # Editor examples (yaml-language-server offers them) where the default and the allowed values are
 # not enough; every other key shows those. A test validates each example against its key's schema.
 EXAMPLES = {
-    "data.source": ["digits", "ucr:ItalyPowerDemand", "synthetic", "data/train.npz"],
+    "data.source": ["digits", "ucr:ItalyPowerDemand", "synthetic", "data/train.npz", "./photos", "data/x.npy"],
+    "data.labels": ["data/y.npy"],
+    "data.test_source": ["data/x_test.npy"],
+    "data.test_labels": ["data/y_test.npy"],
+    "data.augment": [
+        [{"random_crop": {"size": 32, "padding": 4}}, "horizontal_flip"],
+        [
+            {"random_resized_crop": 224},
+            "horizontal_flip",
+            {"normalize": {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}},
+        ],
+        [{"jitter": 0.03}, {"scaling": 0.1}],
+    ],
+    "data.loader": [{"workers": 4}, {"workers": 0}, {"workers": "auto", "prefetch": 4, "persistent": True}],
     "data.classes": [2, 10],
     "optimizer.lr": [0.001, 0.01, 0.1],
     "optimizer.momentum": [0.9],
@@ -228,6 +284,15 @@ def _object(table: dict, section: str, required=()) -> dict:
     return {"type": "object", "properties": props, "additionalProperties": False, "required": list(required)}
 
 
+# The loader's keys are a table of their own, annotated like every section's.
+DATA["loader"] = (
+    _object(LOADER, "data.loader"),
+    None,
+    "DataLoader settings of streamed data (image folders, .npy, augmented sets): workers, prefetch, "
+    "pin_memory, persistent",
+)
+
+
 def train_schema() -> dict:
     props = {}
     for key, (schema, default, doc) in TRAIN.items():
@@ -262,6 +327,16 @@ def train_schema() -> dict:
         "additionalProperties": False,
         "properties": props,
     }
+
+
+def source_kind(source: str) -> str:
+    """digits, synthetic, ucr, npz, csv, npy, or folder (a path with a `/` and none of those suffixes)."""
+    if source in ("digits", "synthetic"):
+        return source
+    if source.startswith("ucr:"):
+        return "ucr"
+    suffix = source.rsplit(".", 1)[-1].lower() if "." in source.rsplit("/", 1)[-1] else ""
+    return suffix if suffix in ("npz", "csv", "npy") else "folder"
 
 
 def _copy(value):
@@ -346,6 +421,37 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
         bad(("loss", "label_smoothing"), "label_smoothing applies to cross_entropy only", "cross_entropy", loss)
     if "accuracy" in cfg["metrics"] and task != "classification":
         bad(("metrics",), "accuracy needs a classification task", "mae for regression", "accuracy")
+    data = cfg["data"]
+    data["loader"] = {k: (data["loader"] or {}).get(k, d) for k, (_, d, _) in LOADER.items()}
+    kind = source_kind(data["source"])
+    given_data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if kind == "npy" and not data["labels"]:
+        bad(
+            ("data", "source"),
+            "a .npy source needs its labels",
+            "labels: a .npy with one label per row",
+            "no labels",
+            "add `labels: y.npy` under train.data",
+        )
+    for key in ("labels", "test_source"):
+        if given_data.get(key) is not None and kind != "npy":
+            bad(
+                ("data", key),
+                f"{key} has no effect with source {data['source']}",
+                "a .npy source",
+                f"{key}: {given_data[key]}",
+                "labels belong to a .npy source; a .npz holds x and y itself",
+            )
+    if bool(data["test_source"]) != bool(data["test_labels"]) and kind == "npy":
+        key = "test_labels" if data["test_source"] else "test_source"
+        bad(
+            ("data", key),
+            "test_source and test_labels go together",
+            "both, or neither",
+            f"only {'test_source' if data['test_source'] else 'test_labels'}",
+        )
+    if given_data.get("on_bad_file", "error") != "error" and kind != "folder":
+        bad(("data", "on_bad_file"), "on_bad_file applies to image folders", "a folder source", data["source"])
     es = cfg["early_stopping"]
     watched = es["monitor"].removeprefix("val_") if es else "loss"
     if watched != "loss" and watched not in cfg["metrics"]:

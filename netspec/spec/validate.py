@@ -159,6 +159,28 @@ def _is_item(doc: Document, path: tuple) -> bool:
     return bool(path) and _layer_op(doc, path)[1] == path
 
 
+def _branches_of_type(err) -> set[int]:
+    """The anyOf branches whose `type` admits the failing instance (or that name no type)."""
+    out = set()
+    for i, branch in enumerate(err.validator_value):
+        t = branch.get("type") if isinstance(branch, dict) else None
+        names = [t] if isinstance(t, str) else list(t or [])
+        if not names or any(_TYPE_OK[n](err.instance) for n in names if n in _TYPE_OK):
+            out.add(i)
+    return out
+
+
+_TYPE_OK = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "null": lambda v: v is None,
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+}
+
+
 def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
     """`prefix`: where the validated instance sits in the document (for values checked alone)."""
     path = prefix + tuple(err.absolute_path)
@@ -188,6 +210,42 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
                 )
             )
         return out
+    if kw == "anyOf":
+        # A value with a short form and a mapping form (`- resize: 256` / `{size: [h, w]}`): explain it
+        # by the branch of its own type (the mapping's unknown key, not "valid under none").
+        fits = [
+            e
+            for e in err.context or ()
+            if e.validator != "type" and e.relative_schema_path[0] in _branches_of_type(err)
+        ]
+        if fits:
+            return [d for e in fits for d in _diag(doc, e, prefix)]
+    if kw == "enum" and len(path) >= 2 and path[-2] == "augment" and isinstance(inst, str):
+        from ..data.augment import REGISTRY
+
+        name = inst
+        if isinstance(_at(doc.data, path), dict):
+            path = path + (name,)
+        needs = REGISTRY[name].required if name in REGISTRY else []
+        if needs:
+            return [
+                make(
+                    f"augmentation op '{name}' needs parameters",
+                    expected=f"a mapping with {', '.join(needs)}",
+                    received=repr(name),
+                    hint=f"write `- {name}: {{{', '.join(n + ': ...' for n in needs)}}}`",
+                )
+            ]
+        return [
+            make(
+                f"unknown augmentation op '{name}'",
+                path,
+                key=isinstance(_at_or_none(doc.data, path[:-1]), dict),
+                expected="an augmentation op (see `netspec ops --augment`)",
+                received=repr(name),
+                hint=did_you_mean(name, REGISTRY) or "run `netspec ops --augment` for the list",
+            )
+        ]
     if kw == "enum":
         choices = err.validator_value
         if _is_item(doc, path) and isinstance(inst, str):
