@@ -23,6 +23,7 @@ import csv
 import importlib.util
 import math
 import re
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -76,7 +77,7 @@ def _read_header(fp, name: str, where: str) -> ArrayHeader:
             shape, fortran, dtype = npformat.read_array_header_2_0(fp)
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-    except (ValueError, TypeError, SyntaxError, OverflowError, EOFError) as exc:
+    except (ValueError, TypeError, SyntaxError, OverflowError, EOFError, tokenize.TokenError) as exc:
         raise DataError(f"{where}: {name} is not a valid .npy array ({exc})") from None
     if dtype.hasobject:  # a pickle inside: never unpickled (code execution)
         raise DataError(f"{where}: {name} holds Python objects ({dtype}); only numeric arrays are read")

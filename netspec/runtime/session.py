@@ -4,6 +4,7 @@ directory, and hand over to the training loop (runtime/loop.py, the same code as
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shlex
@@ -86,8 +87,86 @@ def time_axis(typed: TypedGraph) -> int | None:
     return None if sym is None else 1 + typed.input.shape.index(sym)
 
 
-def load_data(s: Session, base: Path, stats: dict | None = None, limit: int | None = None) -> Prepared:
-    """`limit`: the run's --max-memory; data over it is refused before it is read or allocated."""
+def load_data(s: Session, base: Path, stats: dict | None = None, limit: int | None = None, progress=False):
+    """`limit`: the run's --max-memory; data over it is refused before it is read or allocated.
+    Prepared arrays, or for an image folder, a .npy or augmented data the Streamed sample sets
+    (data/feed.py); `progress`: show a bar while a large folder is scanned."""
+    from ..data.feed import streamed
+
+    if streamed(s.cfg):
+        return _load_streamed(s, base, stats, limit, progress)
+    return _load_prepared(s, base, stats, limit)
+
+
+def _load_streamed(s: Session, base: Path, stats, limit, progress):
+    from ..data.feed import check_classes, open_streamed
+    from ..spec.train_schema import source_kind
+
+    cfg, typed = s.cfg, s.typed
+    out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
+    shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
+    prepared = None
+    if source_kind(cfg["data"]["source"]) not in ("folder", "npy"):
+        prepared = _load_prepared(s, base, stats, limit)
+    try:
+        with _scan_bar(progress) as bar:
+            st = open_streamed(cfg, shape, typed.input.dtype, base, limit=limit, progress=bar, prepared=prepared)
+        check_classes(st, cfg, out_shape)
+    except DataError as exc:
+        raise RunError(f"data ({cfg['data']['source']}): {exc}") from None
+    return st
+
+
+@contextlib.contextmanager
+def _scan_bar(show: bool):
+    """A rich progress bar for a folder scan that takes a while (shown from the first 2,000 files)."""
+    if not show or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = None
+
+        def update(done: int, total: int) -> None:
+            nonlocal task
+            if total < 2000:
+                return
+            if task is None:
+                task = bar.add_task("scanning images", total=total)
+            bar.update(task, completed=done)
+
+        yield update
+
+
+def data_bytes(prep) -> int:
+    """What the data holds in memory: the prepared arrays, or a streamed set's index arrays."""
+    if hasattr(prep, "to_npz_dict"):
+        return sum(a.nbytes for a in prep.to_npz_dict().values())
+    return sum(i.nbytes for i in prep.index.values())
+
+
+def feed(s: Session, prep, device) -> tuple:
+    """What fit() reads, and the data's fingerprint (a resume on changed data is refused)."""
+    if hasattr(prep, "to_npz_dict"):
+        arrays = prep.to_npz_dict()
+        h = hashlib.sha256()
+        for k in sorted(arrays):
+            a = arrays[k]
+            h.update(k.encode() + str(a.shape).encode() + str(a.dtype).encode())
+            # Every byte up to 64 MB (hashed at ~1 GB/s); beyond, 4,096 rows spread over the array.
+            rows = a if a.nbytes <= 64 << 20 else a[np.linspace(0, len(a) - 1, 4096).astype(np.int64)]
+            h.update(np.ascontiguousarray(rows).data)
+        return arrays, h.hexdigest()
+    from ..data.feed import batch_sources
+
+    out_shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.output.shape)
+    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
+    classes = (out_shape[-1] if out_shape else 1) if s.cfg["task"] == "classification" else None
+    return batch_sources(prep, s.cfg, shape, s.typed.input.dtype, device, classes), prep.fingerprint()
+
+
+def _load_prepared(s: Session, base: Path, stats: dict | None = None, limit: int | None = None) -> Prepared:
     cfg, typed = s.cfg, s.typed
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
     source = cfg["data"]["source"]
@@ -327,8 +406,8 @@ def train(
         limit = default_limit() if max_memory is None else max_memory
         try:  # from the static counts, before data or model is allocated; again once the data is known
             check(s.typed, limit, s.cfg)
-            prep = load_data(s, spec.parent, limit=limit)
-            check(s.typed, limit, s.cfg, sum(a.nbytes for a in prep.to_npz_dict().values()))
+            prep = load_data(s, spec.parent, limit=limit, progress=rank == 0 and not quiet)
+            check(s.typed, limit, s.cfg, data_bytes(prep))
         except MemoryLimitError as exc:
             raise RunError(str(exc)) from None
         model = lower(s.typed, seed=s.cfg["seed"])  # before the run's files: a failure here leaves none
@@ -337,9 +416,12 @@ def train(
         # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
         if rank == 0 and not (resume and (run_dir / "spec.resolved.yaml").exists()):
             write_run_files(s, run_dir, prep)
+        data, fingerprint = feed(s, prep, run_device(cfg, local_rank))
         if rank == 0:
             for note in prep.notes:
                 reporter.message(note)
+            if isinstance(data, dict) and "train" in data:
+                reporter.message(prep.line(data["train"].workers))
             sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
             reporter.message(
                 f"{s.typed.graph.name}: {s.typed.total_params:,} params; samples: {sizes}; "
@@ -356,7 +438,7 @@ def train(
         try:
             results = fit(
                 model,
-                prep.to_npz_dict(),
+                data,
                 cfg,
                 run_dir,
                 spec_hash=s.hash,
@@ -367,6 +449,7 @@ def train(
                 time_axis=time_axis(s.typed),
                 classes=prep.classes,
                 resume_hint=f"continue with: {again}",
+                data_fingerprint=fingerprint,
             )
             if world > 1 and torch.distributed.is_initialized():
                 # Every rank leaves together: a rank that tore its process group down while rank 0

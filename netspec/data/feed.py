@@ -1,0 +1,214 @@
+"""From `train.data` to the batch sources the loop reads, for data read as it trains: an image
+folder, a memory-mapped .npy, or any set with declared augmentation (whose random ops run per
+sample, in DataLoader workers).
+
+The splits are index arrays into a sample set (the source's own train/val/test when it has them,
+else seeded, stratified fractions, as for in-memory data); the files' real sizes go through the
+augmentation rules once more, so a folder whose images differ from the declared size without a
+resize fails here, naming one such file, before any step runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..record import factory, record
+from ..runtime.datasets import DataError
+from ..spec.train_schema import source_kind
+from .augment import Sample, items, mismatch, run_chain
+
+SPLITS = ("train", "val", "test")
+
+
+def streamed(cfg: dict) -> bool:
+    """Is this data read through the batch source (not sliced from device tensors)?"""
+    return source_kind(cfg["data"]["source"]) in ("folder", "npy") or bool(cfg["data"]["augment"])
+
+
+class InMemory:
+    """Arrays already in memory (a prepared split) as a sample set, for augmentation."""
+
+    def __init__(self, x: np.ndarray, labels: np.ndarray):
+        self.x, self.labels = x, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def load(self, i: int):
+        import torch
+
+        return torch.from_numpy(np.array(self.x[i]))
+
+    def name(self, i: int) -> str:
+        return f"sample {i}"
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for a in (self.x, self.labels):
+            h.update(f"{a.shape}{a.dtype}".encode())
+            h.update(np.ascontiguousarray(a).data)
+        return h.hexdigest()
+
+
+@record(frozen=False)
+class Streamed:
+    """What the session reads from a streamed source: a sample set per split with the indices it
+    uses, and what the run's files record (classes, notes, sizes: the names of Prepared's)."""
+
+    sets: dict  # split -> sample set
+    index: dict  # split -> int64 positions in that set
+    classes: list | None
+    notes: list = factory(list)
+    kind: str = "folder"
+    stats: dict | None = None
+
+    @property
+    def y(self) -> dict:
+        return {s: np.asarray(self.sets[s].labels)[self.index[s]] for s in SPLITS}
+
+    def fingerprint(self) -> str:
+        """Of the files and of which samples each split holds."""
+        h = hashlib.sha256()
+        seen = set()
+        for s in SPLITS:
+            if id(self.sets[s]) not in seen:
+                seen.add(id(self.sets[s]))
+                h.update(self.sets[s].fingerprint().encode())
+            h.update(s.encode() + self.index[s].tobytes())
+        return h.hexdigest()
+
+    def line(self, workers: int) -> str:
+        """`data: 1,797 images, 10 classes (train 1,150 / val 288 / test 359), 2 workers`."""
+        n = {s: len(self.index[s]) for s in SPLITS}
+        what = {"folder": "images", "npy": "rows"}.get(self.kind, "samples")
+        total = sum(n.values())
+        classes = f", {len(self.classes)} classes" if self.classes else ""
+        parts = " / ".join(f"{s} {n[s]:,}" for s in SPLITS if n[s])
+        return f"data: {total:,} {what}{classes} ({parts}), {workers} worker{'s' * (workers != 1)}"
+
+
+def _split(labels: np.ndarray, cfg: dict, has_test: bool, has_val: bool, task: str) -> dict:
+    """Seeded (stratified) positions of test, then val, as prepare() takes them from arrays."""
+    from ..runtime.prepare import stratified_split
+
+    data = cfg["data"]
+    rng = np.random.default_rng(cfg["seed"])
+    strat = data["stratify"] and task == "classification"
+    rest = np.arange(len(labels))
+    out = {}
+    if not has_test:
+        keep, test = stratified_split(labels, data["test_fraction"], rng, strat)
+        rest, out["test"] = keep, test
+    if not has_val:
+        keep, val = stratified_split(labels[rest], data["val_fraction"], rng, strat)
+        out["val"], rest = rest[val], rest[keep]
+    out["train"] = rest
+    return out
+
+
+def check_sizes(cfg: dict, shape: tuple, sizes: dict, root: Path) -> None:
+    """Each image size the folder holds, through the augmentation chain: the output must be the
+    declared input (a file of another size needs a resize or crop in train.data.augment)."""
+    channels = shape[0]
+    chain = items(cfg["data"]["augment"])
+    for (h, w), rel in sorted(sizes.items()):
+        out, problems = run_chain(Sample("image", channels, (h, w), "uint8", "uint8"), chain)
+        where = root / rel
+        if problems:
+            i, name, exc = problems[0]
+            raise DataError(f"{where} ({w}x{h} pixels): train.data.augment[{i}] {name}: {exc.message}")
+        bad = mismatch(out, Sample("image", channels, tuple(shape[1:])))
+        if bad or None in out.size:
+            got = " x ".join(str(d) for d in out.size) if None not in out.size else f"{h} x {w}"
+            fix = (
+                f"add `- resize: [{shape[1]}, {shape[2]}]` (or a crop) to train.data.augment"
+                if not chain
+                else "end train.data.augment with a resize or crop to the input's size"
+            )
+            raise DataError(
+                f"{where} is {w}x{h} pixels (height {h}, width {w}); the input takes {shape[1]} x {shape[2]} "
+                f"and the augmentation makes it {got}: {fix}"
+            )
+
+
+def open_streamed(
+    cfg: dict, shape: tuple, dtype: str, base: Path, *, limit=None, progress=None, prepared=None
+) -> Streamed:
+    """The sample sets and split indices of a streamed source. `prepared`: in-memory splits
+    (Prepared) that only need augmentation."""
+    from .sources import open_arrays, open_image_folder
+
+    data, task = cfg["data"], cfg["task"]
+    kind = source_kind(data["source"])
+    if prepared is not None:
+        if any(v is not None for v in prepared.lengths.values()):
+            raise DataError("augmentation of series of unequal length is not supported: pad or crop them to one length")
+        sets = {s: InMemory(prepared.x[s], prepared.y[s]) for s in SPLITS}
+        index = {s: np.arange(len(prepared.y[s]), dtype=np.int64) for s in SPLITS}
+        return Streamed(sets, index, prepared.classes, list(prepared.notes), "memory", prepared.stats)
+    path = lambda p: None if p is None else (base / p if not Path(p).is_absolute() else Path(p))  # noqa: E731
+    if kind == "folder":
+        if len(shape) != 3 or shape[0] not in (1, 3, 4):
+            raise DataError(
+                f"an image folder feeds (channels, height, width) inputs of 1, 3 or 4 channels, not {shape}"
+            )
+        src = open_image_folder(path(data["source"]), shape[0], on_bad_file=data["on_bad_file"], progress=progress)
+        check_sizes(cfg, shape, src.image_sizes, path(data["source"]))
+    else:
+        src = open_arrays(
+            path(data["source"]), path(data["labels"]), path(data["test_source"]), path(data["test_labels"]),
+            task=task, limit=limit,
+        )  # fmt: skip
+        _check_rows(cfg, shape, src.train.sample_shape, path(data["source"]))
+    pos = _split(np.asarray(src.train.labels), cfg, src.test is not None, src.val is not None, task)
+    sets = {"train": src.train, "val": src.val or src.train, "test": src.test or src.train}
+    index = {
+        "train": pos["train"],
+        "val": pos["val"] if src.val is None else np.arange(len(src.val), dtype=np.int64),
+        "test": pos["test"] if src.test is None else np.arange(len(src.test), dtype=np.int64),
+    }
+    if not len(index["train"]):
+        raise DataError("no training samples left after the validation and test splits")
+    return Streamed(
+        sets, {k: np.asarray(v, dtype=np.int64) for k, v in index.items()}, src.classes, list(src.notes), kind
+    )
+
+
+def _check_rows(cfg: dict, shape: tuple, row: tuple, where: Path) -> None:
+    chain = items(cfg["data"]["augment"])
+    dims = tuple(d if isinstance(d, int) else None for d in shape)
+    if not chain and tuple(row) != dims:
+        raise DataError(
+            f"{where} has rows of shape {tuple(row)}, the input takes {dims}: save the array as "
+            f"(N, {', '.join(map(str, dims))}) (a .npy is fed as it is, never transposed or reshaped)"
+        )
+
+
+def check_classes(st: Streamed, cfg: dict, out_shape: tuple) -> None:
+    """A folder's class count against the model's outputs."""
+    if cfg["task"] != "classification" or not st.classes:
+        return
+    outputs = out_shape[-1] if out_shape else 1
+    if outputs != len(st.classes) and not (outputs == 1 and len(st.classes) == 2):
+        raise DataError(
+            f"the data has {len(st.classes)} classes ({', '.join(st.classes[:8])}{' ...' if len(st.classes) > 8 else ''}) "
+            f"but the model has {outputs} outputs: make the last layer's size {len(st.classes)}"
+        )
+
+
+def batch_sources(st: Streamed, cfg: dict, shape: tuple, dtype: str, device, classes: int | None) -> dict:
+    """train/val/test StreamSplits: the training chain on train, its evaluation form on the others."""
+    from .stream import StreamSplit
+    from .transforms import pipeline
+
+    decoded = st.kind == "folder"
+    out = {}
+    for s in SPLITS:
+        pipe = pipeline(cfg["data"], shape, dtype, decoded=decoded, train=s == "train", classes=classes)
+        # Workers that live from epoch to epoch for the training split; evaluation's come and go.
+        loader = {**cfg["data"]["loader"], "persistent": cfg["data"]["loader"]["persistent"] and s == "train"}
+        out[s] = StreamSplit(st.sets[s], st.index[s], pipe, seed=cfg["seed"], loader=loader, device=device)
+    return out
