@@ -238,17 +238,30 @@ def evaluate(
             print("  " + " ".join(f"{v:>5}" for v in row))
 
 
-@command(RUN_PANEL, "netspec predict runs/digits --input x.npy --output predictions.csv")
+@command(
+    RUN_PANEL,
+    "netspec predict runs/digits --input x.npy --output predictions.csv",
+    "netspec predict runs/photos -i new_photos/ -i extra.jpg -o predictions.csv",
+)
 def predict(
     run_dir: RunDir,
-    input_: Annotated[Path, typer.Option("-i", "--input", metavar="FILE", help="inputs: .npy, .npz (array x) or .csv")],
+    input_: Annotated[
+        list[Path],
+        typer.Option(
+            "-i",
+            "--input",
+            metavar="FILE",
+            help="inputs: one .npy, .npz (array x) or .csv; or image files and folders of images (repeat -i)",
+        ),
+    ],
     output: Annotated[
         Path,
         typer.Option("-o", "--output", metavar="FILE", help="predictions: .csv or .json", rich_help_panel=OPT_OUTPUT),
     ],
     max_memory: MaxMemory = None,
 ) -> None:
-    """Predict with a trained run: one row per input sample (label and class probabilities)."""
+    """Predict with a trained run: one row per input sample (label and class probabilities); for
+    images, one row per file: file, predicted label, its probability."""
     from ..runtime.session import RunError
     from ..runtime.session import predict as run_predict
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..record import factory, record
 from ..runtime.datasets import DataError
 from ..spec.train_schema import source_kind
-from .augment import Sample, items, mismatch, run_chain
+from .augment import Sample, eval_items, items, mismatch, run_chain
 
 SPLITS = ("train", "val", "test")
 
@@ -109,11 +109,13 @@ def _split(labels: np.ndarray, cfg: dict, has_test: bool, has_val: bool, task: s
     return out
 
 
-def check_sizes(cfg: dict, shape: tuple, sizes: dict, root: Path) -> None:
-    """Each image size the folder holds, through the augmentation chain: the output must be the
-    declared input (a file of another size needs a resize or crop in train.data.augment)."""
+def check_sizes(cfg: dict, shape: tuple, sizes: dict, root: Path, train: bool = True) -> None:
+    """Each image size the folder holds, through the augmentation chain (or its evaluation form):
+    the output must be the declared input (a file of another size needs a resize or crop)."""
     channels = shape[0]
     chain = items(cfg["data"]["augment"])
+    if not train:
+        chain = eval_items(chain, cfg["data"]["crop_pct"])
     for (h, w), rel in sorted(sizes.items()):
         out, problems = run_chain(Sample("image", channels, (h, w), "uint8", "uint8"), chain)
         where = root / rel
@@ -197,6 +199,16 @@ def check_classes(st: Streamed, cfg: dict, out_shape: tuple) -> None:
             f"the data has {len(st.classes)} classes ({', '.join(st.classes[:8])}{' ...' if len(st.classes) > 8 else ''}) "
             f"but the model has {outputs} outputs: make the last layer's size {len(st.classes)}"
         )
+
+
+def eval_source(samples, index, cfg: dict, shape: tuple, dtype: str, device, decoded: bool):
+    """One split read with the evaluation transforms (evaluate, predict)."""
+    from .stream import StreamSplit
+    from .transforms import pipeline
+
+    pipe = pipeline(cfg["data"], shape, dtype, decoded=decoded, train=False, classes=None)
+    loader = {**cfg["data"]["loader"], "persistent": False}
+    return StreamSplit(samples, index, pipe, seed=cfg["seed"], loader=loader, device=device)
 
 
 def batch_sources(st: Streamed, cfg: dict, shape: tuple, dtype: str, device, classes: int | None) -> dict:

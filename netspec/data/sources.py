@@ -360,6 +360,46 @@ def open_image_folder(
     )
 
 
+def open_image_files(inputs: list[Path], channels: int) -> Source:
+    """Images to predict: files as given, and every image under each folder given (sorted), all
+    unlabelled (label 0). Headers are checked as in a scan; a non-image file given by name is an
+    error, one met inside a folder is skipped."""
+    root = Path("/")
+    scan = _Scan(root, channels, "skip", None, 0)
+    kept: list[tuple[bytes, int]] = []
+    for given in inputs:
+        given = Path(given).absolute()
+        if given.is_dir():
+            rels = sorted(_walk(given, b"", set()))
+            files = [os.path.join(os.fsencode(given), r) for r in rels]
+            files = [f for f in files if os.fsdecode(os.path.splitext(f)[1]).lower() in IMAGE_SUFFIXES]
+        elif given.exists():
+            files = [os.fsencode(given)]
+        else:
+            raise DataError(f"input {given} does not exist")
+        for f in files:
+            name = os.fsdecode(f)
+            try:
+                h, w, mode, size = _probe(f, name)
+            except _Bad as exc:
+                raise DataError(str(exc)) from None
+            problem = _mode_problem(mode, channels, name)
+            if problem:
+                raise DataError(problem)
+            scan.sizes.setdefault((h, w), name)
+            kept.append((os.path.relpath(f, os.fsencode(root)), size))
+    if not kept:
+        raise DataError(f"no images in {', '.join(map(str, inputs))} (images are {', '.join(IMAGE_SUFFIXES)})")
+    files = ImageFiles(
+        root,
+        np.array([k[0] for k in kept], dtype="S"),
+        np.zeros(len(kept), dtype=np.int64),
+        channels,
+        np.array([k[1] for k in kept], dtype=np.int64),
+    )
+    return Source(train=files, image_sizes=scan.sizes)
+
+
 def _list_dir(d: Path) -> tuple[list[os.DirEntry], list[os.DirEntry]]:
     """(subfolders, other entries) of `d`, hidden ones left out."""
     try:

@@ -661,6 +661,7 @@ def load_run(run_dir: Path, before_load=None):
 def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_memory: int | None = None) -> dict:
     import torch
 
+    from ..data.feed import streamed
     from .loop import Split, make_loss
     from .loop import evaluate as eval_split
 
@@ -668,10 +669,15 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
     cfg = dict(s.cfg)
     base = Path(info.get("base", run_dir))
     if data is not None:
-        if data.endswith((".npz", ".csv")):
+        if data.endswith((".npz", ".csv", ".npy")) or Path(data).is_dir():
             data = str(Path(data).resolve())  # given on the command line: relative to the cwd
-        cfg["data"] = {**cfg["data"], "source": data, "val_fraction": 0.0, "test_fraction": 0.0}
+        if data.endswith(".npy"):
+            raise RunError(f"--data {data}: a .npy needs its labels; evaluate it as a spec's test_source/test_labels")
+        extra = {"labels": None, "test_source": None, "test_labels": None}
+        cfg["data"] = {**cfg["data"], **extra, "source": data, "val_fraction": 0.0, "test_fraction": 0.0}
         s = Session(s.spec_path, s.text, s.data, s.typed, cfg, s.hash)
+    if streamed(cfg):
+        return _evaluate_streamed(s, model, info, base, data, split, max_memory)
     prep = load_data(s, base, stats=info.get("standardize"), limit=max_memory)
     if data is not None:
         split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
@@ -688,6 +694,42 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
 
         result.update(class_report(prep.y[split], predicted_labels(out).numpy(), prep.classes))
     return result
+
+
+def _evaluate_streamed(s: Session, model, info: dict, base: Path, data, split: str, limit) -> dict:
+    """evaluate() of an image folder, a .npy or augmented data: the evaluation transforms."""
+    import torch
+
+    from ..data.feed import eval_source
+    from .loop import class_report, make_loss, predicted_labels
+    from .loop import evaluate as eval_split
+
+    st = _load_streamed(s, base, info.get("standardize"), limit, False)
+    if data is not None:
+        split = "test" if len(st.index["test"]) else "train"  # a source without a test split: all of it
+        _align_streamed(st, info.get("classes"), data)
+    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
+    sp = eval_source(st.sets[split], st.index[split], s.cfg, shape, s.typed.input.dtype, "cpu", st.kind == "folder")
+    with torch.no_grad():
+        result, out = eval_split(model, sp, s.cfg, make_loss(s.cfg), 0, 1, _nullctx, torch.device("cpu"), True)
+    result["split"] = split if data is None else data
+    result["samples"] = len(sp)
+    if s.cfg["task"] == "classification" and st.classes:
+        result.update(class_report(sp.labels, predicted_labels(out).numpy(), st.classes))
+    return result
+
+
+def _align_streamed(st, run_classes: list[str] | None, source: str) -> None:
+    """A folder's classes by name onto the run's indices (its own sorted names may lack some)."""
+    if not run_classes or not st.classes or st.classes == run_classes:
+        return
+    unknown = [c for c in st.classes if c not in run_classes]
+    if unknown:
+        raise RunError(f"{source}: classes {unknown[:5]} are not among the run's classes {run_classes}")
+    lut = np.array([run_classes.index(c) for c in st.classes], dtype=np.int64)
+    for samples in {id(v): v for v in st.sets.values()}.values():
+        samples.labels = lut[samples.labels]
+    st.classes = list(run_classes)
 
 
 def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -> None:
@@ -712,10 +754,19 @@ def _nullctx():
     return nullcontext()
 
 
-def predict(run_dir: Path, input_path: Path, output: Path, max_memory: int | None = None) -> int:
+def predict(run_dir: Path, inputs, output: Path, max_memory: int | None = None) -> int:
+    """`inputs`: one .npy/.npz/.csv, or image files and folders of them."""
     import torch
 
+    from ..data.sources import IMAGE_SUFFIXES
+
+    inputs = [inputs] if isinstance(inputs, Path | str) else list(inputs)
     s, model, info = load_run(run_dir)
+    if any(Path(i).is_dir() or Path(i).suffix.lower() in IMAGE_SUFFIXES for i in inputs):
+        return _predict_images(s, model, info, [Path(i) for i in inputs], output)
+    if len(inputs) != 1:
+        raise RunError("--input: one .npy, .npz or .csv file, or any number of images and folders of images")
+    input_path = Path(inputs[0])
     try:
         raw = _read_inputs(input_path, max_memory)
     except DataError as exc:
@@ -757,6 +808,47 @@ def predict(run_dir: Path, input_path: Path, output: Path, max_memory: int | Non
         text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
     else:
         text = _csv_text(header, rows, text_columns=1 if cfg["task"] == "classification" else 0)
+    atomic_write_text(output, text)
+    return len(rows)
+
+
+def _predict_images(s: Session, model, info: dict, inputs: list[Path], output: Path) -> int:
+    """One row per image: file, predicted label, its probability (and every class's)."""
+    import torch
+
+    from ..data.feed import check_sizes, eval_source
+    from ..data.sources import open_image_files
+
+    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
+    if len(shape) != 3 or s.cfg["task"] != "classification":
+        raise RunError(
+            "predicting on images needs a classification model with an image input (channels, height, width)"
+        )
+    try:
+        src = open_image_files(inputs, shape[0])
+        check_sizes(s.cfg, shape, src.image_sizes, Path("/"), train=False)
+    except DataError as exc:
+        raise RunError(str(exc)) from None
+    files = src.train
+    sp = eval_source(files, np.arange(len(files)), s.cfg, shape, s.typed.input.dtype, "cpu", True)
+    outs = []
+    with torch.no_grad():
+        for x, _, _ in sp.batches(list(range(len(files))), 0, s.cfg["batch_size"]):
+            outs.append(model(x))
+    out = torch.cat(outs)
+    probs = torch.softmax(out, -1) if out.shape[-1] > 1 else torch.cat([1 - torch.sigmoid(out), torch.sigmoid(out)], -1)
+    classes = info.get("classes") or [str(i) for i in range(probs.shape[-1])]
+    best = probs.argmax(-1)
+    header = ["file", "prediction", "probability"] + [f"p_{c}" for c in classes]
+    rows = [
+        [files.name(i), classes[int(best[i])], f"{float(probs[i, best[i]]):.6g}"]
+        + [f"{p:.6g}" for p in probs[i].tolist()]
+        for i in range(len(files))
+    ]
+    if output.suffix == ".json":
+        text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
+    else:
+        text = _csv_text(header, rows, text_columns=2)
     atomic_write_text(output, text)
     return len(rows)
 
