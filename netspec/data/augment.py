@@ -590,6 +590,21 @@ def run_chain(sample: Sample, chain: list[tuple[int, str, dict]]) -> tuple[Sampl
                         f"{name} applies to {kinds} inputs",
                         f"{_a(kinds)} input",
                         f"{_a(sample.kind)} input {sample.show()}",
+                        f"{sample.kind} inputs take " + ", ".join(n for n, o in REGISTRY.items() if sample.kind in o.kinds),
+                    ),
+                )
+            )
+            continue
+        if sample.dtype not in ("float32", "uint8"):
+            problems.append(
+                (
+                    i,
+                    name,
+                    AugError(
+                        f"{name} on {sample.dtype} input: augmentation changes values, and these are ids",
+                        "a float32 input, or images",
+                        f"{_a(sample.kind)} input {sample.show()}",
+                        "augment the data before it becomes ids, or drop the augment list",
                     ),
                 )
             )
@@ -631,11 +646,16 @@ def check(
     def say(i: int, name: str, exc: AugError) -> None:
         value = data["augment"][i]
         path = (*base, i)
+        written = value if isinstance(value, str) else next(iter(value))
+        message = exc.message
+        if name != written:  # an evaluation form's objection, reported at the op it replaces
+            message += f" (at evaluation, where {written} becomes {name})"
         if isinstance(value, dict):  # at the op's key, or at the parameter it is about when written out
-            path += (name,) + ((exc.key,) if exc.key and isinstance(value[name], dict) else ())
+            given = value[written]
+            path += (written,) + ((exc.key,) if exc.key and isinstance(given, dict) and exc.key in given else ())
         diags.append(
             Diagnostic(
-                exc.message,
+                message,
                 format_path(path),
                 loc(path),
                 expected=exc.expected,
@@ -654,7 +674,7 @@ def check(
             if (i, exc.message) not in reported:
                 reported.add((i, exc.message))
                 say(i, name, exc)
-        bad = mismatch(out, want) if not problems else None
+        bad = mismatch(out, want) if not problems and not reported else None  # eval: once training fits
         if bad and chain is train_chain:
             i, name, _ = chain[-1]
             say(

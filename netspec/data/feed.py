@@ -17,15 +17,10 @@ import numpy as np
 
 from ..record import factory, record
 from ..runtime.datasets import DataError
-from ..spec.train_schema import source_kind
+from ..spec.train_schema import source_kind, streamed  # noqa: F401  (streamed: re-exported)
 from .augment import Sample, eval_items, items, mismatch, run_chain
 
 SPLITS = ("train", "val", "test")
-
-
-def streamed(cfg: dict) -> bool:
-    """Is this data read through the batch source (not sliced from device tensors)?"""
-    return source_kind(cfg["data"]["source"]) in ("folder", "npy") or bool(cfg["data"]["augment"])
 
 
 class InMemory:
@@ -224,3 +219,17 @@ def batch_sources(st: Streamed, cfg: dict, shape: tuple, dtype: str, device, cla
         loader = {**cfg["data"]["loader"], "persistent": cfg["data"]["loader"]["persistent"] and s == "train"}
         out[s] = StreamSplit(st.sets[s], st.index[s], pipe, seed=cfg["seed"], loader=loader, device=device)
     return out
+
+
+def script_data(cfg: dict, shape: tuple, dtype: str, classes: int | None, base: str, arrays: dict | None, device):
+    """The batch sources of a generated train.py whose spec streams its data (its loop is netspec's,
+    copied; reading image folders and .npy files takes this package). `arrays`: data.npz's prepared
+    splits, for in-memory data that is only augmented."""
+    if arrays is not None:
+        sets = {s: InMemory(arrays[f"x_{s}"], arrays[f"y_{s}"]) for s in SPLITS}
+        names = arrays.get("classes")
+        st = Streamed(sets, {s: np.arange(len(sets[s]), dtype=np.int64) for s in SPLITS},
+                      None if names is None else [str(c) for c in names], [], "memory")  # fmt: skip
+    else:
+        st = open_streamed(cfg, shape, dtype, Path(base))
+    return batch_sources(st, cfg, shape, dtype, device, classes), st.fingerprint(), st.classes

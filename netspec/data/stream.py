@@ -21,6 +21,10 @@ import os
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
+
+from ..runtime.datasets import DataError
+from ..runtime.loop import TrainError
 
 _MASK = (1 << 63) - 1
 
@@ -50,7 +54,10 @@ class Keyed(torch.utils.data.Dataset):
     def __getitem__(self, key):
         epoch, j = key
         item = int(self.index[j])
-        x = self.samples.load(item)
+        try:
+            x = self.samples.load(item)
+        except DataError as exc:  # a corrupt file: its message travels as data, not as a worker's traceback
+            return Unreadable(str(exc))
         if self.transform is not None:
             if self.random:
                 with torch.random.fork_rng(
@@ -61,6 +68,24 @@ class Keyed(torch.utils.data.Dataset):
             else:
                 x = self.transform(x)
         return x, torch.as_tensor(self.samples.labels[item])
+
+
+class Unreadable:
+    """A sample whose file could not be read, in place of (x, y): the DataError's message."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+class SampleError(TrainError, DataError):
+    """A file that fails to load while the run reads it: the user's to fix, one line naming it."""
+
+
+def collate(items):
+    """default_collate, or the first unreadable sample of the batch (the DataLoader re-raises a
+    worker's exception with its whole traceback as the message, which is no message for a user)."""
+    bad = next((it for it in items if isinstance(it, Unreadable)), None)
+    return bad if bad is not None else default_collate(items)
 
 
 class EpochBatches(torch.utils.data.Sampler):
@@ -110,6 +135,7 @@ class StreamSplit:
             prefetch_factor=loader["prefetch"] if self.workers else None,
             persistent_workers=bool(loader["persistent"]) and self.workers > 0,
             pin_memory=self.pin,
+            collate_fn=collate,
             generator=torch.Generator(),  # its own: an iterator's base seed never draws from dropout's stream
         )
 
@@ -125,7 +151,10 @@ class StreamSplit:
         this split). `epoch` None: evaluation (deterministic transforms)."""
         key = -1 if epoch is None else epoch
         self.sampler.batches = [[(key, int(j)) for j in order[k : k + bs]] for k in range(start * bs, len(order), bs)]
-        for b, (x, y) in enumerate(self.loader, start=start):
+        for b, batch in enumerate(self.loader, start=start):
+            if isinstance(batch, Unreadable):
+                raise SampleError(f"data: {batch.message}")
+            x, y = batch
             x = x.to(self.device, non_blocking=self.pin)
             y = y.to(self.device, non_blocking=self.pin)
             if self.pipeline.batch is not None:

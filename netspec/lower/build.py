@@ -1,5 +1,6 @@
 """`netspec build`: model.py, weights.pt, spec.resolved.yaml, summary.json and summary.txt; with a
-train: section also train.py and data.npz (the prepared splits train.py reads)."""
+train: section also train.py and data.npz (the prepared splits train.py reads; an image folder or a
+.npy source is read where it is)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 
 from .. import jsontext
 from ..runtime.atomic import atomic_write_bytes
+from ..spec.train_schema import source_kind
 from ..summary import summary_data, text
 from .codegen import model_source, resolved_spec
 from .module import lower
@@ -37,11 +39,13 @@ def write_build(session, out: Path, *, seed: int | None = None) -> list[Path]:
         "summary.txt": text(summary).encode(),
     }
     if cfg is not None:
-        prep = load_data(session, session.spec_path.parent)
-        npz = io.BytesIO()
-        np.savez(npz, **prep.to_npz_dict())
-        files["train.py"] = train_source(typed, cfg, session.hash, time_axis(typed)).encode()
-        files["data.npz"] = npz.getvalue()
+        base = str(session.spec_path.parent.resolve())
+        files["train.py"] = train_source(typed, cfg, session.hash, time_axis(typed), base).encode()
+        if source_kind(cfg["data"]["source"]) not in ("folder", "npy"):  # those train.py reads where they are
+            prep = load_data(session, session.spec_path.parent, arrays=True)
+            npz = io.BytesIO()
+            np.savez(npz, **prep.to_npz_dict())
+            files["data.npz"] = npz.getvalue()
     for name, blob in files.items():
         atomic_write_bytes(out / name, blob)
     return [out / name for name in files]

@@ -23,6 +23,7 @@ from ..record import record
 from ..spec.diff import changes, show_change, touches
 from ..spec.loader import load_file, load_text
 from ..spec.overrides import apply_overrides, parse_key_path
+from ..spec.train_schema import source_kind
 from . import lock
 from .atomic import atomic_write_text
 from .datasets import DataError, RawData, load_source
@@ -87,20 +88,22 @@ def time_axis(typed: TypedGraph) -> int | None:
     return None if sym is None else 1 + typed.input.shape.index(sym)
 
 
-def load_data(s: Session, base: Path, stats: dict | None = None, limit: int | None = None, progress=False):
+def load_data(
+    s: Session, base: Path, stats: dict | None = None, limit: int | None = None, progress=False, arrays=False
+):
     """`limit`: the run's --max-memory; data over it is refused before it is read or allocated.
     Prepared arrays, or for an image folder, a .npy or augmented data the Streamed sample sets
-    (data/feed.py); `progress`: show a bar while a large folder is scanned."""
-    from ..data.feed import streamed
+    (data/feed.py); `progress`: show a bar while a large folder is scanned. `arrays`: the prepared
+    arrays of in-memory data even when it is augmented (build's data.npz)."""
+    from ..spec.train_schema import streamed
 
-    if streamed(s.cfg):
+    if streamed(s.cfg) and not (arrays and source_kind(s.cfg["data"]["source"]) not in ("folder", "npy")):
         return _load_streamed(s, base, stats, limit, progress)
     return _load_prepared(s, base, stats, limit)
 
 
 def _load_streamed(s: Session, base: Path, stats, limit, progress):
     from ..data.feed import check_classes, open_streamed
-    from ..spec.train_schema import source_kind
 
     cfg, typed = s.cfg, s.typed
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
@@ -211,7 +214,8 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
     atomic_write_text(run_dir / "spec.yaml", s.text)
     atomic_write_text(run_dir / "spec.resolved.yaml", resolved_spec(s.typed, s.data, str(s.spec_path), s.cfg))
     atomic_write_text(run_dir / "model.py", model_source(s.typed, str(s.spec_path), s.data.get("description", "")))
-    atomic_write_text(run_dir / "train.py", train_source(s.typed, s.cfg, s.hash, time_axis(s.typed)))
+    base = str(s.spec_path.parent.resolve())
+    atomic_write_text(run_dir / "train.py", train_source(s.typed, s.cfg, s.hash, time_axis(s.typed), base))
     atomic_write_text(run_dir / "summary.json", jsontext.dumps(summary_data(s.typed)) + "\n")
     info = {
         "spec_hash": s.hash,

@@ -339,6 +339,12 @@ def source_kind(source: str) -> str:
     return suffix if suffix in ("npz", "csv", "npy") else "folder"
 
 
+def streamed(cfg: dict) -> bool:
+    """Is the data read as it trains (an image folder, a .npy, or declared augmentation) rather
+    than sliced from tensors loaded whole?"""
+    return source_kind(cfg["data"]["source"]) in ("folder", "npy") or bool(cfg["data"]["augment"])
+
+
 def _copy(value):
     """A copy of schema-valid data (dicts, lists, scalars) that the config may then change; not
     copy.deepcopy, whose import (weakref) costs start-up more than this whole function."""
