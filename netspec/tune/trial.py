@@ -87,7 +87,7 @@ class DataCache:
         )  # fmt: skip
         if key not in self.entries:
             prep = load_data(session, base)
-            self.entries[key] = (prep, prep.to_npz_dict())
+            self.entries[key] = (prep, prep.to_npz_dict() if hasattr(prep, "to_npz_dict") else None)
         return self.entries[key]
 
 
@@ -106,8 +106,8 @@ def train_candidate(
     `seed` replaces train.seed, as `--set train.seed=N` would (search.repeats)."""
     from ..lower.module import lower
     from ..memory import MemoryLimitError, check, default_limit
-    from ..runtime.loop import Interrupted, PlainReporter, TrainError, fit
-    from ..runtime.session import RunError, Session, time_axis
+    from ..runtime.loop import Interrupted, PlainReporter, TrainError, fit, run_device
+    from ..runtime.session import RunError, Session, data_bytes, feed, time_axis
 
     cfg = dict(res.train)
     if threads is not None and cfg["threads"] == "auto":
@@ -119,7 +119,9 @@ def train_candidate(
     try:
         check(res.typed, limit, cfg)
         prep, arrays = (cache or DataCache()).get(session, base)
-        check(res.typed, limit, cfg, sum(a.nbytes for a in arrays.values()))
+        check(res.typed, limit, cfg, data_bytes(prep))
+        if arrays is None:  # streamed data: each trial reads it through its own batch sources
+            arrays, _ = feed(session, prep, run_device(cfg, 0))
     except MemoryLimitError as exc:
         raise Rejected("memory", str(exc)) from None
     except RunError as exc:
