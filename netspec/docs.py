@@ -54,6 +54,10 @@ def example_spec(op: OpDef, ex) -> str:
 
 
 def _flow(v) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_flow(x)}" for k, x in v.items()) + "}"
+    if v is None:
+        return "null"
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_flow(x) for x in v) + "]"
     if isinstance(v, bool):
@@ -147,6 +151,77 @@ def layers_markdown(ops: dict[str, OpDef]) -> str:
     return "\n".join(out)
 
 
+def augment_rows(ops) -> list[dict]:
+    """Each augmentation op as data: `netspec ops --augment -f json`, the table and the docs."""
+    return [
+        {
+            "name": op.name,
+            "doc": op.doc,
+            "applies_to": list(op.kinds),
+            "when": "training batches, whole batch (soft targets)"
+            if op.batch
+            else "training only"
+            if op.random
+            else "training and evaluation",
+            "shorthand": op.short,
+            "params": {k: {"default": d, "doc": doc, "required": d is None} for k, (_, d, doc) in op.params.items()},
+            "example": op.example,
+        }
+        for op in ops
+    ]
+
+
+def augment_table(ops, detail: bool = False) -> str:
+    """Plain text: one line per augmentation op (or the full entry of one)."""
+    rows = augment_rows(ops)
+
+    def default(v: dict) -> str:
+        return "(required)" if v["required"] else _flow(v["default"])
+
+    if not detail:
+        lines = [f"  {r['name']:<20} " + ", ".join(f"{k}={default(v)}" for k, v in r["params"].items()) for r in rows]
+        return (
+            "train.data.augment ops\n" + "\n".join(lines) + "\n\n`netspec ops --augment NAME` shows one op in detail.\n"
+        )
+    out = []
+    for r in rows:
+        out += [f"{r['name']}: {r['doc']}", f"  applies to: {' / '.join(r['applies_to'])} inputs; runs on {r['when']}"]
+        if r["shorthand"]:
+            out.append(f"  shorthand: `- {r['name']}: <{r['shorthand']}>`")
+        out.append("  parameters:")
+        for k, v in r["params"].items():
+            out.append(f"    {k:<12} {default(v):<16} {v['doc']}")
+        out.append(f"  example: `- {r['name']}: {_flow(r['example'])}`")
+    return "\n".join(out) + "\n"
+
+
+def augment_markdown() -> str:
+    from .data.augment import REGISTRY
+
+    out = [
+        "## `data.augment` ops",
+        "",
+        "Written like layers: `- name`, `- name: <shorthand value>` or `- name: {param: value}`. `netspec check` passes",
+        "the sample (kind, channels, size, dtype, value range) through each op and reports a wrong size, a crop",
+        "larger than the image, mean/std of another length than the channels, an image op on a series, mixup",
+        "or cutmix with a loss that cannot take soft targets. Random ops run on training batches only; at",
+        "evaluation random_resized_crop becomes resize to size / crop_pct + center crop, random_crop a center crop.",
+        "Images stay uint8 (as decoded) until the first op that needs floats, then are scaled to 0..1.",
+        "",
+        "| op | applies to | runs on | parameters (default) | example |",
+        "|---|---|---|---|---|",
+    ]
+    for r in augment_rows(REGISTRY.values()):
+        params = "; ".join(
+            f"`{k}` ({'required' if v['required'] else _flow(v['default'])}): {v['doc']}"
+            for k, v in r["params"].items()
+        )
+        out.append(
+            f"| `{r['name']}` | {' / '.join(r['applies_to'])} | {r['when']} | {_cell(params)} | `- {r['name']}: {_flow(r['example'])}` |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def train_markdown() -> str:
     """docs/train.md: every key of the `train:` section, from the tables in spec/train_schema.py."""
     from .spec.train_schema import SECTIONS, SHORT, TRAIN
@@ -187,6 +262,10 @@ def train_markdown() -> str:
     for name, table in SECTIONS.items():
         short = f" Shorthand: `{name}: <{SHORT[name]}>`." if name in SHORT else " `null` or absent: off."
         out += [f"## `{name}`", "", f"A mapping.{short}", "", *rows(table), ""]
+        if name == "data":
+            from .spec.train_schema import LOADER
+
+            out += ["### `data.loader`", "", *rows(LOADER), "", augment_markdown()]
     return "\n".join(out)
 
 

@@ -573,11 +573,6 @@ def test_unknown_param_did_you_mean():
     assert where(d) == at(text, "brightnes")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec/validate.py _branches_of_type counts the short form's nested anyOf (_SIZE, no `type`) as "
-    "a mapping branch: an extra 'not valid under any of the given schemas'. strict: passes once fixed.",
-)
 def test_unknown_param_of_an_op_with_a_size_short_form_is_one_error():
     text = spec("random_crop: {size: 32, paddin: 4}")
     (d,) = errors(text)
@@ -838,3 +833,16 @@ def test_check_with_augment_never_imports_torch(tmp_path, valid):
     assert res.returncode == (0 if valid else 1), res.stderr + res.stdout
     if not valid:
         assert "window_slice after mixup" in res.stdout
+
+
+def test_ops_augment_lists_every_op_and_explains_one(cli):
+    from netspec.data.augment import REGISTRY
+
+    code, out, _ = cli("ops", "--augment")
+    assert code == 0 and all(f"  {name} " in out for name in REGISTRY)
+    code, out, _ = cli("ops", "--augment", "random_resized_crop")
+    assert code == 0 and "training only" in out and "scale" in out and "(required)" in out
+    code, out, _ = cli("ops", "--augment", "-f", "json")
+    assert code == 0 and {r["name"] for r in json.loads(out)} == set(REGISTRY)
+    code, _, err = cli("ops", "--augment", "horizntal_flip")
+    assert code == 1 and "did you mean 'horizontal_flip'" in err

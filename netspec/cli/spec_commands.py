@@ -285,16 +285,36 @@ def init(
     print(f"wrote {path} ({template} for {data}); next: netspec check {path} && netspec train {path}")
 
 
-@command(SPEC_PANEL, "netspec ops", "netspec ops conv2d", "netspec ops -f json")
+@command(
+    SPEC_PANEL, "netspec ops", "netspec ops conv2d", "netspec ops --augment random_resized_crop", "netspec ops -f json"
+)
 def ops(
     name: Annotated[
-        str | None, typer.Argument(help="show one layer type in detail", autocompletion=complete_op)
+        str | None,
+        typer.Argument(help="show one layer type (or augmentation op) in detail", autocompletion=complete_op),
     ] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="the train.data.augment ops instead of layer types")
+    ] = False,
     fmt: TextOrJson = "text",
 ) -> None:
-    """List the layer types with their parameters and defaults."""
-    from ..docs import op_table, ops_json
+    """List the layer types (or with --augment the augmentation ops) with their parameters and defaults."""
     from ..errors import did_you_mean
+
+    if augment:
+        from ..data.augment import REGISTRY
+        from ..docs import augment_rows, augment_table
+
+        if name is not None and name not in REGISTRY:
+            hint = did_you_mean(name, REGISTRY) or "Run `netspec ops --augment` for the list."
+            raise UserError(f"unknown augmentation op {name!r}. {hint}")
+        chosen = [REGISTRY[name]] if name else list(REGISTRY.values())
+        if fmt == "json":
+            print_json(augment_rows(chosen))
+        else:
+            print(augment_table(chosen, detail=name is not None), end="")
+        return
+    from ..docs import op_table, ops_json
     from ..ops import all_ops
 
     table = all_ops()

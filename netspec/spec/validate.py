@@ -161,13 +161,18 @@ def _is_item(doc: Document, path: tuple) -> bool:
 
 def _branches_of_type(err) -> set[int]:
     """The anyOf branches whose `type` admits the failing instance (or that name no type)."""
-    out = set()
-    for i, branch in enumerate(err.validator_value):
-        t = branch.get("type") if isinstance(branch, dict) else None
-        names = [t] if isinstance(t, str) else list(t or [])
-        if not names or any(_TYPE_OK[n](err.instance) for n in names if n in _TYPE_OK):
-            out.add(i)
-    return out
+    return {i for i, branch in enumerate(err.validator_value) if _admits(branch, err.instance)}
+
+
+def _admits(branch, value) -> bool:
+    """Does the branch's `type` (or that of every branch of its own anyOf) admit the value?"""
+    if not isinstance(branch, dict):
+        return True
+    if "type" not in branch and "anyOf" in branch:
+        return any(_admits(b, value) for b in branch["anyOf"])
+    t = branch.get("type")
+    names = [t] if isinstance(t, str) else list(t or [])
+    return not names or any(_TYPE_OK[n](value) for n in names if n in _TYPE_OK)
 
 
 _TYPE_OK = {
