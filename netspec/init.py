@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from .errors import did_you_mean
-from .record import record
+from .record import record, replace
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 # What each template reads: images (C, H, W), channel-first series (C, L), or (T, F) sequences.
@@ -35,6 +35,7 @@ class DataInfo:
     classes: int
     about: str  # words for the spec's description
     series: bool = False  # (C, L) series (UCR); else as stored
+    resize: tuple[int, int] | None = None  # an image folder of mixed sizes: resized to this
 
 
 def template_names() -> list[str]:
@@ -109,6 +110,25 @@ def _file(source: str, base: Path, limit: int | None = None) -> DataInfo:
     return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)")
 
 
+def _folder(source: str, base: Path) -> DataInfo:
+    """An image folder's sample shape (channels from the files' modes, 3 unless all are gray) and
+    classes, from a scan of the headers; `resize` is set when the files differ in size."""
+    from .data.sources import open_image_folder
+    from .runtime.datasets import DataError
+
+    path = Path(source) if Path(source).is_absolute() else base / source
+    try:
+        src = open_image_folder(path, 3)
+    except DataError as exc:
+        raise InitError(str(exc)) from None
+    gray = set(src.modes) <= {"1", "L", "P"} and "P" not in src.modes
+    sizes = sorted(src.image_sizes)
+    h, w = min(h for h, _ in sizes), min(w for _, w in sizes)
+    about = f"the images of {path.name} ({len(src.train):,} files, {len(src.classes)} classes)"
+    info = DataInfo(source if "/" in source else "./" + source, (1 if gray else 3, h, w), len(src.classes), about)
+    return info if len(sizes) == 1 else replace(info, resize=(h, w))
+
+
 def data_info(data: str, base: Path, classes: int | None, limit: int | None = None) -> DataInfo:
     """What the spec needs to know about a data source (train.data.source syntax)."""
     if classes is not None and data != "synthetic":
@@ -122,7 +142,11 @@ def data_info(data: str, base: Path, classes: int | None, limit: int | None = No
         return _ucr(data[4:])
     if data.endswith((".npz", ".csv")):
         return _file(data, base, limit)
-    raise InitError(f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, or a .npz or .csv file")
+    if (Path(data) if Path(data).is_absolute() else base / data).is_dir():
+        return _folder(data, base)
+    raise InitError(
+        f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, a .npz or .csv file, or a folder of images"
+    )
 
 
 def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
@@ -189,6 +213,8 @@ def render(template: str, data: str, spec: Path, classes: int | None = None, lim
     options = {"synthetic": "samples: 512"}.get(info.source, "standardize: global")
     if info.source == "digits":
         options = "test_fraction: 0.2, " + options
+    if info.source.startswith(("./", "/")):  # an image folder: decoded to 0..1, nothing to standardize
+        options = f"augment: [{{resize: [{shape[1]}, {shape[2]}]}}]" if info.resize else "val_fraction: 0.1"
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.stem) or "model"
     values = {
         "schema": schema_ref(spec),

@@ -115,3 +115,24 @@ def test_init_imports_no_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'init imported torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_an_image_folder_sets_the_input_from_its_files(cli, tmp_path):
+    """Channels from the files' modes (gray digits: 1), size from their headers; mixed sizes get a
+    resize to the smallest, and the spec trains."""
+    from PIL import Image
+
+    from .imagedata import write_digits_tree
+
+    root = write_digits_tree(tmp_path / "digits", scale=2)
+    spec = tmp_path / "m.yaml"
+    assert cli("init", spec, "-d", root)[0] == 0
+    res = compile_file(spec)
+    assert res.ok and res.typed.input.shape == (1, 16, 16) and res.typed.output.shape[-1] == 10
+    assert res.train["data"]["augment"] == []
+    Image.new("RGB", (20, 24)).save(root / "3" / "big.png")  # one colour file of another size
+    assert cli("init", spec, "-d", root, "--force")[0] == 0
+    res = compile_file(spec)
+    assert res.ok and res.typed.input.shape == (3, 16, 16)
+    assert res.train["data"]["augment"] == [{"resize": [16, 16]}]
+    assert cli("train", spec, "-o", tmp_path / "run", "--epochs", "1", "-q")[0] == 0

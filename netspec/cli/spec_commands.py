@@ -259,7 +259,9 @@ def init(
     data: Annotated[
         str,
         typer.Option(
-            "-d", "--data", help="digits, ucr:<Name>, synthetic, or a .npz / .csv file (its shape and classes are read)"
+            "-d",
+            "--data",
+            help="digits, ucr:<Name>, synthetic, a .npz / .csv file or a folder of images (its shape and classes are read)",
         ),
     ] = "digits",
     classes: Annotated[

@@ -295,6 +295,7 @@ class Source:
     classes: list[str] | None = None  # class names in index order
     notes: list[str] = factory(list)
     image_sizes: dict[tuple[int, int], str] = factory(dict)  # (H, W) -> one file (relative to root) of that size
+    modes: dict[str, int] = factory(dict)  # Pillow mode -> how many files have it (netspec init reads it)
 
 
 # ---------------------------------------------------------------- image folders
@@ -357,6 +358,7 @@ def open_image_folder(
         classes=classes,
         notes=notes,
         image_sizes=scan.sizes,
+        modes=scan.modes,
     )
 
 
