@@ -625,6 +625,103 @@ def format_record(r):
     return "  ".join(parts)
 
 
+# ----------------------------------------------------------------------------- early stopping
+
+
+class EarlyStop:
+    """The monitored metric (train.early_stopping's, else val_loss, or loss without a validation
+    split), the best epoch so far, and when to stop. Its counters live in the loop's `state`, which
+    every checkpoint saves."""
+
+    def __init__(self, cfg, has_val):
+        self.es = cfg["early_stopping"]
+        es = self.es
+        self.monitor = es["monitor"] if es else ("val_loss" if has_val else "loss")
+        self.mode = (es["mode"] if es and es["mode"] != "auto" else None) or (
+            "max" if "accuracy" in self.monitor else "min"
+        )
+        self.min_delta = es["min_delta"] if es else 0
+
+    def update(self, state, value, epoch):
+        """Record the epoch's monitored value; True when it is the best so far."""
+        best = state["best"]
+        improved = value is not None and (
+            best is None or (value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta)
+        )
+        if improved:
+            state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch, 0
+        else:
+            state["bad_epochs"] += 1
+        if self.es and state["bad_epochs"] > self.es["patience"]:
+            state["stopped_early"] = True
+        return improved
+
+    def restores(self, state):
+        return bool(state["stopped_early"] and self.es and self.es["restore_best"])
+
+
+# ----------------------------------------------------------------------------- checkpoint files
+
+
+def write_checkpoint(ckpt_dir, name, payload):
+    """Save `name` (last.pt keeps the file it replaces as prev.pt, in case this write is torn)."""
+    path = ckpt_dir / name
+    if name == "last.pt" and path.exists():
+        # Drop prev's digest first: a kill between the two renames must not leave prev.pt beside
+        # the digest of an older file (a good checkpoint refused as corrupt). A digest is optional.
+        prev = ckpt_dir / "prev.pt"
+        Path(str(prev) + ".sha256").unlink(missing_ok=True)
+        os.replace(path, prev)
+        if Path(str(path) + ".sha256").exists():
+            os.replace(str(path) + ".sha256", str(prev) + ".sha256")
+    save_checkpoint(path, payload)
+
+
+def resume_checkpoint(ckpt_dir, reporter):
+    """last.pt, or prev.pt when last.pt is torn or corrupt (said so); TrainError when neither loads."""
+    ckpt, err = load_checkpoint(ckpt_dir / "last.pt")
+    if ckpt is None and (ckpt_dir / "prev.pt").exists():
+        ckpt, err2 = load_checkpoint(ckpt_dir / "prev.pt")
+        if ckpt is not None:
+            reporter.message(f"warning: checkpoints/last.pt is {err}; resuming from the previous good one (prev.pt)")
+        else:
+            err = f"{err}; prev.pt: {err2}"
+    if ckpt is None:
+        raise TrainError(f"cannot resume from {ckpt_dir / 'last.pt'}: {err}")
+    return ckpt
+
+
+# ----------------------------------------------------------------------------- the final report
+
+
+def final_results(model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, monitor):
+    """results.json's content: the run's outcome, then the final model on val and test (with a
+    confusion matrix and per-class scores for classification, up to 1,000 classes)."""
+    results = {
+        "epochs_run": state["epoch"],
+        "stopped_early": state["stopped_early"],
+        "monitor": monitor,
+        "best": state["best"],
+        "best_epoch": state["best_epoch"],
+    }
+    for s in ("val", "test"):
+        if len(splits[s]):
+            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, device, want_predictions=True)
+            results[s] = m
+            if s == "test" and cfg["task"] == "classification" and classes and len(classes) <= 1000 and world == 1:
+                results["test"].update(class_report(splits[s].labels, predicted_labels(out).numpy(), classes))
+    return results
+
+
+def write_results(run_dir, model, results, metrics_path):
+    """weights.pt, results.json and metrics.csv (rank 0)."""
+    buf = io.BytesIO()
+    torch.save(unwrap(model).state_dict(), buf)
+    atomic_write_bytes(run_dir / "weights.pt", buf.getvalue())
+    atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
+    write_csv(metrics_path, run_dir / "metrics.csv")
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -718,9 +815,7 @@ def _fit(
     scaler = torch.amp.GradScaler(device.type, enabled=cfg["precision"] == "fp16")
     loss_fn = make_loss(cfg)
 
-    es = cfg["early_stopping"]
-    monitor = es["monitor"] if es else ("val_loss" if len(splits["val"]) else "loss")
-    mode = (es["mode"] if es and es["mode"] != "auto" else None) or ("max" if "accuracy" in monitor else "min")
+    early = EarlyStop(cfg, len(splits["val"]) > 0)
     state = {
         "epoch": 0,
         "step_in_epoch": 0,
@@ -735,17 +830,7 @@ def _fit(
     metrics_path = run_dir / "metrics.jsonl"
 
     if resume:
-        ckpt, err = load_checkpoint(ckpt_dir / "last.pt")
-        if ckpt is None and (ckpt_dir / "prev.pt").exists():
-            ckpt, err2 = load_checkpoint(ckpt_dir / "prev.pt")
-            if ckpt is not None:
-                reporter.message(
-                    f"warning: checkpoints/last.pt is {err}; resuming from the previous good one (prev.pt)"
-                )
-            else:
-                err = f"{err}; prev.pt: {err2}"
-        if ckpt is None:
-            raise TrainError(f"cannot resume from {ckpt_dir / 'last.pt'}: {err}")
+        ckpt = resume_checkpoint(ckpt_dir, reporter)
         try:
             restored = _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
@@ -812,16 +897,7 @@ def _fit(
             "partial": partial,
             "rng": rng,
         }
-        path = ckpt_dir / name
-        if name == "last.pt" and path.exists():  # keep the previous good one in case this write is torn
-            # Drop prev's digest first: a kill between the two renames must not leave prev.pt beside
-            # the digest of an older file (a good checkpoint refused as corrupt). A digest is optional.
-            prev = ckpt_dir / "prev.pt"
-            Path(str(prev) + ".sha256").unlink(missing_ok=True)
-            os.replace(path, prev)
-            if Path(str(path) + ".sha256").exists():
-                os.replace(str(path) + ".sha256", str(prev) + ".sha256")
-        save_checkpoint(path, payload)
+        write_checkpoint(ckpt_dir, name, payload)
 
     every = cfg["checkpoint_every_steps"]
     steps_taken = 0
@@ -886,23 +962,10 @@ def _fit(
             record["lr"] = schedule.lr()
             record["time"] = elapsed
             record["samples_per_s"] = (train_vals[3] - count0) / elapsed if elapsed > 0 else 0.0
-            value = record.get(monitor)
-            schedule.epoch_end(value, mode)
+            value = record.get(early.monitor)
+            schedule.epoch_end(value, early.mode)
             state["epoch"], state["step_in_epoch"] = epoch + 1, 0
-            improved = value is not None and (
-                state["best"] is None
-                or (
-                    value < state["best"] - (es["min_delta"] if es else 0)
-                    if mode == "min"
-                    else value > state["best"] + (es["min_delta"] if es else 0)
-                )
-            )
-            if improved:
-                state["best"], state["best_epoch"], state["bad_epochs"] = value, epoch + 1, 0
-            else:
-                state["bad_epochs"] += 1
-            if es and state["bad_epochs"] > es["patience"]:
-                state["stopped_early"] = True
+            improved = early.update(state, value, epoch + 1)
             reporter.epoch_end(record)
             if main_rank:
                 with open(metrics_path, "a", encoding="utf-8") as f:
@@ -914,33 +977,16 @@ def _fit(
                 return stopped()
     reporter.close()
 
-    if state["stopped_early"] and es and es["restore_best"]:
+    if early.restores(state):
         best, _ = load_checkpoint(ckpt_dir / "best.pt")
         if best is not None:
             unwrap(model).load_state_dict(best["model"])
             reporter.message(
-                f"early stop: restored the weights of epoch {state['best_epoch']} ({monitor} {state['best']:.4f})"
+                f"early stop: restored the weights of epoch {state['best_epoch']} ({early.monitor} {state['best']:.4f})"
             )
-    results = {
-        "epochs_run": state["epoch"],
-        "stopped_early": state["stopped_early"],
-        "monitor": monitor,
-        "best": state["best"],
-        "best_epoch": state["best_epoch"],
-    }
-    for s in ("val", "test"):
-        if len(splits[s]):
-            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, device, want_predictions=True)
-            results[s] = m
-            # A confusion matrix is k x k: past 1,000 classes it is no report anyone reads.
-            if s == "test" and task == "classification" and classes and len(classes) <= 1000 and world == 1:
-                results["test"].update(class_report(splits[s].labels, predicted_labels(out).numpy(), classes))
+    results = final_results(model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, early.monitor)
     if main_rank:
-        buf = io.BytesIO()
-        torch.save(unwrap(model).state_dict(), buf)
-        atomic_write_bytes(run_dir / "weights.pt", buf.getvalue())
-        atomic_write_text(run_dir / "results.json", json.dumps(results, indent=2) + "\n")
-        write_csv(metrics_path, run_dir / "metrics.csv")
+        write_results(run_dir, model, results, metrics_path)
     if tensorboard is not None:
         tensorboard.finish(results)
     return results
