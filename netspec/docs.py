@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .ops.params import REQUIRED
 from .ops.registry import OpDef
 
@@ -151,6 +153,16 @@ def layers_markdown(ops: dict[str, OpDef]) -> str:
     return "\n".join(out)
 
 
+def own_data_section() -> str:
+    """README's "Your own data" section, repeated in docs/train.md (a test keeps the two equal and
+    compiles its examples)."""
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    start = text.find("## Your own data")
+    end = text.find("\n## ", start + 1)
+    return text[start:end].strip() + "\n" if start >= 0 else ""
+
+
 def augment_rows(ops) -> list[dict]:
     """Each augmentation op as data: `netspec ops --augment -f json`, the table and the docs."""
     return [
@@ -254,6 +266,7 @@ def train_markdown() -> str:
         "change named. A run that failed before its first checkpoint holds nothing to resume: the same",
         "command started again replaces it, without `--force`.",
         "",
+        own_data_section(),
         "## top level",
         "",
         *rows(TRAIN),
