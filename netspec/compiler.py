@@ -118,15 +118,28 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None, search: bo
     graph.lint()
     res.typed, diags = infer(graph, dims)
     res.diagnostics += diags
-    if res.train and res.train["data"]["augment"] and res.typed is not None:
-        res.diagnostics += _check_augment(res.train, res.typed, doc)
+    if res.train and res.typed is not None:
+        res.diagnostics += _check_data(res.train, res.typed, doc)
     return res
 
 
-def _check_augment(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnostic]:
-    """Pass the sample through train.data.augment, as layers pass their shapes (data/augment.py)."""
-    from .data.augment import check
+def _check_data(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnostic]:
+    """Pass the sample through train.data.augment, as layers pass their shapes (data/augment.py);
+    for an image folder, also a few of its files' sizes (data/peek.py)."""
     from .spec.train_schema import source_kind
+
+    folder = source_kind(cfg["data"]["source"]) == "folder"
+    diags = _check_augment(cfg, typed, doc, folder) if cfg["data"]["augment"] else []
+    if folder and not diags and len(typed.graph.inputs) == 1:
+        from .data.peek import check_folder
+
+        shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
+        diags += check_folder(cfg, shape, doc.file, doc.loc)
+    return diags
+
+
+def _check_augment(cfg: dict, typed: TypedGraph, doc: Document, folder: bool) -> list[Diagnostic]:
+    from .data.augment import check
 
     if len(typed.graph.inputs) != 1:
         path = ("train", "data", "augment")
@@ -140,9 +153,7 @@ def _check_augment(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnost
                 code="augment",
             )
         ]
-    return check(
-        cfg, typed.input.shape, typed.input.dtype, doc.loc, decoded=source_kind(cfg["data"]["source"]) == "folder"
-    )
+    return check(cfg, typed.input.shape, typed.input.dtype, doc.loc, decoded=folder)
 
 
 def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None = None) -> Result:

@@ -1,0 +1,80 @@
+"""`netspec check` looks at an image folder's files without reading the data: a few headers per
+class (Pillow reads size and mode only; no numpy, no torch), passed through the augmentation rules.
+A file of another size than the input without a resize is then a diagnostic at `train.data.source`,
+naming the file and its size, before any run starts. `train` scans every header again.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import Diagnostic, format_path
+from .augment import Sample, eval_items, items, mismatch, run_chain
+
+PER_CLASS = 4  # headers read per class folder: a check stays well under 50 ms for 1,000 classes
+SPLIT_NAMES = ("train", "val", "valid", "validation", "test")
+
+
+def _sample_files(root: Path) -> list[Path]:
+    """A few files of each class folder (of each split folder, when the folder has them)."""
+    try:
+        dirs = sorted(e.path for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+    if dirs and {Path(d).name for d in dirs} <= set(SPLIT_NAMES):
+        return [f for d in dirs for f in _sample_files(Path(d))]
+    out = []
+    for d in dirs:
+        try:
+            names = sorted(e.name for e in os.scandir(d) if e.is_file() and not e.name.startswith("."))
+        except OSError:
+            continue
+        picks = sorted({round(i * (len(names) - 1) / (PER_CLASS - 1)) for i in range(PER_CLASS)}) if names else []
+        out += [Path(d) / names[i] for i in picks]  # spread over the folder, its first and last file included
+    return out
+
+
+def check_folder(cfg: dict, shape: tuple, spec_file: str, loc) -> list[Diagnostic]:
+    """Diagnostics for sampled files whose size the augmentation does not bring to the input's."""
+    source = cfg["data"]["source"]
+    root = Path(source) if Path(source).is_absolute() else Path(spec_file).parent / source
+    if len(shape) != 3 or not root.is_dir():
+        return []  # the shape rule is the compiler's; a missing folder is train's error (it may be made later)
+    try:
+        from PIL import Image
+    except ImportError:
+        return []
+    chain = items(cfg["data"]["augment"])
+    chains = (chain, eval_items(chain, cfg["data"]["crop_pct"]))
+    want = Sample("image", shape[0], tuple(shape[1:]))
+    for f in _sample_files(root):
+        try:
+            with Image.open(f) as im:
+                w, h = im.size
+        except Exception:
+            continue
+        for c in chains:
+            out, problems = run_chain(Sample("image", shape[0], (h, w), "uint8", "uint8"), c)
+            if problems or mismatch(out, want) or None in out.size:
+                path = ("train", "data", "source")
+                made = not problems and None not in out.size and chain
+                got = f" and the augmentation makes it {out.size[0]} x {out.size[1]}" if made else ""
+                fix = (
+                    "add a resize (or crop) to train.data.augment"
+                    if not chain
+                    else "end the augmentation with a resize or crop to the input's size"
+                )
+                return [
+                    Diagnostic(
+                        f"{f.relative_to(root)} is {w}x{h} pixels (height {h}, width {w}); the input takes "
+                        f"{shape[1]} x {shape[2]}{got}",
+                        format_path(path),
+                        loc(path),
+                        expected=f"images the augmentation brings to {shape[1]} x {shape[2]}",
+                        received=f"{h} x {w} ({f})",
+                        hint=fix if not problems else problems[0][2].message,
+                        code="data",
+                    )
+                ]
+    return []
