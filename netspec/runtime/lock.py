@@ -28,6 +28,23 @@ from pathlib import Path
 
 LOCK = ".lock"
 _held: dict[str, int] = {}  # directories this process holds (real path -> depth): nested holds are one
+_fds: dict[str, int] = {}  # the same directories -> their lock files' descriptors
+
+
+def _forget_in_child() -> None:
+    """A forked child (a DataLoader worker) shares its parent's open lock file and so its flock: a
+    parent killed by SIGKILL left the run locked until its workers noticed and exited, seconds
+    later (a --resume at once was refused). The child closes its copy, which leaves the parent's
+    lock as it is (only LOCK_UN or the last close of the file releases a flock), and holds nothing."""
+    for fd in _fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _fds.clear()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 class LockError(Exception):
@@ -172,10 +189,13 @@ def hold(folder: Path, command: str | None = None, note: Callable[[str], None] |
         return
     fd = acquire(folder, command, note)
     _held[key] = 1
+    if fd is not None:
+        _fds[key] = fd
     try:
         yield
     finally:
-        del _held[key]
+        _held.pop(key, None)  # gone in a forked child (_forget_in_child)
+        _fds.pop(key, None)
         release(folder, fd)
         for made in created:  # only while empty: a run refused before writing anything leaves no folder
             try:
