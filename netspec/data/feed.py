@@ -185,10 +185,18 @@ def _check_rows(cfg: dict, shape: tuple, row: tuple, where: Path) -> None:
 
 
 def check_classes(st: Streamed, cfg: dict, out_shape: tuple) -> None:
-    """A folder's class count against the model's outputs."""
-    if cfg["task"] != "classification" or not st.classes:
+    """A folder's class count, or integer labels' range (a .npy's), against the model's outputs."""
+    if cfg["task"] != "classification":
         return
     outputs = out_shape[-1] if out_shape else 1
+    if not st.classes:  # integer labels are class indices: one the model has no output for fails in the step
+        y = np.concatenate([v for v in st.y.values() if len(v)])
+        if len(y) and (y.min() < 0 or y.max() >= max(outputs, 2)):
+            raise DataError(
+                f"labels out of range: found labels {int(y.min())}..{int(y.max())} but the model outputs "
+                f"{outputs} classes (0..{outputs - 1}); change the last layer to {int(y.max()) + 1} outputs"
+            )
+        return
     if outputs != len(st.classes) and not (outputs == 1 and len(st.classes) == 2):
         raise DataError(
             f"the data has {len(st.classes)} classes ({', '.join(st.classes[:8])}{' ...' if len(st.classes) > 8 else ''}) "
