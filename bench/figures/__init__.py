@@ -91,7 +91,7 @@ def failed_row(figure: str, label: str, exc: Exception, device: str = "cpu") -> 
 
 
 def figures() -> dict[str, Callable[[Context], list[Row]]]:
-    from . import chains, check, step, summarize, train
+    from . import chains, check, data, step, summarize, train
 
     return {
         "summarize": summarize.run,
@@ -101,4 +101,5 @@ def figures() -> dict[str, Callable[[Context], list[Row]]]:
         "train": train.run_throughput,
         "memory": train.run_memory,
         "compile": train.run_compile,
+        "data": data.run,
     }
