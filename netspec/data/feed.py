@@ -125,9 +125,9 @@ def check_sizes(cfg: dict, shape: tuple, sizes: dict, root: Path, train: bool = 
                 if not chain
                 else "end train.data.augment with a resize or crop to the input's size"
             )
+            made = f" and the augmentation makes it {got}" if chain else ""
             raise DataError(
-                f"{where} is {w}x{h} pixels (height {h}, width {w}); the input takes {shape[1]} x {shape[2]} "
-                f"and the augmentation makes it {got}: {fix}"
+                f"{where} is {w}x{h} pixels (height {h}, width {w}); the input takes {shape[1]} x {shape[2]}{made}: {fix}"
             )
 
 

@@ -272,7 +272,8 @@ class ArrayFile:
         return np.frombuffer(bytearray(data), dtype=h.dtype).reshape(self.sample_shape)
 
     def load(self, i: int) -> torch.Tensor:
-        torch, _ = _modules()
+        import torch  # not _modules(): an array source needs no torchvision (~170 MiB in each worker)
+
         return torch.from_numpy(self.row(i).astype(self.dtype, copy=False))
 
     def fingerprint(self) -> str:

@@ -143,9 +143,17 @@ class Pipeline:
         self.sample, self.batch, self.random = sample, batch, random
 
 
-def _namespace(classes):
-    from torchvision.transforms import v2
+class _LazyV2:
+    """torchvision.transforms.v2, imported when an op first asks for it: a chain of series ops or
+    none (a .npy source) loads no torchvision (~170 MiB that every worker would inherit)."""
 
+    def __getattr__(self, name):
+        from torchvision.transforms import v2
+
+        return getattr(v2, name)
+
+
+def _namespace(classes):
     series = SimpleNamespace(
         Normalize=Normalize,
         Jitter=Jitter,
@@ -154,7 +162,7 @@ def _namespace(classes):
         MixUp=lambda alpha: MixUp(alpha, classes),
         CutMix=lambda alpha: CutMix(alpha, classes),
     )
-    return SimpleNamespace(v2=v2, series=series)
+    return SimpleNamespace(v2=_LazyV2(), series=series)
 
 
 def pipeline(data_cfg: dict, shape: tuple, dtype: str, *, decoded: bool, train: bool, classes: int | None) -> Pipeline:

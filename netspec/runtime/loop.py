@@ -307,7 +307,7 @@ class Split:
     def batches(self, order, start, bs, epoch=None):
         """(x, y, lengths) of batches start, start+1, ... of `order` (this split's sample indices):
         the batch-source interface that streamed splits (netspec/data/stream.py) answer too."""
-        order_dev = torch.tensor(order, dtype=torch.long, device=self.y.device)  # one upload per pass
+        order_dev = torch.as_tensor(order, dtype=torch.long).to(self.y.device)  # one upload per pass
         for k in range(start * bs, len(order), bs):
             yield self.batch(order_dev[k : k + bs], order[k : k + bs])
 
@@ -318,7 +318,8 @@ def epoch_order(n, epoch, seed, rank, world, shuffle=True):
         range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
     )
     sampler.set_epoch(epoch)
-    return list(sampler)
+    # One int64 array, not a list of a million ints (which DataLoader workers forked later would copy).
+    return np.fromiter(sampler, dtype=np.int64, count=len(sampler))
 
 
 def predicted_labels(out):
@@ -395,7 +396,7 @@ def evaluate(model, split, cfg, loss_fn, rank, world, autocast, device, want_pre
     model.eval()
     sums = Sums(device)
     preds = []
-    for x, y, lengths in split.batches(list(range(rank, len(split), world)), 0, cfg["batch_size"]):
+    for x, y, lengths in split.batches(np.arange(rank, len(split), world), 0, cfg["batch_size"]):
         with autocast():
             out = forward(model, x, lengths)
             loss = loss_fn(out, y)

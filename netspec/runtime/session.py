@@ -115,6 +115,8 @@ def _load_streamed(s: Session, base: Path, stats, limit, progress):
         with _scan_bar(progress) as bar:
             st = open_streamed(cfg, shape, typed.input.dtype, base, limit=limit, progress=bar, prepared=prepared)
         check_classes(st, cfg, out_shape)
+        if cfg["task"] == "classification" and st.classes is None:  # integer labels: class indices, named as such
+            st.classes = [str(i) for i in range(max(out_shape[-1] if out_shape else 1, 2))]
     except DataError as exc:
         raise RunError(f"data ({cfg['data']['source']}): {exc}") from None
     return st
