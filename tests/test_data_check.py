@@ -51,3 +51,16 @@ def test_the_folder_check_imports_neither_torch_nor_numpy(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code, str(spec)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_large_npz_says_it_is_read_whole(tmp_path, monkeypatch):
+    import numpy as np
+
+    from netspec.runtime import datasets
+
+    path = tmp_path / "a.npz"
+    np.savez(path, x=np.zeros((100, 4), np.float32), y=np.zeros(100, np.int64))
+    assert datasets.load_npz(path, "classification").notes == []
+    monkeypatch.setattr(datasets, "LARGE_NPZ", 2000)  # the arrays hold 2,400 bytes
+    (note,) = datasets.load_npz(path, "classification").notes
+    assert note.startswith("a.npz is read whole (2.34 KiB in memory)") and "source: x.npy, labels: y.npy" in note

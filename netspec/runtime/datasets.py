@@ -398,7 +398,17 @@ def load_npz(path: Path, task: str, limit: int | None = None) -> RawData:
         x = _unpad(x, arrays["lengths"], "lengths")
     if xt is not None and "lengths_test" in arrays:
         xt = _unpad(xt, arrays["lengths_test"], "lengths_test")
-    return RawData(x, y, xt, yt, classes)
+    notes = []
+    size = sum(a.nbytes for a in arrays.values())
+    if size >= LARGE_NPZ:  # a .npz is read whole; past this a memory-mapped .npy keeps the RSS flat
+        notes.append(
+            f"{path.name} is read whole ({human_bytes(size)} in memory); save x and y as .npy files "
+            "(source: x.npy, labels: y.npy) to read them a row at a time"
+        )
+    return RawData(x, y, xt, yt, classes, notes=notes)
+
+
+LARGE_NPZ = 1 << 30
 
 
 def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
