@@ -60,11 +60,10 @@ class Keyed(torch.utils.data.Dataset):
             return Unreadable(str(exc))
         if self.transform is not None:
             if self.random:
-                with torch.random.fork_rng(
-                    devices=[]
-                ):  # in the main process (workers: 0) dropout's stream is untouched
-                    # The CPU generator alone: torch.manual_seed also reseeds every GPU (and, before CUDA
-                    # is up, records three stack traces for that: ~130 us a sample).
+                # fork_rng: in the main process (workers: 0) dropout's stream stays untouched. The CPU
+                # generator alone: torch.manual_seed also reseeds every GPU (and, before CUDA is up,
+                # records three stack traces for that: ~130 us a sample).
+                with torch.random.fork_rng(devices=[]):
                     torch.default_generator.manual_seed(sample_seed(self.seed, epoch, item))
                     x = self.transform(x)
             else:
