@@ -350,28 +350,34 @@ def folder_rows(ctx: Context, sizes: Sizes) -> list[Row]:
                 ],
             )
         )
-    first = Stats(tuple(g[0] / MIB for g in runs.growth))
-    last = Stats(tuple(g[1] / MIB for g in runs.growth))
-    ratio = Stats(tuple(g[2] for g in runs.growth))
     rows.append(
-        Row(
-            "data",
+        growth_row(
             growth_label,
-            "MiB",
-            last,
-            first,
-            "the same workers at the end of epoch 1",
-            ratio.median,
-            "median over runs of the largest ratio of one worker's VmRSS, end of epoch 3 / end of epoch 1",
-            "<= 1.1",
-            notes=[
-                "netspec's 2 persistent workers in the image-folder throughput runs above; VmRSS read from /proc "
-                "within 50 ms of the epoch's line in metrics.jsonl; values: the largest worker",
-                f"per-run ratios {ratio.median:.3f} [{ratio.min:.3f}-{ratio.max:.3f}]",
-            ],
+            runs.growth,
+            "netspec's 2 persistent workers in the image-folder throughput runs above; VmRSS read from /proc "
+            "within 50 ms of the epoch's line in metrics.jsonl; values: the largest worker",
         )
     )
     return rows
+
+
+def growth_row(label: str, growth: Sequence[tuple], where: str) -> Row:
+    """Worker RSS at the end of epoch 3 against epoch 1: (first, last, ratio) per run."""
+    first = Stats(tuple(g[0] / MIB for g in growth))
+    last = Stats(tuple(g[1] / MIB for g in growth))
+    ratio = Stats(tuple(g[2] for g in growth))
+    return Row(
+        "data",
+        label,
+        "MiB",
+        last,
+        first,
+        "the same workers at the end of epoch 1",
+        ratio.median,
+        "median over runs of the largest ratio of one worker's VmRSS, end of epoch 3 / end of epoch 1",
+        "<= 1.1",
+        notes=[where, f"per-run ratios {ratio.median:.3f} [{ratio.min:.3f}-{ratio.max:.3f}]"],
+    )
 
 
 # ---------------------------------------------------------------------------- .npy memory
@@ -473,25 +479,12 @@ def npy_rows(ctx: Context, sizes: Sizes) -> list[Row]:
             ],
         )
     ]
-    first = Stats(tuple(g[0] / MIB for g in growth))
-    last = Stats(tuple(g[1] / MIB for g in growth))
-    ratio = Stats(tuple(g[2] for g in growth))
     rows.append(
-        Row(
-            "data",
+        growth_row(
             growth_label,
-            "MiB",
-            last,
-            first,
-            "the same workers at the end of epoch 1",
-            ratio.median,
-            "median over runs of the largest ratio of one worker's VmRSS, end of epoch 3 / end of epoch 1",
-            "<= 1.1",
-            notes=[
-                f"netspec's 2 persistent workers in the small-file runs above ({small_rows:,} rows, "
-                f"{per_epoch_small} steps an epoch); values: the largest worker",
-                f"per-run ratios {ratio.median:.3f} [{ratio.min:.3f}-{ratio.max:.3f}]",
-            ],
+            growth,
+            f"netspec's 2 persistent workers in the small-file runs above ({small_rows:,} rows, "
+            f"{per_epoch_small} steps an epoch); values: the largest worker",
         )
     )
     return rows
