@@ -102,7 +102,8 @@ def load_data(
     return _load_prepared(s, base, stats, limit)
 
 
-def _load_streamed(s: Session, base: Path, stats, limit, progress):
+def _load_streamed(s: Session, base: Path, stats, limit, progress, align: list[str] | None = None):
+    """`align`: a trained run's classes, onto which another source's are mapped by name."""
     from ..data.feed import check_classes, open_streamed
 
     cfg, typed = s.cfg, s.typed
@@ -114,6 +115,8 @@ def _load_streamed(s: Session, base: Path, stats, limit, progress):
     try:
         with _scan_bar(progress) as bar:
             st = open_streamed(cfg, shape, typed.input.dtype, base, limit=limit, progress=bar, prepared=prepared)
+        if align:
+            _align_streamed(st, align, cfg["data"]["source"])
         check_classes(st, cfg, out_shape)
         if cfg["task"] == "classification" and st.classes is None:  # integer labels: class indices, named as such
             st.classes = [str(i) for i in range(max(out_shape[-1] if out_shape else 1, 2))]
@@ -710,10 +713,9 @@ def _evaluate_streamed(s: Session, model, info: dict, base: Path, data, split: s
     from .loop import class_report, make_loss, predicted_labels
     from .loop import evaluate as eval_split
 
-    st = _load_streamed(s, base, info.get("standardize"), limit, False)
+    st = _load_streamed(s, base, info.get("standardize"), limit, False, info.get("classes") if data else None)
     if data is not None:
         split = "test" if len(st.index["test"]) else "train"  # a source without a test split: all of it
-        _align_streamed(st, info.get("classes"), data)
     shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
     sp = eval_source(st.sets[split], st.index[split], s.cfg, shape, s.typed.input.dtype, "cpu", st.kind == "folder")
     with torch.no_grad():
