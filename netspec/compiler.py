@@ -130,6 +130,12 @@ def _check_data(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnostic]
 
     folder = source_kind(cfg["data"]["source"]) == "folder"
     diags = _check_augment(cfg, typed, doc, folder) if cfg["data"]["augment"] else []
+    if source_kind(cfg["data"]["source"]) not in ("digits", "synthetic", "ucr"):
+        from .data.peek import check_files
+
+        missing = check_files(cfg, doc.file, doc.loc)
+        if missing:
+            return diags + missing
     if folder and not diags and len(typed.graph.inputs) == 1:
         from .data.peek import check_folder
 

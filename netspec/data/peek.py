@@ -78,3 +78,44 @@ def check_folder(cfg: dict, shape: tuple, spec_file: str, loc) -> list[Diagnosti
                     )
                 ]
     return []
+
+
+FILE_KEYS = ("source", "labels", "test_source", "test_labels")
+
+
+def check_files(cfg: dict, spec_file: str, loc) -> list[Diagnostic]:
+    """A data file (or image folder) the spec names that does not exist: an error at its key,
+    told without training. Paths in a spec are relative to its folder (--set ones were made
+    absolute against the current directory when applied)."""
+    from ..errors import did_you_mean
+    from ..spec.train_schema import source_kind
+
+    if not Path(spec_file).is_file():
+        return []  # a spec given as text: nothing to be relative to
+    base = Path(spec_file).resolve().parent
+    data, out = cfg["data"], []
+    for key in FILE_KEYS:
+        value = data.get(key)
+        if not value or (key == "source" and source_kind(value) in ("digits", "synthetic", "ucr")):
+            continue
+        path = Path(value) if Path(value).is_absolute() else base / value
+        if path.exists():
+            continue
+        folder = key == "source" and source_kind(value) == "folder"
+        near = sorted(e.name for e in path.parent.iterdir()) if path.parent.is_dir() else []
+        hint = did_you_mean(path.name, near) or (
+            f"paths in a spec are relative to its folder ({base}); with --set, to the current directory"
+        )
+        where = ("train", "data", key)
+        out.append(
+            Diagnostic(
+                f"{'image folder' if folder else 'data file'} {value} does not exist",
+                format_path(where),
+                loc(where),
+                expected=f"an existing {'folder' if folder else 'file'}",
+                received=str(path),
+                hint=hint,
+                code="data",
+            )
+        )
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -22,7 +23,7 @@ from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
 from ..spec.diff import changes, show_change, touches
 from ..spec.loader import load_file, load_text
-from ..spec.overrides import apply_overrides, parse_key_path
+from ..spec.overrides import absolute_paths, apply_overrides, parse_key_path
 from ..spec.train_schema import source_kind
 from . import lock
 from .atomic import atomic_write_text
@@ -72,7 +73,8 @@ def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = Non
                 )
             ]
         )
-    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data), tuple(sets or ()))
+    stored = tuple(absolute_paths(sets or [], os.getcwd()))  # as applied: a resume elsewhere reads the same files
+    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data), stored)
 
 
 def _vocab(typed: TypedGraph) -> int | None:

@@ -28,11 +28,43 @@ def parse_key_path(key: str) -> tuple | None:
     return tuple(parts)
 
 
-def apply_overrides(doc: Document, sets: list[str]) -> None:
-    """Apply each override to doc.data in order; raise SpecError listing every malformed one."""
-    errors = []
+# Keys whose values are data paths: a relative one given with --set is relative to the current
+# directory (where the user typed it), one written in a spec to the spec's folder.
+PATH_KEYS = {
+    ("train", "data"),  # its shorthand: `--set train.data=x.npz`
+    ("train", "data", "source"),
+    ("train", "data", "labels"),
+    ("train", "data", "test_source"),
+    ("train", "data", "test_labels"),
+}
+
+
+def absolute_paths(sets: list[str], cwd: str) -> list[str]:
+    """The --set items with each relative data path made absolute against `cwd`: what the run
+    stores (RUN/data.json), so a resume from another directory reads the same files."""
+    import posixpath
+
+    from .train_schema import source_kind
+
+    out = []
     for item in sets or []:
-        where = Location(f"--set {item}")
+        key, sep, text = item.partition("=")
+        value = text.strip()
+        is_path = parse_key_path(key.strip()) in PATH_KEYS and value and not value.startswith(("{", "[", '"', "'"))
+        if sep and is_path and source_kind(value) not in ("digits", "synthetic", "ucr") and not posixpath.isabs(value):
+            item = f"{key}={posixpath.join(cwd, value)}"
+        out.append(item)
+    return out
+
+
+def apply_overrides(doc: Document, sets: list[str]) -> None:
+    """Apply each override to doc.data in order; raise SpecError listing every malformed one.
+    Relative data paths in them are made absolute against the current directory first."""
+    import os
+
+    errors = []
+    for typed, item in zip(sets or [], absolute_paths(sets, os.getcwd()), strict=True):
+        where = Location(f"--set {typed}")  # as the user typed it
         key, sep, text = item.partition("=")
         path = parse_key_path(key.strip()) if sep else None
         if not path:
@@ -57,7 +89,7 @@ def apply_overrides(doc: Document, sets: list[str]) -> None:
             errors.append(Diagnostic(err, key, where, code="set"))
             continue
         # Diagnostics about this value point at the --set, not at the file's old line.
-        doc.source.file_overrides[path] = f"--set {item}"
+        doc.source.file_overrides[path] = f"--set {typed}"
         doc.source.values[path] = Mark(0, 0)
     if errors:
         raise SpecError(errors)
