@@ -91,7 +91,7 @@ def failed_row(figure: str, label: str, exc: Exception, device: str = "cpu") -> 
 
 
 def figures() -> dict[str, Callable[[Context], list[Row]]]:
-    from . import chains, check, data, step, summarize, train
+    from . import chains, check, data, step, summarize, tables, train
 
     return {
         "summarize": summarize.run,
@@ -102,4 +102,5 @@ def figures() -> dict[str, Callable[[Context], list[Row]]]:
         "memory": train.run_memory,
         "compile": train.run_compile,
         "data": data.run,
+        "tables": tables.run,
     }
