@@ -342,21 +342,37 @@ def forward(model, x, lengths):
 class Sums:
     """Running sums on the device: no host sync per step. Reduced across ranks as sums and counts.
 
-    A step adds one in-place op per sum (the sample count is a host number): each tiny op costs
-    microseconds on the CPU, and `t[k] += v` on one shared vector (a view, an add, a copy back) cost
-    88 us a step where this costs 44. The sums are bit for bit those of that vector.
+    A step adds one in-place op per sum (the sample and value counts are host numbers): each tiny op
+    costs microseconds on the CPU, and `t[k] += v` on one shared vector (a view, an add, a copy back)
+    cost 88 us a step where this costs 44. The sums are bit for bit those of that vector.
+
+    Regression sums everything in float64 from the model's outputs in the targets' own units (with
+    train.data.standardize_target, un-standardized first): absolute and squared errors, and for r2
+    the targets' sums and sums of squares per target column. `want` (from `sum_plan`) says which of
+    them the metrics need, so that a step pays only for those.
     """
 
-    names = ("loss", "correct", "abs_err", "count")
+    # reduced(): [loss, correct, abs_err, count, values, sq_err, *sum_y, *sum_y2]
+    names = ("loss", "correct", "abs_err", "count", "values", "sq_err", "sum_y", "sum_y2")
 
-    def __init__(self, device, values=None):
-        loss, correct, abs_err, count = values if values is not None else (0.0, 0.0, 0.0, 0.0)
-        self.loss, self.correct, self.abs_err = (
-            torch.tensor(v, dtype=torch.float64, device=device) for v in (loss, correct, abs_err)
+    def __init__(self, device, values=None, want=None):
+        given = list(values) if values is not None else []
+        head = given[:6] + [0.0] * (6 - len(given[:6]))  # a checkpoint of an older netspec holds 4
+        if len(given) == 4:
+            head[4] = head[3]  # its mae counted one value per sample
+        self.want = want or {}
+        loss, correct, abs_err, count, n_values, sq_err = head
+        self.loss, self.correct, self.abs_err, self.sq_err = (
+            torch.tensor(v, dtype=torch.float64, device=device) for v in (loss, correct, abs_err, sq_err)
         )
-        self.count = count
+        self.count, self.values = count, n_values
+        k = self.want.get("columns", 0)
+        tail = given[6:] if len(given[6:]) == 2 * k else [0.0] * (2 * k)
+        self.sum_y, self.sum_y2 = (torch.tensor(t, dtype=torch.float64, device=device) for t in (tail[:k], tail[k:]))
 
-    def add(self, loss, out, y, task):
+    def add(self, loss, out, y, task, target=None):
+        """`target`: the TargetScale of standardized targets (the outputs are restored to the
+        targets' units before the errors are taken), or None."""
         n = y.shape[0]
         with torch.no_grad():
             self.loss.add_(loss, alpha=n)  # in float64: loss x n is exact, as before the sum
@@ -365,45 +381,119 @@ class Sums:
                 if y.dim() > 1 and y.is_floating_point():  # mixup/cutmix's soft targets: their largest share
                     y = y.argmax(-1)
                 self.correct.add_((predicted_labels(out) == y).sum())
-            else:
-                self.abs_err.add_((out.double() - y.view_as(out).double()).abs().sum())
+                return
+            truth = y.view_as(out).double()
+            err = (out.double() if target is None else target.restore(out)) - truth
+            self.values += err.numel()
+            self.abs_err.add_(err.abs().sum())
+            if self.want.get("sq"):
+                self.sq_err.add_(err.square().sum())
+            if self.want.get("columns"):
+                cols = truth.reshape(n, -1)
+                self.sum_y.add_(cols.sum(0))
+                self.sum_y2.add_(cols.square().sum(0))
 
     def reduced(self, world):
-        """[loss, correct, abs_err, count] summed over the ranks, as Python floats."""
-        count = torch.tensor(float(self.count), dtype=torch.float64, device=self.loss.device)
-        t = torch.stack([self.loss, self.correct, self.abs_err, count])
+        """[loss, correct, abs_err, count, values, sq_err, *sum_y, *sum_y2] summed over the ranks, as
+        Python floats (one all_reduce)."""
+        dev = self.loss.device
+        counts = torch.tensor([float(self.count), float(self.values)], dtype=torch.float64, device=dev)
+        t = torch.cat(
+            [torch.stack([self.loss, self.correct, self.abs_err]), counts, self.sq_err.view(1), self.sum_y, self.sum_y2]
+        )
         if world > 1:
             torch.distributed.all_reduce(t)
         return t.tolist()
 
     @staticmethod
     def metrics(vals, cfg, prefix):
-        """The loss and the metrics the config names (train.metrics)."""
-        loss, correct, abs_err, count = vals
+        """The loss and the metrics the config names (train.metrics). Regression metrics are per
+        target value (mae, mse, rmse); r2 is 1 - SSE / SST with SST summed over the target columns,
+        each about its own mean (scikit-learn's r2_score, multioutput="variance_weighted")."""
+        loss, correct, abs_err, count = vals[:4]
         if count == 0:
             return {}
+        n_values = vals[4] if len(vals) > 4 else count
+        sq_err = vals[5] if len(vals) > 5 else 0.0
         out = {f"{prefix}loss": loss / count}
-        if "accuracy" in cfg["metrics"]:
+        wanted = cfg["metrics"]
+        if "accuracy" in wanted:
             out[f"{prefix}accuracy"] = correct / count  # from integer counts, in float64
-        if "mae" in cfg["metrics"]:
-            out[f"{prefix}mae"] = abs_err / count
+        if n_values == 0:
+            return out
+        if "mae" in wanted:
+            out[f"{prefix}mae"] = abs_err / n_values
+        if "mse" in wanted:
+            out[f"{prefix}mse"] = sq_err / n_values
+        if "rmse" in wanted:
+            out[f"{prefix}rmse"] = math.sqrt(sq_err / n_values)
+        if "r2" in wanted and len(vals) > 6:
+            k = (len(vals) - 6) // 2
+            sst = sum(s2 - s * s / count for s, s2 in zip(vals[6 : 6 + k], vals[6 + k :], strict=True))
+            # Constant targets (sst 0): 1 for a perfect fit, else 0 (scikit-learn's force_finite).
+            out[f"{prefix}r2"] = 1.0 - sq_err / sst if sst > 0 else (1.0 if sq_err == 0 else 0.0)
         return out
 
 
+def sum_plan(cfg, labels_shape):
+    """Which regression sums the metrics need: squared errors (mse, rmse, r2) and, for r2, the
+    targets' sums per column (as many as values per sample: `labels_shape` is a split's labels')."""
+    if cfg["task"] == "classification":
+        return {}
+    wanted = set(cfg["metrics"])
+    columns = int(np.prod(labels_shape[1:], dtype=np.int64)) if "r2" in wanted else 0
+    return {"sq": bool(wanted & {"mse", "rmse", "r2"}), "columns": columns}
+
+
+def target_statistics(y):
+    """train.data.standardize_target: the training split's targets' mean and std (population) per
+    target column, in float64 from the float32 targets the model sees; a constant column's std is 1.
+    netspec stores them in the run's data.json; train.py computes the same from data.npz's y_train."""
+    y = np.asarray(y, dtype=np.float32).astype(np.float64)
+    y = y.reshape(len(y), -1)
+    if not len(y):
+        raise TrainError("standardize_target: the training split has no targets")
+    mean, std = y.mean(0), y.std(0)
+    std[std == 0] = 1.0
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+class TargetScale:
+    """Standardized regression targets: the model learns (y - mean) / std, and its outputs are
+    restored to y's units (out x std + mean, in float64) for every metric, evaluation and prediction."""
+
+    def __init__(self, stats, device):
+        self.mean64 = torch.tensor(stats["mean"], dtype=torch.float64, device=device)
+        self.std64 = torch.tensor(stats["std"], dtype=torch.float64, device=device)
+        self.mean32, self.std32 = self.mean64.float(), self.std64.float()
+
+    @staticmethod
+    def _shaped(t, like):
+        return t.view(like.shape[1:]) if like.dim() > 1 else t
+
+    def standardize(self, y):
+        return (y - self._shaped(self.mean32, y)) / self._shaped(self.std32, y)
+
+    def restore(self, out):
+        return out.double() * self._shaped(self.std64, out) + self._shaped(self.mean64, out)
+
+
 @torch.no_grad()
-def evaluate(model, split, cfg, loss_fn, rank, world, autocast, device, want_predictions=False):
-    """Loss and metrics over a split (sharded across ranks, reduced as sums and counts)."""
+def evaluate(model, split, cfg, loss_fn, rank, world, autocast, device, want_predictions=False, target=None, plan=None):
+    """Loss and metrics over a split (sharded across ranks, reduced as sums and counts). `target`:
+    the TargetScale of standardized targets (the predictions returned are then in y's units);
+    `plan`: sum_plan's answer (else worked out from the split's labels)."""
     model.eval()
-    sums = Sums(device)
+    sums = Sums(device, want=sum_plan(cfg, np.shape(split.labels)) if plan is None else plan)
     preds = []
     for x, y, lengths in split.batches(np.arange(rank, len(split), world), 0, cfg["batch_size"]):
         with autocast():
             out = forward(model, x, lengths)
-            loss = loss_fn(out, y)
+            loss = loss_fn(out, y if target is None else target.standardize(y))
         out = out.float()
-        sums.add(loss, out, y, cfg["task"])
+        sums.add(loss, out, y, cfg["task"], target)
         if want_predictions:
-            preds.append(out.cpu())
+            preds.append((out if target is None else target.restore(out)).cpu())
     model.train()
     result = Sums.metrics(sums.reduced(world), cfg, "")
     if want_predictions:
@@ -617,7 +707,7 @@ class TensorBoardReporter:
 
 def format_record(r):
     parts = [f"epoch {r['epoch']:>3}/{r['epochs']}"]
-    for k in ("loss", "accuracy", "mae", "val_loss", "val_accuracy", "val_mae"):
+    for k in ("loss", "accuracy", "mae", "rmse", "r2", "val_loss", "val_accuracy", "val_mae", "val_rmse", "val_r2"):
         if k in r:
             parts.append(f"{k} {r[k]:.4f}")
     parts.append(f"lr {r['lr']:.3g}")
@@ -629,6 +719,11 @@ def format_record(r):
 # ----------------------------------------------------------------------------- early stopping
 
 
+def monitor_mode(monitor):
+    """auto's direction: higher is better for accuracy and r2, lower for the loss and the errors."""
+    return "max" if "accuracy" in monitor or monitor.endswith("r2") else "min"
+
+
 class EarlyStop:
     """The monitored metric (train.early_stopping's, else val_loss, or loss without a validation
     split), the best epoch so far, and when to stop. Its counters live in the loop's `state`, which
@@ -638,9 +733,7 @@ class EarlyStop:
         self.es = cfg["early_stopping"]
         es = self.es
         self.monitor = es["monitor"] if es else ("val_loss" if has_val else "loss")
-        self.mode = (es["mode"] if es and es["mode"] != "auto" else None) or (
-            "max" if "accuracy" in self.monitor else "min"
-        )
+        self.mode = (es["mode"] if es and es["mode"] != "auto" else None) or monitor_mode(self.monitor)
         self.min_delta = es["min_delta"] if es else 0
 
     def update(self, state, value, epoch):
@@ -695,7 +788,9 @@ def resume_checkpoint(ckpt_dir, reporter):
 # ----------------------------------------------------------------------------- the final report
 
 
-def final_results(model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, monitor):
+def final_results(
+    model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, monitor, target=None, plan=None
+):
     """results.json's content: the run's outcome, then the final model on val and test (with a
     confusion matrix and per-class scores for classification, up to 1,000 classes)."""
     results = {
@@ -707,7 +802,7 @@ def final_results(model, splits, cfg, loss_fn, rank, world, autocast, device, cl
     }
     for s in ("val", "test"):
         if len(splits[s]):
-            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, device, want_predictions=True)
+            m, out = evaluate(model, splits[s], cfg, loss_fn, rank, world, autocast, device, True, target, plan)
             results[s] = m
             if s == "test" and cfg["task"] == "classification" and classes and len(classes) <= 1000 and world == 1:
                 results["test"].update(class_report(splits[s].labels, predicted_labels(out).numpy(), classes))
@@ -734,7 +829,8 @@ def fit(model, data, cfg, run_dir, **options):
     (after a checkpoint) once this invocation has taken that many optimizer steps. Options:
     spec_hash, resume, init_from, reporter, max_steps, time_axis, classes, resume_hint (how to
     continue, printed when the run stops with a checkpoint), data_fingerprint (a resume on other
-    data is refused). `data` may instead map train/val/test to batch sources (streamed data).
+    data is refused), target_stats (train.data.standardize_target's statistics; else computed here
+    from the training split's targets). `data` may instead map train/val/test to batch sources (streamed data).
 
     Runs with train.threads CPU threads, and restores the previous count when it returns.
     """
@@ -758,6 +854,7 @@ def _fit(
     classes=None,
     resume_hint="continue with --resume",
     data_fingerprint=None,
+    target_stats=None,
 ):
     run_dir = Path(run_dir)
     summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
@@ -785,6 +882,11 @@ def _fit(
         }
     train = splits["train"]
     bs, epochs = cfg["batch_size"], cfg["epochs"]
+    train_labels = train.labels if task != "classification" else None
+    plan = sum_plan(cfg, np.shape(train_labels))
+    target = None
+    if task != "classification" and cfg["data"].get("standardize_target"):
+        target = TargetScale(target_stats or target_statistics(train_labels), device)
     steps_per_epoch = math.ceil(math.ceil(len(train) / world) / bs)
 
     model.to(device)
@@ -923,7 +1025,7 @@ def _fit(
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
             order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
-            sums = Sums(device, partial)
+            sums = Sums(device, partial, plan)
             partial = None
             reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
             count0 = float(partial_count(sums, world))
@@ -933,7 +1035,7 @@ def _fit(
                 schedule.apply(state["global_step"])
                 with autocast():
                     out = forward(step_model, x, lengths)
-                    loss = loss_fn(out, y)
+                    loss = loss_fn(out, y if target is None else target.standardize(y))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg["grad_clip"]:
@@ -941,7 +1043,7 @@ def _fit(
                     nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
                 scaler.step(optimizer)
                 scaler.update()
-                sums.add(loss, out.float(), y, task)
+                sums.add(loss, out.float(), y, task, target)
                 state["global_step"] += 1
                 state["step_in_epoch"] = i + 1
                 steps_taken += 1
@@ -958,7 +1060,7 @@ def _fit(
             elapsed = time.perf_counter() - t0
             record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
             if len(splits["val"]):
-                val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast, device)
+                val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast, device, False, target, plan)
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["lr"] = schedule.lr()
             record["time"] = elapsed
@@ -985,7 +1087,9 @@ def _fit(
             reporter.message(
                 f"early stop: restored the weights of epoch {state['best_epoch']} ({early.monitor} {state['best']:.4f})"
             )
-    results = final_results(model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, early.monitor)
+    results = final_results(
+        model, splits, cfg, loss_fn, rank, world, autocast, device, classes, state, early.monitor, target, plan
+    )
     if main_rank:
         write_results(run_dir, model, results, metrics_path)
     if tensorboard is not None:

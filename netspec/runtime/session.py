@@ -212,7 +212,7 @@ def _load_prepared(s: Session, base: Path, stats: dict | None = None, limit: int
     return prep
 
 
-def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
+def write_run_files(s: Session, run_dir: Path, prep: Prepared, target_stats: dict | None = None) -> None:
     from ..lower.codegen import model_source, resolved_spec
     from ..lower.trainsrc import train_source
     from ..summary import summary_data
@@ -230,6 +230,7 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared) -> None:
         "notes": prep.notes,
         "samples": {k: len(v) for k, v in prep.y.items()},
         "standardize": prep.stats,
+        "standardize_target": target_stats,  # train.data.standardize_target: the targets' mean and std
         "overrides": list(s.overrides),  # spec.yaml is the file as written; these were set on top
         "base": str(s.spec_path.parent.resolve()),  # relative data paths are relative to the spec
     }
@@ -423,10 +424,15 @@ def train(
             raise RunError(str(exc)) from None
         model = lower(s.typed, seed=s.cfg["seed"])  # before the run's files: a failure here leaves none
         reporter = make_reporter(quiet or rank != 0)
+        target_stats = None  # from the training split's targets, as train.py computes them from data.npz
+        if s.cfg["task"] == "regression" and s.cfg["data"]["standardize_target"]:
+            from .loop import target_statistics
+
+            target_stats = target_statistics(prep.y["train"])
         # On --resume the run's files already describe its checkpoints; rewriting them before fit() checks
         # the spec hash let a refused resume (changed spec) leave files that no longer match the run.
         if rank == 0 and not (resume and (run_dir / "spec.resolved.yaml").exists()):
-            write_run_files(s, run_dir, prep)
+            write_run_files(s, run_dir, prep, target_stats)
         data, fingerprint = feed(s, prep, run_device(cfg, local_rank))
         if rank == 0:
             for note in prep.notes:
@@ -461,6 +467,7 @@ def train(
                 classes=prep.classes,
                 resume_hint=f"continue with: {again}",
                 data_fingerprint=fingerprint,
+                target_stats=target_stats,
             )
             if world > 1 and torch.distributed.is_initialized():
                 # Every rank leaves together: a rank that tore its process group down while rank 0
@@ -695,9 +702,8 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
         _align_classes(prep, info.get("classes"), data)
     with torch.no_grad():
         sp = Split(prep.x[split], prep.y[split], prep.lengths[split], torch.device("cpu"), time_axis(s.typed))
-        result, out = eval_split(
-            model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, torch.device("cpu"), want_predictions=True
-        )
+        cpu = torch.device("cpu")
+        result, out = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, cpu, True, _target(cfg, info))
     result["split"] = split if data is None else data
     result["samples"] = len(prep.y[split])
     if cfg["task"] == "classification" and prep.classes:
@@ -721,7 +727,8 @@ def _evaluate_streamed(s: Session, model, info: dict, base: Path, data, split: s
     shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
     sp = eval_source(st.sets[split], st.index[split], s.cfg, shape, s.typed.input.dtype, "cpu", st.kind == "folder")
     with torch.no_grad():
-        result, out = eval_split(model, sp, s.cfg, make_loss(s.cfg), 0, 1, _nullctx, torch.device("cpu"), True)
+        cpu = torch.device("cpu")
+        result, out = eval_split(model, sp, s.cfg, make_loss(s.cfg), 0, 1, _nullctx, cpu, True, _target(s.cfg, info))
     result["split"] = split if data is None else data
     result["samples"] = len(sp)
     if s.cfg["task"] == "classification" and st.classes:
@@ -756,6 +763,32 @@ def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -
     for k, y in prep.y.items():
         prep.y[k] = lut[y] if len(y) else y
     prep.classes = list(run_classes)
+
+
+def _target(cfg: dict, info: dict):
+    """The run's TargetScale (train.data.standardize_target, its statistics from data.json), or None."""
+    stats = info.get("standardize_target")
+    if cfg["task"] != "regression" or not cfg["data"].get("standardize_target"):
+        return None
+    if not (isinstance(stats, dict) and isinstance(stats.get("mean"), list) and isinstance(stats.get("std"), list)):
+        raise RunError("the run standardized its targets, but its data.json holds no standardize_target statistics")
+    import torch
+
+    from .loop import TargetScale
+
+    return TargetScale(stats, torch.device("cpu"))
+
+
+def _target_name(cfg: dict) -> str:
+    """What regression predictions are called: a table's label column, else y."""
+    kind = source_kind(cfg["data"]["source"])
+    return cfg["data"]["label_column"] if kind not in ("npz", "npy", "digits", "synthetic", "ucr", "folder") else "y"
+
+
+def _json_text(header: list[str], rows: list[list[str]], text_columns: int) -> str:
+    """One object per row; the first `text_columns` are labels (strings), the rest numbers."""
+    items = [dict(zip(header, r[:text_columns] + [float(v) for v in r[text_columns:]], strict=False)) for r in rows]
+    return json.dumps(items, indent=1) + "\n"
 
 
 def _nullctx():
@@ -811,11 +844,13 @@ def predict(run_dir: Path, inputs, output: Path, max_memory: int | None = None) 
             rows.append([label] + [f"{p:.6g}" for p in probs[i].tolist()])
         header = ["prediction"] + [f"p_{c}" for c in (classes or range(probs.shape[-1]))]
     else:
-        flat = out.reshape(len(out), -1)
+        target = _target(cfg, info)
+        flat = (out.float() if target is None else target.restore(out.float())).reshape(len(out), -1)
         rows = [[f"{v:.6g}" for v in r] for r in flat.tolist()]
-        header = [f"y{j}" for j in range(flat.shape[1])]
+        name = _target_name(cfg)
+        header = [name] if flat.shape[1] == 1 else [f"{name}_{j}" for j in range(flat.shape[1])]
     if output.suffix == ".json":
-        text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
+        text = _json_text(header, rows, 1 if cfg["task"] == "classification" else 0)
     else:
         text = _csv_text(header, rows, text_columns=1 if cfg["task"] == "classification" else 0)
     atomic_write_text(output, text)
@@ -856,7 +891,7 @@ def _predict_images(s: Session, model, info: dict, inputs: list[Path], output: P
         for i in range(len(files))
     ]
     if output.suffix == ".json":
-        text = json.dumps([dict(zip(header, r, strict=False)) for r in rows], indent=1) + "\n"
+        text = _json_text(header, rows, 2)
     else:
         text = _csv_text(header, rows, text_columns=2)
     atomic_write_text(output, text)

@@ -80,6 +80,13 @@ DATA = {
         "none",
         "global: subtract the training split's mean, divide by its std",
     ),
+    "standardize_target": (
+        {"type": "boolean"},
+        False,
+        "regression: train on targets standardized with the training split's mean and std per target column "
+        "(stored in the run's data.json); metrics, evaluate and predict report in the targets' own units, the "
+        "loss in standardized units",
+    ),
     "layout": ({"enum": ["auto", "as_is"]}, "auto", "auto: a (C, L) series may be transposed to fit a (T, F) input"),
     "label_column": ({"type": "string"}, "label", "label column of a .csv file"),
     "samples": (_POS_INT, 256, "number of samples of the synthetic source"),
@@ -125,7 +132,7 @@ LOSS = {
 }
 EARLY = {
     "monitor": (
-        {"enum": ["val_loss", "val_accuracy", "val_mae", "loss", "accuracy", "mae"]},
+        {"enum": [f"{p}{m}" for p in ("val_", "") for m in ("loss", "accuracy", "mae", "mse", "rmse", "r2")]},
         "val_loss",
         "metric to watch",
     ),
@@ -134,18 +141,22 @@ EARLY = {
         10,
         "epochs without improvement before stopping",
     ),
-    "mode": ({"enum": ["auto", "min", "max"]}, "auto", "auto: max for accuracy, min otherwise"),
+    "mode": ({"enum": ["auto", "min", "max"]}, "auto", "auto: max for accuracy and r2, min otherwise"),
     "min_delta": (_num(0), 0.0, "smallest change that counts as improvement"),
     "restore_best": ({"type": "boolean"}, True, "after stopping early, restore the best epoch's weights"),
 }
+METRICS = ("accuracy", "mae", "mse", "rmse", "r2")
+REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
 TRAIN = {
     "task": ({"enum": ["classification", "regression"]}, "classification", "what the outputs mean"),
     "batch_size": (_POS_INT, 32, "samples per step per process (global batch = batch_size x processes)"),
     "epochs": (_POS_INT, 10, "passes over the training split"),
     "metrics": (
-        {"type": "array", "items": {"enum": ["accuracy", "mae"]}, "uniqueItems": True},
+        {"type": "array", "items": {"enum": list(METRICS)}, "uniqueItems": True},
         None,
-        "per-epoch metrics; default accuracy (classification) or mae (regression)",
+        "per-epoch metrics; default [accuracy] (classification) or [mae, rmse, r2] (regression). accuracy is "
+        "classification's; mae, mse, rmse (per target value) and r2 (1 - SSE/SST, SST about each target "
+        "column's mean) are regression's, in the targets' units, from float64 sums reduced across processes",
     ),
     "grad_clip": ({"type": ["number", "null"], "exclusiveMinimum": 0}, None, "clip the gradient norm to this value"),
     "precision": ({"enum": ["fp32", "bf16", "fp16"]}, "fp32", "bf16 autocast (CPU/GPU), fp16 with a grad scaler (GPU)"),
@@ -252,7 +263,7 @@ EXAMPLES = {
     "optimizer.betas": [[0.9, 0.999]],
     "batch_size": [32, 128],
     "epochs": [10, 100],
-    "metrics": [["accuracy"], ["mae"]],
+    "metrics": [["accuracy"], ["mae", "rmse", "r2"]],
     "grad_clip": [1.0],
     "threads": ["auto", 4],
     "channels_last": ["auto", True, False],
@@ -372,7 +383,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
     cfg["device"] = DEVICE_ALIASES.get(cfg["device"], cfg["device"])
     task = cfg["task"]
     cfg["loss"]["name"] = cfg["loss"]["name"] or ("cross_entropy" if task == "classification" else "mse")
-    cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae"])
+    cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
     opt = cfg["optimizer"]
 
     def bad(path, message, expected, received, hint=None):
@@ -427,6 +438,21 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
         bad(("loss", "label_smoothing"), "label_smoothing applies to cross_entropy only", "cross_entropy", loss)
     if "accuracy" in cfg["metrics"] and task != "classification":
         bad(("metrics",), "accuracy needs a classification task", "mae for regression", "accuracy")
+    wrong = [m for m in cfg["metrics"] if m in REGRESSION_METRICS and m != "mae"]
+    if wrong and task == "classification":
+        bad(
+            ("metrics",),
+            f"{', '.join(wrong)} need{'s' * (len(wrong) == 1)} a regression task",
+            "accuracy for classification",
+            wrong[0],
+        )
+    if cfg["data"]["standardize_target"] and task != "regression":
+        bad(
+            ("data", "standardize_target"),
+            "standardize_target applies to regression only",
+            "task: regression",
+            f"task: {task}",
+        )
     data = cfg["data"]
     data["loader"] = {k: (data["loader"] or {}).get(k, d) for k, (_, d, _) in LOADER.items()}
     kind = source_kind(data["source"])

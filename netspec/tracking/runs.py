@@ -111,12 +111,17 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def higher_is_better(metric: str | None) -> bool:
+    """The loop's direction (EarlyStop's auto mode): accuracy and r2 up, the loss and the errors down."""
+    return bool(metric) and ("accuracy" in metric or metric.endswith("r2"))
+
+
 def _best_of(records: list[dict], train: dict) -> tuple[str | None, float | None, int | None]:
     """(monitor, best value, its epoch) from the records, chosen as the loop chooses them."""
     es = train.get("early_stopping") if isinstance(train.get("early_stopping"), dict) else None
     monitor = es.get("monitor") if es else ("val_loss" if any("val_loss" in r for r in records) else "loss")
     mode = es.get("mode") if es and es.get("mode") in ("min", "max") else None
-    mode = mode or ("max" if monitor and "accuracy" in monitor else "min")
+    mode = mode or ("max" if higher_is_better(monitor) else "min")
     scored = [(r[monitor], r["epoch"]) for r in records if _number(r.get(monitor))]
     if not scored:
         return monitor, None, None
@@ -125,10 +130,10 @@ def _best_of(records: list[dict], train: dict) -> tuple[str | None, float | None
 
 
 def _headline(result: dict | None) -> tuple[str | None, float | None]:
-    """The test split's accuracy, else its mae, else its loss."""
+    """The test split's accuracy, else its r2, mae, rmse or mse, else its loss."""
     if not isinstance(result, dict):
         return None, None
-    for key in ("accuracy", "mae", "loss"):
+    for key in ("accuracy", "r2", "mae", "rmse", "mse", "loss"):
         if _number(result.get(key)):
             return key, result[key]
     return None, None
@@ -153,9 +158,13 @@ def run_info(run_dir: Path) -> dict:
     name = summary.get("name") or resolved.get("name")
     planned = train.get("epochs") or (records[-1].get("epochs") if records else None)
     resumable = any((run_dir / "checkpoints" / f).is_file() for f in ("last.pt", "prev.pt"))
+    task = train.get("task") or "classification"  # the schema's default
     info = {
         "run": str(run_dir),
         "name": name if isinstance(name, str) else None,
+        "task": task if isinstance(task, str) else None,
+        # a regressor's loss in standardized units (train.data.standardize_target) or in its targets'
+        "standardized_target": isinstance(train.get("data"), dict) and train["data"].get("standardize_target") is True,
         "spec_hash": data.get("spec_hash") if isinstance(data.get("spec_hash"), str) else None,
         "status": None,
         "resumable": resumable,
@@ -242,14 +251,34 @@ def _sort_key(column: str):
     return keys[column]
 
 
+# Columns whose values are comparable only between runs of one task and one metric.
+SCORED = {"best": "monitor", "test": "test_metric"}
+
+
 def sort_runs(runs: list[dict], column: str, reverse: bool = False) -> list[dict]:
-    """Sorted by a column; runs without a value go last either way."""
+    """Sorted by a column; runs without a value go last either way.
+
+    best and test hold values of different metrics (a classifier's val_accuracy, a regressor's
+    val_loss in its targets' units, or in standardized units with train.data.standardize_target):
+    they are ranked only within a task, metric and loss units, best first (the
+    metric's direction: accuracy and r2 up, losses and errors down; -r: worst first). The groups
+    follow each other by task, then metric name; a value is never ranked against another metric's."""
     if column not in COLUMNS:
         from ..errors import did_you_mean
 
         hint = did_you_mean(column, COLUMNS) or ""
         raise RunsError(f"unknown column {column!r} for --sort; expected one of {', '.join(COLUMNS)}. {hint}".strip())
     key = _sort_key(column)
+    if column in SCORED:
+        metric = SCORED[column]
+
+        def key(r, value=key):
+            sign = -1 if higher_is_better(r[metric]) else 1
+            units = bool(r.get("standardized_target")) and (r[metric] or "").endswith("loss")
+            return (r.get("task") or "", r[metric] or "", units, sign * value(r) * (-1 if reverse else 1))
+
+        known = sorted((r for r in runs if r[column] is not None), key=key)
+        return known + [r for r in runs if r[column] is None]
     known = sorted((r for r in runs if key(r) is not None), key=key, reverse=reverse)
     return known + [r for r in runs if key(r) is None]
 
