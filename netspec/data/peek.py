@@ -35,10 +35,27 @@ def _sample_files(root: Path) -> list[Path]:
     return out
 
 
+def data_base(spec_file: str) -> Path:
+    """The folder a spec's data paths are relative to: the spec's own, or for a run's copy of it
+    (RUN/spec.yaml, spec.resolved.yaml) the original spec's folder, which RUN/data.json records."""
+    import json
+
+    folder = Path(spec_file).resolve().parent
+    info = folder / "data.json"
+    if info.is_file():
+        try:
+            base = json.loads(info.read_text(encoding="utf-8")).get("base")
+        except (OSError, ValueError, AttributeError):
+            base = None
+        if isinstance(base, str) and Path(base).is_dir():
+            return Path(base)
+    return folder
+
+
 def check_folder(cfg: dict, shape: tuple, spec_file: str, loc) -> list[Diagnostic]:
     """Diagnostics for sampled files whose size the augmentation does not bring to the input's."""
     source = cfg["data"]["source"]
-    root = Path(source) if Path(source).is_absolute() else Path(spec_file).parent / source
+    root = Path(source) if Path(source).is_absolute() else data_base(spec_file) / source
     if len(shape) != 3 or not root.is_dir():
         return []  # the shape rule is the compiler's; a missing folder is train's error (it may be made later)
     try:
@@ -92,7 +109,7 @@ def check_files(cfg: dict, spec_file: str, loc) -> list[Diagnostic]:
 
     if not Path(spec_file).is_file():
         return []  # a spec given as text: nothing to be relative to
-    base = Path(spec_file).resolve().parent
+    base = data_base(spec_file)
     data, out = cfg["data"], []
     for key in FILE_KEYS:
         value = data.get(key)
