@@ -149,9 +149,18 @@ def data_info(data: str, base: Path, classes: int | None, limit: int | None = No
     )
 
 
+IMAGE_CHANNELS = (1, 3, 4)  # gray, RGB, RGBA
+
+
+def channels_last(sample: tuple[int, ...]) -> bool:
+    """An image sample stored (height, width, channels): a channel count last and not first."""
+    return len(sample) == 3 and sample[2] in IMAGE_CHANNELS and sample[0] not in IMAGE_CHANNELS
+
+
 def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
-    """The spec's per-sample input shape for a template kind; the training data is transposed or
-    reshaped to it as `layout: auto` allows (same elements)."""
+    """The spec's per-sample input shape for a template kind; the training data is fitted to it
+    as `layout: auto` allows (a (C, L) series or channels-last image transposed, axes of size 1
+    added or removed), never reshaped into other axes. Images are written channels-first."""
     s = info.sample
     if s is None:
         s = SYNTHETIC["image" if kind == "image" else "series"]
@@ -164,15 +173,15 @@ def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
                 f"{info.source} holds series; the cnn and resnet templates read images. Use fcn, lstm or gru"
             )
         if len(s) == 3:
-            return s
+            return (s[2], s[0], s[1]) if channels_last(s) else s
         if len(s) == 2:
             return (1, *s)
         raise InitError(
             f"the {'/'.join(k for k, v in TEMPLATES.items() if v == 'image')} templates read images "
             f"(channels, height, width), and {info.source} has samples of shape {list(s)}",
         )
-    if len(s) == 3 and s[0] == 1:  # a one-channel image, read row by row
-        series, flip = s[1:], False
+    if len(s) == 3 and (s[0] == 1 or s[2] == 1):  # a one-channel image, read row by row
+        series, flip = (s[1:] if s[0] == 1 else s[:2]), False
     elif len(s) == 2:  # as stored, except a UCR (C, L) series, read as L steps of C features
         series, flip = s, info.series
     elif len(s) == 1:  # flat features: a univariate series
@@ -220,7 +229,12 @@ def render(template: str, data: str, spec: Path, classes: int | None = None, lim
         "schema": schema_ref(spec),
         "file": str(spec),
         "name": name,
-        "about": info.about,
+        "about": info.about
+        + (
+            ", stored channels-last (training transposes it)"
+            if kind == "image" and channels_last(info.sample or ())
+            else ""
+        ),
         "input": kind,
         "shape": _flow(shape),
         "classes": str(info.classes),

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..record import factory, record
-from ..runtime.datasets import DataError
+from ..runtime.datasets import DataError, classes_note, output_names
 from ..spec.train_schema import source_kind, streamed  # noqa: F401  (streamed: re-exported)
 from .augment import Sample, eval_items, items, mismatch, run_chain
 
@@ -178,9 +178,11 @@ def _check_rows(cfg: dict, shape: tuple, row: tuple, where: Path) -> None:
     chain = items(cfg["data"]["augment"])
     dims = tuple(d if isinstance(d, int) else None for d in shape)
     if not chain and tuple(row) != dims:
+        last = len(row) >= 3 and (row[-1], *row[:-1]) == dims  # channels-last images
         raise DataError(
             f"{where} has rows of shape {tuple(row)}, the input takes {dims}: save the array as "
             f"(N, {', '.join(map(str, dims))}) (a .npy is fed as it is, never transposed or reshaped)"
+            + (", channels first: np.save(path, np.moveaxis(x, -1, 1))" if last else "")
         )
 
 
@@ -189,19 +191,26 @@ def check_classes(st: Streamed, cfg: dict, out_shape: tuple) -> None:
     if cfg["task"] != "classification":
         return
     outputs = out_shape[-1] if out_shape else 1
-    if not st.classes:  # integer labels are class indices: one the model has no output for fails in the step
+    if not st.classes:  # labels 0..K-1 are class indices (class_labels): K outputs are needed
         y = np.concatenate([v for v in st.y.values() if len(v)])
         if len(y) and (y.min() < 0 or y.max() >= max(outputs, 2)):
             raise DataError(
                 f"labels out of range: found labels {int(y.min())}..{int(y.max())} but the model outputs "
-                f"{outputs} classes (0..{outputs - 1}); change the last layer to {int(y.max()) + 1} outputs"
+                f"{outputs} classes (0..{outputs - 1})"
+                + (f"; change the last layer to {int(y.max()) + 1} outputs" if y.min() >= 0 else "")
             )
-        return
-    if outputs != len(st.classes) and not (outputs == 1 and len(st.classes) == 2):
-        raise DataError(
-            f"the data has {len(st.classes)} classes ({', '.join(st.classes[:8])}{' ...' if len(st.classes) > 8 else ''}) "
-            f"but the model has {outputs} outputs: make the last layer's size {len(st.classes)}"
-        )
+        note = classes_note(int(y.max()) + 1 if len(y) else 0, outputs)
+    else:
+        if len(st.classes) > max(outputs, 2):
+            raise DataError(
+                f"the data has {len(st.classes)} classes ({', '.join(st.classes[:8])}{' ...' if len(st.classes) > 8 else ''}) "
+                f"but the model has {outputs} outputs: make the last layer's size {len(st.classes)}"
+            )
+        note = classes_note(len(st.classes), outputs, st.classes)
+        if outputs > 1:  # a name per output: predict's columns, per-class results
+            st.classes = output_names(st.classes, outputs)
+    if note and note not in st.notes:
+        st.notes.append(note)
 
 
 def eval_source(samples, index, cfg: dict, shape: tuple, dtype: str, device, decoded: bool):

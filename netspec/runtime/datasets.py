@@ -321,9 +321,13 @@ def load_digits() -> RawData:
 
 
 def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tuple[np.ndarray, list[str]]:
-    """Integer labels stay; anything else (strings) maps to indices in sorted order. A missing
-    label (NaN, inf, empty, 'nan') is refused, as regression targets are: it is no class.
-    `rows` are the file's line numbers of the labels (else 0-based indices)."""
+    """Class indices and the class names, by one rule (every source's labels take it):
+    integer labels that are exactly 0..K-1 are class indices and stay as they are (names None);
+    any other set of integers (1..3, {2, 5, 9}, negatives) and any strings map to 0..K-1 in sorted
+    order (integers as numbers), the original values kept as the class names, so predictions and
+    per-class results give them back. A missing label (NaN, inf, empty, 'nan') is refused, as
+    regression targets are: it is no class. `rows` are the file's line numbers of the labels
+    (else 0-based indices)."""
     if y.ndim != 1:
         raise DataError(f"{what}: class labels must be one per sample, not of shape {y.shape}")
     if y.dtype.kind not in "biufUS":
@@ -331,7 +335,7 @@ def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tup
     if y.dtype.kind == "S":  # byte strings: class names as text, whatever their bytes
         y = np.char.decode(y, "utf-8", errors="replace")
     if y.dtype.kind in "biu":
-        return y.astype(np.int64), None
+        return _integer_classes(y.astype(np.int64))
     if y.dtype.kind == "f":
         missing = ~np.isfinite(y)
     else:
@@ -345,10 +349,39 @@ def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tup
             f"{', '.join(map(str, at))}{' ...' if len(bad) > 5 else ''}; drop or label those samples"
         )
     if y.dtype.kind == "f" and np.all(y == np.round(y)) and np.all(np.abs(y) < 2**62):
-        return y.astype(np.int64), None
+        return _integer_classes(y.astype(np.int64))
     names = sorted({str(v) for v in y})
     index = {c: i for i, c in enumerate(names)}
     return np.array([index[str(v)] for v in y], dtype=np.int64), names
+
+
+def _integer_classes(y: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
+    """0..K-1 stays (the labels are the indices); any other integers -> 0..K-1 in sorted order, named."""
+    values = np.unique(y)
+    if not len(values) or (values[0] == 0 and values[-1] == len(values) - 1):
+        return y, None
+    return np.searchsorted(values, y).astype(np.int64), [str(int(v)) for v in values]
+
+
+def output_names(classes: list[str] | None, outputs: int) -> list[str]:
+    """A name per model output: the class names, then each output beyond them by its index
+    (`output_<i>` where the index is already a class's name)."""
+    names = list(classes or [])[:outputs]
+    for i in range(len(names), outputs):
+        names.append(str(i) if str(i) not in names else f"output_{i}")
+    return names
+
+
+def classes_note(classes: int, outputs: int, names: list[str] | None = None) -> str | None:
+    """The warning for a model with more outputs than the data has classes (None if it has not):
+    the extra outputs are never a target, so training cannot teach them anything."""
+    if outputs <= classes or (outputs == 1 and classes <= 2):
+        return None
+    shown = f" ({', '.join(names[:8])}{' ...' if len(names) > 8 else ''})" if names else ""
+    return (
+        f"warning: the model has {outputs} outputs but the data has {classes} classes{shown}: "
+        f"outputs {classes}..{outputs - 1} are never a target; make the last layer's size {classes}"
+    )
 
 
 def _numbers(a: np.ndarray, what: str) -> None:

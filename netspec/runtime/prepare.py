@@ -1,10 +1,13 @@
 """Raw arrays -> the train/val/test splits a spec's model can eat, checked before any training.
 
 Layout: a sample must fit the spec's input (fixed dims equal, symbolic dims free). With
-`layout: auto` a (C, L) series also fits a (T, F) input by swapping its axes, and a flat vector
-fits a fixed input of the same size by reshaping; each such step is reported. Anything else is an
-error naming both shapes. Splits are seeded and stratified; standardization statistics come from
-the training split alone; series of unequal length are zero-padded with their lengths kept.
+`layout: auto` a (C, L) series also fits a (T, F) input by swapping its axes, a channels-last
+sample (H, W, C) fits a (C, H, W) input by moving its last axis first, and axes of size 1 may be
+added or removed ((8, 8) fits (1, 8, 8)); each such step is reported once. Samples are never
+reshaped into other axes, even with the same number of values: only a spec's own flatten/reshape
+layer changes axes. Anything else is an error naming both shapes and the fix. Splits are seeded
+and stratified; standardization statistics come from the training split alone; series of
+unequal length are zero-padded with their lengths kept.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import numpy as np
 
 from ..record import factory, record
-from .datasets import DataError, RawData, check_bytes
+from .datasets import DataError, RawData, check_bytes, classes_note, output_names
 
 SPLITS = ("train", "val", "test")
 
@@ -47,8 +50,32 @@ def _show(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
+def _squeeze(shape) -> tuple:
+    return tuple(d for d in shape if d != 1)
+
+
+def _layout_step(sample: tuple, spec_shape: tuple, ragged: bool, fits) -> str | None:
+    """What `layout: auto` may do to make `sample` fit `spec_shape`, or None.
+    kinds: "swap" a (C, L) series to (L, C); "channels_last" (H, W, C) -> (C, H, W) (any rank: the
+    last axis moved first); "unit" add or remove axes of size 1. Never a reshape that moves values
+    to other axes: that scrambles samples whose axes differ."""
+    if len(sample) == 2 and fits(sample[::-1]):
+        return "swap"
+    if ragged:
+        return None
+    static = all(isinstance(p, int) for p in spec_shape)
+    if len(sample) >= 3 and fits((sample[-1], *sample[:-1])):
+        return "channels_last"
+    if static and sample != tuple(spec_shape) and _squeeze(sample) == _squeeze(spec_shape):
+        return "unit"
+    return None
+
+
 def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
-    """Return x (array or list of arrays) arranged to fit spec_shape, or raise DataError."""
+    """Return x (array or list of arrays) arranged to fit spec_shape, or raise DataError.
+    `layout: auto` may transpose a known layout (a (C, L) series to (L, C); channels-last samples
+    to channels-first) and add or remove axes of size 1; it never reshapes samples into other
+    axes (only a spec's own flatten/reshape layer changes axes). Each step is noted once."""
     ragged = isinstance(x, list)
     sample = tuple(x[0].shape[:-1]) + ("L",) if ragged else tuple(x.shape[1:])
     probe = tuple(s if not (ragged and i == len(sample) - 1) else -1 for i, s in enumerate(sample))
@@ -61,20 +88,34 @@ def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
 
     if fits(probe):
         return x
-    if mode == "auto" and len(probe) == 2 and fits(probe[::-1]):
-        notes.append(
-            f"{what}: samples {_show(sample)} transposed to {_show(sample[::-1])} to fit the input {_show(spec_shape)}"
-        )
-        return [s.T for s in x] if ragged else np.ascontiguousarray(np.swapaxes(x, 1, 2))
-    static = all(isinstance(p, int) for p in spec_shape)
-    if mode == "auto" and not ragged and static and math.prod(sample) == math.prod(spec_shape):
-        notes.append(f"{what}: samples {_show(sample)} reshaped to the input {_show(spec_shape)}")
-        return x.reshape(len(x), *spec_shape)
-    raise DataError(
+    kind = _layout_step(probe, spec_shape, ragged, fits)
+    words = {
+        "swap": f"transposed to {_show(sample[::-1])}",
+        "channels_last": f"channels-last, transposed to {_show((sample[-1], *sample[:-1]))}",
+        "unit": "with axes of size 1 added or removed (no value moves)",
+    }.get(kind)
+    if mode == "auto" and kind is not None:
+        notes.append(f"{what}: samples {_show(sample)} {words} to fit the input {_show(spec_shape)}")
+        if kind == "swap":
+            return [s.T for s in x] if ragged else np.ascontiguousarray(np.swapaxes(x, 1, 2))
+        if kind == "channels_last":
+            return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        return x.reshape(len(x), *spec_shape)  # only axes of size 1 added or removed
+    head = (
         f"{what}: the data does not fit the spec's input. Data samples are {_show(sample)} "
         f"({len(x)} samples); the spec's input is {_show(spec_shape)} per sample."
-        + (" Set `layout: auto` to allow transposing or reshaping." if mode != "auto" else "")
     )
+    if kind is not None:  # as_is: auto would take a step that moves no value to another axis
+        raise DataError(f"{head} Set `layout: auto` to fit them: samples {words}.")
+    same = not ragged and all(isinstance(p, int) for p in spec_shape) and math.prod(sample) == math.prod(spec_shape)
+    if same:
+        raise DataError(
+            f"{head} Both hold {math.prod(sample):,} values, but netspec never reshapes samples into other "
+            f"axes (that would scramble them). Declare the input as the data's shape, shape: {list(sample)}, "
+            f"and add a `reshape: {list(spec_shape)}` or `flatten` layer if the model needs other axes, "
+            "or save the data with its axes in the input's order (e.g. np.moveaxis)."
+        )
+    raise DataError(f"{head} Declare the input as the data's shape, shape: {list(sample)}, or save the data to fit.")
 
 
 def _padded_values(x) -> int:
@@ -195,7 +236,7 @@ def prepare(
             if lengths[s] is None:
                 lengths[s] = np.full(len(splits_y[s]), splits_x[s].shape[1 + time_axis], dtype=np.int64)
 
-    _check_values(splits_x, splits_y, dtype, task if check_labels else "none", out_shape)
+    _check_values(splits_x, splits_y, dtype, task if check_labels else "none", out_shape, raw.classes)
     if data_cfg["standardize"] == "global":
         if stats is None:
             tr = splits_x["train"]
@@ -213,8 +254,15 @@ def prepare(
         splits_x[s] = np.ascontiguousarray(splits_x[s], dtype=kind)
         splits_y[s] = np.ascontiguousarray(splits_y[s], dtype=np.int64 if task == "classification" else np.float32)
     classes = raw.classes
-    if task == "classification" and classes is None:
-        classes = [str(i) for i in range(out_shape[-1] if out_shape else 1)]
+    if task == "classification":
+        outputs = out_shape[-1] if out_shape else 1
+        if check_labels:
+            found = len(classes) if classes is not None else 1 + max(int(y.max()) for y in splits_y.values() if y.size)
+            note = classes_note(found, outputs, classes)
+            if note:
+                notes.append(note)
+        if outputs > 1 or classes is None:  # a name per output: predict's columns, per-class results
+            classes = output_names(classes, outputs)
     return Prepared(splits_x, splits_y, lengths, classes, notes, stats)
 
 
@@ -227,7 +275,7 @@ def _mask(shape, lengths, time_axis):
     return np.broadcast_to(m, shape)
 
 
-def _check_values(xs, ys, dtype, task, out_shape):
+def _check_values(xs, ys, dtype, task, out_shape, classes=None):
     for s in SPLITS:
         x, y = xs[s], ys[s]
         if x.size and dtype != "int64" and not np.all(np.isfinite(x)):
@@ -245,10 +293,16 @@ def _check_values(xs, ys, dtype, task, out_shape):
             raise DataError(f"{s} data: values up to {np.abs(x).max():.3g} exceed float32's range (3.4e38)")
         if task == "classification":
             k = out_shape[-1] if out_shape else 1
+            if classes is not None and len(classes) > max(k, 2):
+                raise DataError(
+                    f"the data has {len(classes)} classes ({', '.join(classes[:8])}{' ...' if len(classes) > 8 else ''}) "
+                    f"but the model has {k} outputs: make the last layer's size {len(classes)}"
+                )
             if y.size and (y.min() < 0 or y.max() >= max(k, 2)):
                 raise DataError(
                     f"{s} labels out of range: found labels {int(y.min())}..{int(y.max())} but the model outputs "
-                    f"{k} classes (0..{k - 1}); change the last layer to {int(y.max()) + 1} outputs"
+                    f"{k} classes (0..{k - 1})"
+                    + (f"; change the last layer to {int(y.max()) + 1} outputs" if y.min() >= 0 else "")
                 )
         elif task == "regression" and y.size and not np.all(np.isfinite(y)):
             raise DataError(f"{s} targets contain NaN or infinite values")

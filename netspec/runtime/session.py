@@ -27,7 +27,7 @@ from ..spec.overrides import absolute_paths, apply_overrides, parse_key_path
 from ..spec.train_schema import source_kind
 from . import lock
 from .atomic import atomic_write_text
-from .datasets import DataError, RawData, load_source
+from .datasets import DataError, RawData, load_source, output_names
 from .prepare import Prepared, prepare, synthetic
 
 
@@ -754,12 +754,15 @@ def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -
     numbered in its own sorted order, which differs from the run's when it lacks a class."""
     if not run_classes or not prep.classes or prep.classes == run_classes:
         return
-    unknown = [c for c in prep.classes if c not in run_classes]
-    if unknown and all(c.isdigit() for c in prep.classes):
-        return  # integer labels: already class indices
+    used = {int(v) for y in prep.y.values() for v in np.unique(y)}
+    # only the labels the file holds: its class list also names the model's outputs beyond them
+    unknown = [c for i, c in enumerate(prep.classes) if i in used and c not in run_classes]
+    integer = re.compile(r"-?\d+")
+    if unknown and all(c.isdigit() for c in prep.classes) and not all(integer.fullmatch(c) for c in run_classes):
+        return  # integer labels (0..K-1) for a run with named classes: already class indices
     if unknown:
         raise RunError(f"{source}: labels {unknown[:5]} are not among the run's classes {run_classes}")
-    lut = np.array([run_classes.index(c) for c in prep.classes], dtype=np.int64)
+    lut = np.array([run_classes.index(c) if c in run_classes else 0 for c in prep.classes], dtype=np.int64)
     for k, y in prep.y.items():
         prep.y[k] = lut[y] if len(y) else y
     prep.classes = list(run_classes)
@@ -839,10 +842,14 @@ def predict(run_dir: Path, inputs, output: Path, max_memory: int | None = None) 
     if cfg["task"] == "classification":
         probs = torch.softmax(out, -1) if out.shape[-1] > 1 else torch.sigmoid(out)
         idx = probs.argmax(-1) if out.shape[-1] > 1 else (probs.view(-1) > 0.5).long()
+        if out.shape[-1] > 1:  # a column per output, named by its class (or its index beyond them)
+            labels = columns = output_names(classes, out.shape[-1])
+        else:  # one logit: the probability of the second class
+            labels = list(classes) if classes and len(classes) >= 2 else ["0", "1"]
+            columns = labels[1:2]
         for i in range(len(out)):
-            label = classes[int(idx[i])] if classes else str(int(idx[i]))
-            rows.append([label] + [f"{p:.6g}" for p in probs[i].tolist()])
-        header = ["prediction"] + [f"p_{c}" for c in (classes or range(probs.shape[-1]))]
+            rows.append([labels[int(idx[i])]] + [f"{p:.6g}" for p in probs[i].tolist()])
+        header = ["prediction"] + [f"p_{c}" for c in columns]
     else:
         target = _target(cfg, info)
         flat = (out.float() if target is None else target.restore(out.float())).reshape(len(out), -1)
@@ -882,7 +889,7 @@ def _predict_images(s: Session, model, info: dict, inputs: list[Path], output: P
             outs.append(model(x))
     out = torch.cat(outs)
     probs = torch.softmax(out, -1) if out.shape[-1] > 1 else torch.cat([1 - torch.sigmoid(out), torch.sigmoid(out)], -1)
-    classes = info.get("classes") or [str(i) for i in range(probs.shape[-1])]
+    classes = output_names(info.get("classes"), probs.shape[-1])
     best = probs.argmax(-1)
     header = ["file", "prediction", "probability"] + [f"p_{c}" for c in classes]
     rows = [
