@@ -19,7 +19,14 @@ from .record import record, replace
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 # What each template reads: images (C, H, W), channel-first series (C, L), or (T, F) sequences.
-TEMPLATES = {"cnn": "image", "resnet": "image", "fcn": "series", "lstm": "sequence", "gru": "sequence"}
+TEMPLATES = {
+    "cnn": "image",
+    "resnet": "image",
+    "fcn": "series",
+    "lstm": "sequence",
+    "gru": "sequence",
+    "mlp": "table",  # flattens any sample: a table's features, or an image or series as a vector
+}
 SYNTHETIC = {"image": (3, 32, 32), "series": (6, 50)}  # sample shapes when the data has none
 SYNTHETIC_CLASSES = 10
 
@@ -36,6 +43,7 @@ class DataInfo:
     about: str  # words for the spec's description
     series: bool = False  # (C, L) series (UCR); else as stored
     resize: tuple[int, int] | None = None  # an image folder of mixed sizes: resized to this
+    table: str | None = None  # a .csv/.parquet table: its train.data keys (label, encodings, missing)
 
 
 def template_names() -> list[str]:
@@ -80,12 +88,12 @@ def _ucr(name: str) -> DataInfo:
     return DataInfo(f"ucr:{name}", (channels, length or 0), len(labels), about, series=True)
 
 
-def _file(source: str, base: Path, limit: int | None = None) -> DataInfo:
+def _file(source: str, base: Path, limit: int | None = None, label_column: str | None = None) -> DataInfo:
     """Sample shape and class count of an .npz (x's header only; y is read, within `limit`) or a
     .csv, checked as `netspec train` checks them: what train refuses, init refuses."""
     import numpy as np
 
-    from .runtime.datasets import NPZ_NAMES, DataError, check_headers, class_labels, load_csv, read_arrays, read_headers
+    from .runtime.datasets import NPZ_NAMES, DataError, check_headers, class_labels, read_arrays, read_headers
 
     path = Path(source) if Path(source).is_absolute() else base / source
     if not path.is_file():
@@ -103,11 +111,33 @@ def _file(source: str, base: Path, limit: int | None = None) -> DataInfo:
             sample = tuple(x.shape[1:])
             y, _ = class_labels(read_arrays(path, limit, ("y",))["y"], f"{path}: y")
         else:
-            raw = load_csv(path, "label", "classification", limit)
-            sample, y = tuple(raw.x.shape[1:]), raw.y
+            return _table(source, path, label_column or "label", limit)
     except DataError as exc:
         raise InitError(str(exc)) from None
     return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)")
+
+
+def _table(source: str, path: Path, label: str, limit: int | None) -> DataInfo:
+    """A table's feature count once encoded (its text columns one-hot, written as encode:), its
+    classes, and the train.data keys that fit it (missing: median where cells are missing)."""
+    import numpy as np
+
+    from .data.tables import describe
+
+    t = describe(path, label, "classification", limit)
+
+    def name(s: str) -> str:
+        return s if re.fullmatch(r"[A-Za-z_][\w.-]*", s) else json.dumps(s)
+
+    keys = [f"label_column: {name(label)}"] if label != "label" else []
+    if t["text"]:
+        keys.append("encode: {" + ", ".join(f"{name(c)}: one_hot" for c in t["text"]) + "}")
+    if t["missing"]:
+        keys.append("missing: median")
+    keys.append("standardize: per_feature")
+    classes = len(np.unique(t["y"]))
+    about = f"the table {path.name} ({t['rows']} rows, {t['features']} features, {classes} classes)"
+    return DataInfo(source, (t["features"],), classes, about, table=", ".join(keys))
 
 
 def _folder(source: str, base: Path) -> DataInfo:
@@ -129,10 +159,14 @@ def _folder(source: str, base: Path) -> DataInfo:
     return info if len(sizes) == 1 else replace(info, resize=(h, w))
 
 
-def data_info(data: str, base: Path, classes: int | None, limit: int | None = None) -> DataInfo:
+def data_info(
+    data: str, base: Path, classes: int | None, limit: int | None = None, label_column: str | None = None
+) -> DataInfo:
     """What the spec needs to know about a data source (train.data.source syntax)."""
     if classes is not None and data != "synthetic":
         raise InitError(f"--classes applies to synthetic data; {data} has its own classes")
+    if label_column is not None and not data.lower().endswith((".csv", ".parquet")):
+        raise InitError(f"--label-column applies to a .csv or .parquet table; {data} has its own labels")
     if data == "digits":
         return DataInfo("digits", (1, 8, 8), 10, "scikit-learn's 8x8 handwritten digits (10 classes)")
     if data == "synthetic":
@@ -140,12 +174,13 @@ def data_info(data: str, base: Path, classes: int | None, limit: int | None = No
         return DataInfo("synthetic", None, n, f"random synthetic data ({n} classes, a smoke test)")
     if data.startswith("ucr:") and re.fullmatch(r"[A-Za-z0-9_]+", data[4:]):
         return _ucr(data[4:])
-    if data.endswith((".npz", ".csv")):
-        return _file(data, base, limit)
+    if data.lower().endswith((".npz", ".csv", ".parquet")):
+        return _file(data, base, limit, label_column)
     if (Path(data) if Path(data).is_absolute() else base / data).is_dir():
         return _folder(data, base)
     raise InitError(
-        f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, a .npz or .csv file, or a folder of images"
+        f"unknown data source {data!r}: use digits, ucr:<Name>, synthetic, a .npz file, a .csv or .parquet table, "
+        "or a folder of images"
     )
 
 
@@ -167,6 +202,8 @@ def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
         return s if kind != "sequence" else s[::-1]
     if info.series and s[1] == 0:
         raise InitError(f"{info.source} has series of unequal length: write the input as [T, ...] by hand")
+    if kind == "table":  # the mlp template flattens whatever sample it is given
+        return s
     if kind == "image":
         if info.series:
             raise InitError(
@@ -208,15 +245,23 @@ def schema_ref(spec: Path) -> str:
     return SCHEMA_ID
 
 
-def render(template: str, data: str, spec: Path, classes: int | None = None, limit: int | None = None) -> str:
-    """The starter spec's text, checked by the compiler; `limit` (--max-memory) bounds what is read."""
+def render(
+    template: str,
+    data: str,
+    spec: Path,
+    classes: int | None = None,
+    limit: int | None = None,
+    label_column: str | None = None,
+) -> str:
+    """The starter spec's text, checked by the compiler; `limit` (--max-memory) bounds what is read;
+    `label_column`: a table's label column (default label)."""
     if template not in TEMPLATES:
         raise InitError(
             f"unknown template {template!r}. {did_you_mean(template, TEMPLATES) or ''} "
             f"Templates: {', '.join(template_names())}"
         )
     kind = TEMPLATES[template]
-    info = data_info(data, spec.resolve().parent, classes, limit)
+    info = data_info(data, spec.resolve().parent, classes, limit, label_column)
     shape = input_shape(kind, info)
     source = info.source if re.fullmatch(r"[\w./-]+", info.source) else json.dumps(info.source)  # ucr:X quoted
     options = {"synthetic": "samples: 512"}.get(info.source, "standardize: global")
@@ -224,6 +269,8 @@ def render(template: str, data: str, spec: Path, classes: int | None = None, lim
         options = "test_fraction: 0.2, " + options
     if info.source.startswith(("./", "/")):  # an image folder: decoded to 0..1, nothing to standardize
         options = f"augment: [{{resize: [{shape[1]}, {shape[2]}]}}]" if info.resize else "val_fraction: 0.1"
+    if info.table is not None:  # a table: its label, encodings, missing values, per-feature scaling
+        options = info.table
     name = re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.stem) or "model"
     values = {
         "schema": schema_ref(spec),

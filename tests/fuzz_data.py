@@ -398,10 +398,20 @@ def _cfg(rng: random.Random, task: str) -> dict:
         "test_fraction": rng.choice([0.0, 0.2]),
         "val_fraction": rng.choice([0.0, 0.1]),
         "layout": rng.choice(["auto", "as_is"]),
-        "standardize": rng.choice(["none", "global"]),
+        "standardize": rng.choice(["none", "global", "per_feature"]),
         "label_column": "label",
     }
     return {"task": task, "seed": 0, "data": data}
+
+
+def _table_cfg(rng: random.Random) -> dict:
+    """The table keys of train.data (a .csv source): an encoding and a missing-value policy."""
+    return {
+        "label_column": "label",
+        "encode": rng.choice([None, None, "one_hot", "index"]),
+        "missing": rng.choice(["error", "error", "mean", "median", "constant", "drop"]),
+        "fill": 0,
+    }
 
 
 def _spec_shape(rng: random.Random, x) -> tuple:
@@ -426,7 +436,8 @@ def _prepare(rng: random.Random, raw, task: str, check_labels: bool = True, stat
     y = np.asarray(raw.y)
     out = (max(2, k),) if task == "classification" else tuple(y.shape[1:])
     dtype = "int64" if rng.random() < 0.1 else "float32"
-    shape = _spec_shape(rng, raw.x)
+    table = getattr(raw, "table", None)  # a .csv: x holds row numbers; the features once encoded
+    shape = _spec_shape(rng, raw.x if table is None else np.zeros((1, table.width())))
     return prepare(raw, _cfg(rng, task), shape, dtype, out, 0, stats=stats, check_labels=check_labels, limit=LIMIT)
 
 
@@ -449,7 +460,12 @@ def run_case(kind: str, raw: bytes, seed: int = 0) -> tuple[str, str]:
         steps = []
         if kind in ("npz", "csv"):
             steps.append(
-                ("train", lambda: _prepare(rng, load_source(str(path), task=task, base=Path(tmp), limit=LIMIT), task))
+                (
+                    "train",
+                    lambda: _prepare(
+                        rng, load_source(str(path), task=task, base=Path(tmp), limit=LIMIT, data=_table_cfg(rng)), task
+                    ),
+                )
             )
             steps.append(("init", lambda: data_info(str(path), Path(tmp), None, LIMIT)))
         if kind == "ts":

@@ -294,7 +294,7 @@ def test_csv_anomalies_name_the_line_and_column(tmp_path, text, match):
 def test_csv_with_a_bom_reads_its_first_column(tmp_path):
     (tmp_path / "d.csv").write_bytes("label,f0\n0,1\n1,2\n".encode("utf-8-sig"))
     raw = load_source("d.csv", task="classification", base=tmp_path)
-    assert raw.x.shape == (2, 1) and list(raw.y) == [0, 1]
+    assert raw.table.feats == ["f0"] and list(raw.y) == [0, 1]  # x: the table's row numbers
 
 
 def test_a_regression_target_that_is_not_a_number(tmp_path):

@@ -58,6 +58,7 @@ def test_template_fits_the_data_and_checks(cli, files, template, data):
         "image": {"digits": (1, 8, 8), "synthetic": (3, 32, 32), "series.npz": (1, 2, 20)},
         "series": {"digits": (8, 8), "series.npz": (2, 20), "flat.csv": (1, 10), "ucr:ItalyPowerDemand": (1, 24)},
         "sequence": {"digits": (8, 8), "series.npz": (2, 20), "flat.csv": (10, 1), "ucr:ItalyPowerDemand": (24, 1)},
+        "table": {"digits": (1, 8, 8), "series.npz": (2, 20), "flat.csv": (10,), "ucr:ItalyPowerDemand": (1, 24)},
     }[TEMPLATES[template]]
     if data in want:
         assert typed.input.shape == want[data]
@@ -98,7 +99,7 @@ def test_refuses_to_overwrite_without_force(cli, tmp_path):
 
 def test_wrong_template_or_source_says_what_to_use(cli, tmp_path):
     code, _, err = cli("init", tmp_path / "a.yaml", "-t", "lstn")
-    assert code == 1 and "did you mean 'lstm'" in err and "cnn, fcn, gru, lstm, resnet" in err
+    assert code == 1 and "did you mean 'lstm'" in err and "cnn, fcn, gru, lstm, mlp, resnet" in err
     code, _, err = cli("init", tmp_path / "a.yaml", "-d", "mnist")
     assert code == 1 and "unknown data source 'mnist'" in err
     code, _, err = cli("init", tmp_path / "a.yaml", "-d", "missing.npz")

@@ -240,6 +240,7 @@ def diff(
     SPEC_PANEL,
     "netspec init specs/my_model.yaml --template cnn --data digits",
     "netspec init series.yaml -t fcn -d ucr:ItalyPowerDemand",
+    "netspec init wine.yaml -t mlp -d wine.csv --label-column cls",
 )
 def init(
     path: Annotated[
@@ -250,9 +251,9 @@ def init(
         typer.Option(
             "-t",
             "--template",
-            help="cnn, resnet (images), fcn, lstm or gru (series)",
+            help="cnn, resnet (images), fcn, lstm or gru (series), mlp (tables)",
             autocompletion=lambda incomplete: [
-                t for t in ("cnn", "resnet", "fcn", "lstm", "gru") if t.startswith(incomplete)
+                t for t in ("cnn", "resnet", "fcn", "lstm", "gru", "mlp") if t.startswith(incomplete)
             ],
         ),
     ] = "cnn",
@@ -261,9 +262,14 @@ def init(
         typer.Option(
             "-d",
             "--data",
-            help="digits, ucr:<Name>, synthetic, a .npz / .csv file or a folder of images (its shape and classes are read)",
+            help="digits, ucr:<Name>, synthetic, a .npz file, a .csv / .parquet table or a folder of images "
+            "(its shape and classes are read)",
         ),
     ] = "digits",
+    label_column: Annotated[
+        str | None,
+        typer.Option("--label-column", help="a table's label column (default: label)", show_default=False),
+    ] = None,
     classes: Annotated[
         int | None, typer.Option("--classes", min=1, help="number of classes of synthetic data (default 10)")
     ] = None,
@@ -278,7 +284,7 @@ def init(
 
     try:
         # first: a wrong template or source says so
-        text = render(template, data, path, classes, memory_limit(max_memory))
+        text = render(template, data, path, classes, memory_limit(max_memory), label_column)
         if path.exists() and not force:
             raise InitError(f"{path} exists; pass --force to overwrite it, or choose another path")
         write(path, text, force)

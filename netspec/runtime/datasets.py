@@ -6,7 +6,8 @@ either bundled with an installed package or a user's file.
                    (official train/test split; string labels mapped to integers in header order)
   path.npz         arrays x, y and optionally x_test, y_test; for variable-length data x is padded
                    along its last axis and `lengths` (and `lengths_test`) give the true lengths
-  path.csv         feature columns plus a label column (header row required)
+  path.csv         a table: named feature columns plus a label column (header row required), or
+  path.parquet     read through pyarrow (netspec/data/tables.py): encodings, missing values
   synthetic        random inputs of the spec's input shape, for smoke tests and benchmarks
 
 Series of unequal length come back as a list of arrays; padding happens later, per batch.
@@ -19,7 +20,6 @@ value is a DataError naming the file (and line, for .csv and .ts), never an inte
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import math
 import re
@@ -180,6 +180,7 @@ class RawData:
     classes: list[str] | None = None  # original label of each class index
     layout: str = "as_is"  # "channels_time" for UCR series: (C, L) per sample
     notes: list[str] = factory(list)
+    table: object | None = None  # a .csv/.parquet table (data/tables.py): x holds its row numbers
 
 
 def _package_data_dirs() -> list[Path]:
@@ -454,76 +455,17 @@ def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
     return [x[i, ..., : int(n)] for i, n in enumerate(lengths)]
 
 
-def read_csv_rows(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of each non-empty row; a BOM is dropped (spreadsheets write one)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            return [(reader.line_num, r) for r in reader if r]
-    except FileNotFoundError:
-        raise DataError(f"data file {path} does not exist") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"cannot read {path} as CSV: {exc}") from None
-
-
-def csv_numbers(path: Path, rows: list[tuple[int, list[str]]], header: list[str], skip: int | None) -> np.ndarray:
-    """The float32 features of CSV rows (column `skip` left out), or a DataError at file:line."""
-    out = np.empty((len(rows), len(header) - (skip is not None)), dtype=np.float32)
-    for i, (line, r) in enumerate(rows):
-        if len(r) != len(header):
-            raise DataError(f"{path}:{line}: {len(r)} values, the header has {len(header)}")
-        k = 0
-        for j, v in enumerate(r):
-            if j == skip:
-                continue
-            try:
-                out[i, k] = float(v)
-            except (ValueError, OverflowError):
-                raise DataError(f"{path}:{line}: column {header[j]!r}: {v[:40]!r} is not a number") from None
-            k += 1
-    return out
-
-
-def load_csv(path: Path, label_column: str, task: str, limit: int | None = None) -> RawData:
-    if path.is_file():  # parsed cells (Python strings in lists) take ~20 times the file's bytes
-        size = path.stat().st_size
-        check_bytes(f"{path}: {human_bytes(size)} of CSV, parsed (about 20 B per byte)", size * 20, limit)
-    rows = read_csv_rows(path)
-    if len(rows) < 2:
-        raise DataError(f"{path} has no data rows (a header row and at least one sample are needed)")
-    (_, header), body = rows[0], rows[1:]
-    if label_column not in header:
-        from ..errors import did_you_mean
-
-        raise DataError(
-            f"{path} has no label column {label_column!r}; columns: {header}. {did_you_mean(label_column, header) or ''}"
-        )
-    li = header.index(label_column)
-    x = csv_numbers(path, body, header, li)
-    labels = np.array([r[li] for _, r in body])
-    lines = [line for line, _ in body]
-    if task == "classification":
-        try:
-            as_float = labels.astype(np.float64)
-        except (ValueError, OverflowError):
-            as_float = None
-        y, classes = class_labels(as_float if as_float is not None else labels, f"{path}: {label_column}", lines)
-    else:
-        try:
-            y, classes = labels.astype(np.float32), None
-        except ValueError:
-            bad = next(i for i, v in enumerate(labels) if not _is_float(v))
-            raise DataError(
-                f"{path}:{lines[bad]}: column {label_column!r}: {labels[bad][:40]!r} is not a number "
-                "(a regression target)"
-            ) from None
-    return RawData(x, y, classes=classes, notes=[f"{path}: {len(body)} rows, {x.shape[1]} features"])
-
-
 def load_source(
-    source: str, *, task: str, base: Path, label_column: str = "label", limit: int | None = None
+    source: str,
+    *,
+    task: str,
+    base: Path,
+    label_column: str = "label",
+    limit: int | None = None,
+    data: dict | None = None,
 ) -> RawData:
-    """`limit`: the run's --max-memory; a file's arrays over it are refused before they are read."""
+    """`limit`: the run's --max-memory; a file's arrays over it are refused before they are read.
+    `data`: the train.data config, whose table keys a .csv/.parquet source reads."""
     if source == "digits":
         return load_digits()
     if source.startswith("ucr:"):
@@ -533,6 +475,10 @@ def load_source(
         path = base / path
     if source.endswith(".npz"):
         return load_npz(path, task, limit)
-    if source.endswith(".csv"):
-        return load_csv(path, label_column, task, limit)
-    raise DataError(f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv file")
+    if source.lower().endswith((".csv", ".parquet")):
+        from ..data.tables import load_table
+
+        return load_table(path, task, data or {"label_column": label_column}, limit)
+    raise DataError(
+        f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv/.parquet file"
+    )

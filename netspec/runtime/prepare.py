@@ -30,6 +30,7 @@ class Prepared:
     classes: list[str] | None
     notes: list[str] = factory(list)
     stats: dict | None = None  # standardization statistics of the training split
+    table: dict | None = None  # a table's columns, encodings and fill values (data/tables.py)
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
         out = {}
@@ -170,8 +171,10 @@ def prepare(
     stats: dict | None = None,
     check_labels: bool = True,
     limit: int | None = None,
+    table: dict | None = None,
 ) -> Prepared:
-    """Split, arrange and check the data; `stats` reuses a training run's standardization.
+    """Split, arrange and check the data; `stats` reuses a training run's standardization, `table`
+    a run's table encoding (columns, categories, fill values) for a .csv/.parquet source.
     `limit` (--max-memory) bounds the padded, converted copies made here, checked before they are."""
     data_cfg = cfg["data"]
     task = cfg["task"]
@@ -189,7 +192,7 @@ def prepare(
         if xs is not None and len(xs):
             values = _padded_values(xs)
             # the source and its splits; standardizing adds float64 statistics and the result
-            copies = 4 if data_cfg["standardize"] == "global" else 2
+            copies = 4 if data_cfg["standardize"] != "none" else 2
             check_bytes(
                 f"{what} prepared: {values:,} values x {item} B ({dtype}) x {copies} copies",
                 values * item * copies,
@@ -214,6 +217,10 @@ def prepare(
     splits_y = {"train": y[train_idx], "val": y[val_idx], "test": yt}
     if len(splits_y["train"]) == 0:
         raise DataError("no training samples left after the validation and test splits")
+    if raw.table is not None:  # a table's row numbers -> features, encoded as the training split says
+        from ..data.tables import encode_splits
+
+        table = encode_splits(raw.table, splits_x, table, data_cfg["standardize"], notes)
 
     time_axis = next((i for i, d in enumerate(spec_shape) if not isinstance(d, int)), None)
     lengths = {}
@@ -249,6 +256,8 @@ def prepare(
             if lengths[s] is not None:
                 splits_x[s][~_mask(splits_x[s].shape, lengths[s], time_axis)] = 0.0
         notes.append(f"standardized with the training split's mean {mean:.4g} and std {std:.4g}")
+    elif data_cfg["standardize"] == "per_feature":
+        stats = _per_feature(splits_x, lengths, stats, notes)
     for s in SPLITS:
         kind = np.int64 if dtype == "int64" else np.float32
         splits_x[s] = np.ascontiguousarray(splits_x[s], dtype=kind)
@@ -263,7 +272,31 @@ def prepare(
                 notes.append(note)
         if outputs > 1 or classes is None:  # a name per output: predict's columns, per-class results
             classes = output_names(classes, outputs)
-    return Prepared(splits_x, splits_y, lengths, classes, notes, stats)
+    return Prepared(splits_x, splits_y, lengths, classes, notes, stats, table if raw.table is not None else None)
+
+
+def _per_feature(xs: dict, lengths: dict, stats: dict | None, notes: list[str]) -> dict:
+    """standardize: per_feature: each value of a sample (a table's feature columns) by the training
+    split's mean and std at that position (a std of 0 becomes 1); `stats`: a run's, reused."""
+    if any(v is not None for v in lengths.values()):
+        raise DataError("standardize: per_feature needs samples of one shape; use global for series of unequal length")
+    sample = tuple(xs["train"].shape[1:])
+    if stats is None:
+        tr = xs["train"].astype(np.float64)
+        mean, std = tr.mean(axis=0), tr.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        stats = {"per_feature": True, "mean": mean.tolist(), "std": std.tolist()}
+    mean = np.asarray(stats.get("mean"), dtype=np.float64)
+    std = np.asarray(stats.get("std"), dtype=np.float64)
+    if mean.shape != sample or std.shape != sample:
+        raise DataError(
+            f"the run's per-feature statistics are for samples of shape {_show(mean.shape)}, "
+            f"this data's are {_show(sample)}"
+        )
+    for s in SPLITS:
+        xs[s] = ((xs[s] - mean) / std).astype(np.float32)
+    notes.append(f"standardized per feature ({mean.size} features) with the training split's means and stds")
+    return stats
 
 
 def _mask(shape, lengths, time_axis):

@@ -91,17 +91,24 @@ def time_axis(typed: TypedGraph) -> int | None:
 
 
 def load_data(
-    s: Session, base: Path, stats: dict | None = None, limit: int | None = None, progress=False, arrays=False
+    s: Session,
+    base: Path,
+    stats: dict | None = None,
+    limit: int | None = None,
+    progress=False,
+    arrays=False,
+    table: dict | None = None,
 ):
     """`limit`: the run's --max-memory; data over it is refused before it is read or allocated.
     Prepared arrays, or for an image folder, a .npy or augmented data the Streamed sample sets
     (data/feed.py); `progress`: show a bar while a large folder is scanned. `arrays`: the prepared
-    arrays of in-memory data even when it is augmented (build's data.npz)."""
+    arrays of in-memory data even when it is augmented (build's data.npz). `table`: a run's table
+    encoding (data.json "table"), for a .csv/.parquet source."""
     from ..spec.train_schema import streamed
 
     if streamed(s.cfg) and not (arrays and source_kind(s.cfg["data"]["source"]) not in ("folder", "npy")):
         return _load_streamed(s, base, stats, limit, progress)
-    return _load_prepared(s, base, stats, limit)
+    return _load_prepared(s, base, stats, limit, table)
 
 
 def _load_streamed(s: Session, base: Path, stats, limit, progress, align: list[str] | None = None):
@@ -176,7 +183,9 @@ def feed(s: Session, prep, device) -> tuple:
     return batch_sources(prep, s.cfg, shape, s.typed.input.dtype, device, classes), prep.fingerprint()
 
 
-def _load_prepared(s: Session, base: Path, stats: dict | None = None, limit: int | None = None) -> Prepared:
+def _load_prepared(
+    s: Session, base: Path, stats: dict | None = None, limit: int | None = None, table: dict | None = None
+) -> Prepared:
     cfg, typed = s.cfg, s.typed
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
     source = cfg["data"]["source"]
@@ -194,10 +203,15 @@ def _load_prepared(s: Session, base: Path, stats: dict | None = None, limit: int
             )
         else:
             raw = load_source(
-                source, task=cfg["task"], base=base, label_column=cfg["data"]["label_column"], limit=limit
+                source,
+                task=cfg["task"],
+                base=base,
+                label_column=cfg["data"]["label_column"],
+                limit=limit,
+                data=cfg["data"],
             )
         shape, dtype = typed.input.shape, typed.input.dtype
-        prep = prepare(raw, cfg, shape, dtype, out_shape, cfg["seed"], stats=stats, limit=limit)
+        prep = prepare(raw, cfg, shape, dtype, out_shape, cfg["seed"], stats=stats, limit=limit, table=table)
     except DataError as exc:
         raise RunError(f"data ({source}): {exc}") from None
     if any(v is not None for v in prep.lengths.values()):
@@ -230,6 +244,7 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared, target_stats: dic
         "notes": prep.notes,
         "samples": {k: len(v) for k, v in prep.y.items()},
         "standardize": prep.stats,
+        "table": getattr(prep, "table", None),  # a table's feature columns, encodings and fill values
         "standardize_target": target_stats,  # train.data.standardize_target: the targets' mean and std
         "overrides": list(s.overrides),  # spec.yaml is the file as written; these were set on top
         "base": str(s.spec_path.parent.resolve()),  # relative data paths are relative to the spec
@@ -687,7 +702,7 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
     cfg = dict(s.cfg)
     base = Path(info.get("base", run_dir))
     if data is not None:
-        if data.endswith((".npz", ".csv", ".npy")) or Path(data).is_dir():
+        if data.endswith((".npz", ".csv", ".parquet", ".npy")) or Path(data).is_dir():
             data = str(Path(data).resolve())  # given on the command line: relative to the cwd
         if data.endswith(".npy"):
             raise RunError(f"--data {data}: a .npy needs its labels; evaluate it as a spec's test_source/test_labels")
@@ -696,7 +711,7 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
         s = Session(s.spec_path, s.text, s.data, s.typed, cfg, s.hash)
     if streamed(cfg):
         return _evaluate_streamed(s, model, info, base, data, split, max_memory)
-    prep = load_data(s, base, stats=info.get("standardize"), limit=max_memory)
+    prep = load_data(s, base, stats=info.get("standardize"), limit=max_memory, table=info.get("table"))
     if data is not None:
         split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
         _align_classes(prep, info.get("classes"), data)
@@ -814,7 +829,7 @@ def predict(run_dir: Path, inputs, output: Path, max_memory: int | None = None) 
         raise RunError("--input: one .npy, .npz or .csv file, or any number of images and folders of images")
     input_path = Path(inputs[0])
     try:
-        raw = _read_inputs(input_path, max_memory)
+        raw = _read_inputs(input_path, max_memory, info.get("table"))
     except DataError as exc:
         raise RunError(str(exc)) from None
     cfg = {**s.cfg, "data": {**s.cfg["data"], "val_fraction": 0.0, "test_fraction": 0.0, "stratify": False}}
@@ -930,9 +945,11 @@ def _csv_text(header: list[str], rows: list[list[str]], text_columns: int) -> st
     return buf.getvalue()
 
 
-def _read_inputs(path: Path, limit: int | None = None):
-    """The x of a .npy/.npz (headers checked before any data is read, as for training) or a .csv."""
-    from .datasets import NUMERIC, csv_numbers, read_arrays, read_csv_rows, read_headers
+def _read_inputs(path: Path, limit: int | None = None, table: dict | None = None):
+    """The x of a .npy/.npz (headers checked before any data is read, as for training) or a table
+    (.csv, .parquet): its feature columns found by name as the run's `table` encoding says, the
+    label column ignored; without one (a run trained on other data) every column, in file order."""
+    from .datasets import NUMERIC, read_arrays, read_headers
 
     if not path.exists():
         raise DataError(f"input file {path} does not exist")
@@ -945,9 +962,10 @@ def _read_inputs(path: Path, limit: int | None = None):
         if x.dtype.kind not in NUMERIC or x.ndim == 0:
             raise DataError(f"{path}: {key} holds {x.dtype} of shape {x.shape}; expected numbers, one row per sample")
         return x
-    if path.suffix == ".csv":
-        rows = read_csv_rows(path)
-        if len(rows) < 2:
-            raise DataError(f"{path} has no data rows")
-        return csv_numbers(path, rows[1:], rows[0][1], None)
-    raise DataError(f"unsupported input file {path.name}: use .npy, .npz (array x) or .csv (a header, then features)")
+    if path.suffix.lower() in (".csv", ".parquet"):
+        from ..data.tables import read_features
+
+        return read_features(path, limit, table)
+    raise DataError(
+        f"unsupported input file {path.name}: use .npy, .npz (array x), or a .csv/.parquet table (a header, then features)"
+    )

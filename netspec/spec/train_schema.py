@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import Diagnostic, format_path
 
 # A named data set, a file by its suffix, or a folder of images (any path with a `/`: `./photos`).
-SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv|npy)|.*/.*)$"
+SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv|parquet|npy)|.*/.*)$"
 _NPY = {"type": ["string", "null"], "pattern": r"^.+\.npy$"}
 _WORKERS = {
     "type": ["string", "integer"],
@@ -49,7 +49,8 @@ DATA = {
     "source": (
         {"type": "string", "pattern": SOURCE_PATTERN},
         None,
-        "digits, ucr:<Name>, synthetic, a path to a .npz (x, y, x_test, y_test), .csv or .npy file (memory-mapped, "
+        "digits, ucr:<Name>, synthetic, a path to a .npz (x, y, x_test, y_test), a .csv or .parquet table (columns "
+        "by name: label_column, feature_columns, encode, missing), a .npy file (memory-mapped, "
         "with labels:), or a folder of images (one subfolder per class, or train/ val/ test/ with class subfolders; "
         "write a path with a /, e.g. ./photos)",
     ),
@@ -76,9 +77,11 @@ DATA = {
     "test_fraction": (_FRACTION, 0.2, "share held out for testing when the source has no official test split"),
     "stratify": ({"type": "boolean"}, True, "keep class proportions in the splits (classification)"),
     "standardize": (
-        {"enum": ["none", "global"]},
+        {"enum": ["none", "global", "per_feature"]},
         "none",
-        "global: subtract the training split's mean, divide by its std",
+        "global: subtract the training split's mean, divide by its std; per_feature: each feature (a table's "
+        "column, each value of a sample) by its own mean and std over the training split (a std of 0 counts as 1); "
+        "the statistics are stored with the run and applied by evaluate, predict and train.py's data",
     ),
     "standardize_target": (
         {"type": "boolean"},
@@ -88,7 +91,44 @@ DATA = {
         "loss in standardized units",
     ),
     "layout": ({"enum": ["auto", "as_is"]}, "auto", "auto: a (C, L) series may be transposed to fit a (T, F) input"),
-    "label_column": ({"type": "string"}, "label", "label column of a .csv file"),
+    "label_column": ({"type": "string"}, "label", "label column of a .csv or .parquet table, by name"),
+    "feature_columns": (
+        {"type": ["array", "null"], "items": {"type": "string"}, "minItems": 1, "uniqueItems": True},
+        None,
+        "a table's feature columns by name, in the model's order (default: every column but the label and "
+        "drop_columns); predict and evaluate find them by name, so a file's column order does not matter",
+    ),
+    "drop_columns": (
+        {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        [],
+        "a table's columns left out of the features (ids, notes), when feature_columns is not given",
+    ),
+    "encode": (
+        {
+            "type": ["string", "object", "null"],
+            "if": {"type": "string"},
+            "then": {"enum": ["one_hot", "index"]},
+            "else": {"additionalProperties": {"enum": ["one_hot", "index"]}},
+        },
+        None,
+        "text (or categorical number) columns of a table: one_hot (a 0/1 feature per category) or index (one "
+        "feature of codes 0..K-1, K for a value the training split lacks: an embedding needs K + 1 entries and "
+        "an int64 input), for every text column or per column ({colour: one_hot}); categories come from the "
+        "training split, are stored with the run, and a value outside them is an all-zero one-hot row. "
+        "A text column without an encoding is an error",
+    ),
+    "missing": (
+        {"enum": ["error", "mean", "median", "constant", "drop"]},
+        "error",
+        "a table's missing cells (empty, NA, NaN, null): error names the file, line and column; mean / median "
+        "of the training split (a text column: its most frequent category); constant: the value of fill; "
+        "drop: leave out the rows that have one",
+    ),
+    "fill": (
+        {"type": ["number", "string", "null"]},
+        None,
+        "the value of missing: constant (a number; a category for a text column)",
+    ),
     "samples": (_POS_INT, 256, "number of samples of the synthetic source"),
     "classes": (
         {"type": ["integer", "null"], "minimum": 2},
@@ -258,6 +298,11 @@ EXAMPLES = {
     ],
     "data.loader": [{"workers": 4}, {"workers": 0}, {"workers": "auto", "prefetch": 4, "persistent": True}],
     "data.classes": [2, 10],
+    "data.label_column": ["label", "species"],
+    "data.feature_columns": [["sepal_length", "sepal_width", "petal_length", "petal_width"]],
+    "data.drop_columns": [["id"], ["id", "notes"]],
+    "data.encode": ["one_hot", {"colour": "one_hot", "city": "index"}],
+    "data.fill": [0, "unknown"],
     "optimizer.lr": [0.001, 0.01, 0.1],
     "optimizer.momentum": [0.9],
     "optimizer.betas": [[0.9, 0.999]],
@@ -341,13 +386,13 @@ def train_schema() -> dict:
 
 
 def source_kind(source: str) -> str:
-    """digits, synthetic, ucr, npz, csv, npy, or folder (a path with a `/` and none of those suffixes)."""
+    """digits, synthetic, ucr, npz, csv, parquet, npy, or folder (a path with a `/` and none of those suffixes)."""
     if source in ("digits", "synthetic"):
         return source
     if source.startswith("ucr:"):
         return "ucr"
     suffix = source.rsplit(".", 1)[-1].lower() if "." in source.rsplit("/", 1)[-1] else ""
-    return suffix if suffix in ("npz", "csv", "npy") else "folder"
+    return suffix if suffix in ("npz", "csv", "parquet", "npy") else "folder"
 
 
 def streamed(cfg: dict) -> bool:
@@ -364,6 +409,57 @@ def _copy(value):
     if isinstance(value, list):
         return [_copy(v) for v in value]
     return value
+
+
+TABLE_KEYS = {"feature_columns": None, "drop_columns": [], "encode": None, "missing": "error", "fill": None}
+
+
+def _table_keys(data: dict, given: dict, kind: str, bad) -> None:
+    """The table keys are errors where they would be ignored: with a source that is no table, or
+    beside a key that overrides them."""
+    table = kind in ("csv", "parquet")
+    for key, default in TABLE_KEYS.items():
+        if given.get(key, default) != default and not table:
+            bad(
+                ("data", key),
+                f"{key} has no effect with source {data['source']}",
+                "a .csv or .parquet table",
+                f"{key}: {given[key]}",
+                "feature_columns, drop_columns, encode, missing and fill apply to tables",
+            )
+    if data["standardize"] == "per_feature" and kind in ("folder", "npy"):
+        bad(
+            ("data", "standardize"),
+            "per_feature applies to data held in memory",
+            "none or global (or normalize in augment) for an image folder or a .npy",
+            "per_feature",
+        )
+    if not table:
+        return
+    label, feats, encode = data["label_column"], data["feature_columns"], data["encode"]
+    if data["fill"] is not None and data["missing"] != "constant":
+        bad(("data", "fill"), "fill has no effect without missing: constant", "missing: constant", f"missing: {data['missing']}")
+    if data["missing"] == "constant" and data["fill"] is None:
+        bad(("data", "missing"), "missing: constant needs a value", "fill: a number (or a category)", "no fill")
+    if feats and data["drop_columns"]:
+        bad(
+            ("data", "drop_columns"),
+            "drop_columns has no effect beside feature_columns",
+            "feature_columns, or drop_columns, not both",
+            f"drop_columns: {data['drop_columns']}",
+            "feature_columns names every feature; leave out the columns to drop",
+        )
+    if feats and label in feats:
+        bad(("data", "feature_columns"), "the label column cannot be a feature", f"columns other than {label!r}", label)
+    if isinstance(encode, dict):
+        for col in encode:
+            if col == label or (feats and col not in feats):
+                bad(
+                    ("data", "encode", col),
+                    f"encode names {col!r}, which is not a feature column",
+                    f"one of feature_columns {feats}" if feats else f"a column other than the label {label!r}",
+                    col,
+                )
 
 
 def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
@@ -484,6 +580,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
         )
     if given_data.get("on_bad_file", "error") != "error" and kind != "folder":
         bad(("data", "on_bad_file"), "on_bad_file applies to image folders", "a folder source", data["source"])
+    _table_keys(data, given_data, kind, bad)
     es = cfg["early_stopping"]
     watched = es["monitor"].removeprefix("val_") if es else "loss"
     if watched != "loss" and watched not in cfg["metrics"]:
