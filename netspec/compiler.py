@@ -90,9 +90,13 @@ def gc_paused(fn):
 
 
 @gc_paused
-def compile_doc(doc: Document, dims: Mapping[str, int] | None = None, search: bool = True) -> Result:
+def compile_doc(
+    doc: Document, dims: Mapping[str, int] | None = None, search: bool = True, data: bool = False
+) -> Result:
     """`search=False`: leave the search: section to its schema (train and build ignore it; its
-    cross-checks, e.g. that its objective needs a validation split, are for `check` and `tune`)."""
+    cross-checks, e.g. that its objective needs a validation split, are for `check` and `tune`).
+    `data`: also look at the data the train: section names (files exist, an image folder's sizes),
+    for `check` and `train`; summarize, export and a finished run's spec do not read it."""
     res = Result(doc)
     res.diagnostics = validate(doc)
     if res.errors:
@@ -119,26 +123,26 @@ def compile_doc(doc: Document, dims: Mapping[str, int] | None = None, search: bo
     res.typed, diags = infer(graph, dims)
     res.diagnostics += diags
     if res.train and res.typed is not None:
-        res.diagnostics += _check_data(res.train, res.typed, doc)
+        res.diagnostics += _check_data(res.train, res.typed, doc, data)
     return res
 
 
-def _check_data(cfg: dict, typed: TypedGraph, doc: Document) -> list[Diagnostic]:
+def _check_data(cfg: dict, typed: TypedGraph, doc: Document, files: bool) -> list[Diagnostic]:
     """Pass the sample through train.data.augment, as layers pass their shapes (data/augment.py);
-    for an image folder, also a few of its files' sizes (data/peek.py)."""
+    with `files`, also that the data files exist and, for an image folder, a few of its files'
+    sizes (data/peek.py)."""
     from .spec.train_schema import source_kind
 
-    folder = source_kind(cfg["data"]["source"]) == "folder"
-    diags = _check_augment(cfg, typed, doc, folder) if cfg["data"]["augment"] else []
-    if source_kind(cfg["data"]["source"]) not in ("digits", "synthetic", "ucr"):
-        from .data.peek import check_files
+    kind = source_kind(cfg["data"]["source"])
+    diags = _check_augment(cfg, typed, doc, kind == "folder") if cfg["data"]["augment"] else []
+    if not files or kind in ("digits", "synthetic", "ucr"):
+        return diags
+    from .data.peek import check_files, check_folder
 
-        missing = check_files(cfg, doc.file, doc.loc)
-        if missing:
-            return diags + missing
-    if folder and not diags and len(typed.graph.inputs) == 1:
-        from .data.peek import check_folder
-
+    missing = check_files(cfg, doc.file, doc.loc)
+    if missing:
+        return diags + missing
+    if kind == "folder" and not diags and len(typed.graph.inputs) == 1:
         shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
         diags += check_folder(cfg, shape, doc.file, doc.loc)
     return diags
@@ -171,8 +175,10 @@ def compile_text(text: str, file: str = "<spec>", dims: Mapping[str, int] | None
 
 
 @gc_paused
-def compile_file(path: str | Path, dims: Mapping[str, int] | None = None, sets: list[str] | None = None) -> Result:
-    """`sets`: `--set key.path=value` overrides, applied before validation."""
+def compile_file(
+    path: str | Path, dims: Mapping[str, int] | None = None, sets: list[str] | None = None, data: bool = False
+) -> Result:
+    """`sets`: `--set key.path=value` overrides, applied before validation; `data`: as compile_doc's."""
     try:
         doc = load_file(path)
         if sets:
@@ -181,7 +187,7 @@ def compile_file(path: str | Path, dims: Mapping[str, int] | None = None, sets: 
             apply_overrides(doc, sets)
     except SpecError as exc:
         return Result(diagnostics=exc.diagnostics)
-    return compile_doc(doc, dims)
+    return compile_doc(doc, dims, data=data)
 
 
 def load_typed(path: str | Path, dims: Mapping[str, int] | None = None) -> TypedGraph:

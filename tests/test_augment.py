@@ -828,6 +828,7 @@ def test_check_with_augment_never_imports_torch(tmp_path, valid):
         ops += ["window_slice", "normalize: {mean: [0.5], std: [0.5]}"]
     path = tmp_path / "aug.yaml"
     path.write_text(spec(*ops, source="./photos"))
+    (tmp_path / "photos" / "cat").mkdir(parents=True)  # check looks at the folder's files (none here)
     args = ["check", str(path), "--format", "json"]
     res = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == (0 if valid else 1), res.stderr + res.stdout

@@ -27,17 +27,17 @@ def test_a_file_of_another_size_is_named_at_the_source(tmp_path):
     root = write_digits_tree(tmp_path / "digits")
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC % "")
-    assert compile_file(spec).ok
+    assert compile_file(spec, data=True).ok
     Image.new("L", (10, 9)).save(root / "5" / "zz_odd.png")  # the class folder's last file
-    res = compile_file(spec)
+    res = compile_file(spec, data=True)
     (d,) = res.diagnostics
     assert d.path == "train.data.source" and (d.loc.line, d.loc.col) == at(spec.read_text(), "./digits")
     assert "5/zz_odd.png is 10x9 pixels" in d.message and "augmentation" not in d.message
     assert d.received == f"9 x 10 ({root / '5' / 'zz_odd.png'})" and "resize" in d.hint
     spec.write_text(SPEC % ", augment: [{resize: [8, 8]}]")  # a resize brings every file to the input
-    assert compile_file(spec).ok
+    assert compile_file(spec, data=True).ok
     spec.write_text(SPEC % ", augment: [{center_crop: 8}]")  # a crop to 8 x 8 fits both sizes too
-    assert compile_file(spec).ok
+    assert compile_file(spec, data=True).ok
 
 
 def test_the_folder_check_imports_neither_torch_nor_numpy(tmp_path):

@@ -42,18 +42,18 @@ def test_check_names_a_missing_data_file_at_its_key(tmp_path, source, message, h
     _npz(tmp_path / "train.npz")
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC % source)
-    (d,) = compile_file(spec).diagnostics
+    (d,) = compile_file(spec, data=True).diagnostics
     assert (d.message, d.path, d.code) == (message, "train.data.source", "data")
     assert (d.loc.line, d.loc.col) == at(spec.read_text(), source) and hint in d.hint
     spec.write_text(SPEC % "train.npz")
-    assert compile_file(spec).ok
+    assert compile_file(spec, data=True).ok
 
 
 def test_labels_and_test_files_are_checked_too(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((4, 4), np.float32))
     spec = tmp_path / "spec.yaml"
     spec.write_text((SPEC % "x.npy").replace("val_fraction: 0", "val_fraction: 0, labels: y.npy"))
-    (d,) = compile_file(spec).diagnostics
+    (d,) = compile_file(spec, data=True).diagnostics
     assert d.path == "train.data.labels" and d.message == "data file y.npy does not exist"
 
 

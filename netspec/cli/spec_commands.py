@@ -44,7 +44,7 @@ def check(spec: Spec, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = N
     """Validate a spec and check every shape statically; report all problems at once."""
     from ..compiler import compile_file
 
-    res = compile_file(spec_file(spec), parse_dims(dim), set_)
+    res = compile_file(spec_file(spec), parse_dims(dim), set_, data=True)
     if fmt == "json":
         out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
         if res.ok:

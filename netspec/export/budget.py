@@ -66,4 +66,4 @@ def precheck(source: Path, fmt: str, limit: int, optimize: bool, sets=None, dims
         if weights_size_error(weights, session.typed) is None:
             check_export(session.typed, fmt, limit, optimize, weights)
         return
-    check_export(open_spec(source, sets, dims, require_train=False).typed, fmt, limit, optimize)
+    check_export(open_spec(source, sets, dims, require_train=False, data=False).typed, fmt, limit, optimize)

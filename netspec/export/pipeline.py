@@ -56,7 +56,7 @@ def load_source(source: Path, sets: list[str] | None, dims: dict | None, seed: i
         return session, model, info.get("spec_hash", session.hash), extra, True
     from ..lower.module import lower
 
-    session = open_spec(source, sets, dims, require_train=False)
+    session = open_spec(source, sets, dims, require_train=False, data=False)  # export reads no data
     if seed is None:
         seed = session.cfg["seed"] if session.cfg else 0
     if before_load is not None:

@@ -46,10 +46,14 @@ class Session:
     overrides: tuple[str, ...] = ()  # the --set arguments, applied on top of spec.yaml
 
 
-def open_spec(spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True) -> Session:
+def open_spec(
+    spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True, data=True
+) -> Session:
+    """`data`: check the data the spec names exists (train, build); a finished run's copy of the
+    spec (evaluate, export) is opened without."""
     doc = load_file(spec)
     apply_overrides(doc, sets or [])
-    res = compile_doc(doc, dims, search=False)  # `netspec tune` reads the section, not train
+    res = compile_doc(doc, dims, search=False, data=data)  # `netspec tune` reads the section, not train
     if not res.ok:
         raise SpecError(res.diagnostics)
     for w in res.warnings:
@@ -608,7 +612,7 @@ def open_run(run_dir: Path) -> tuple[Session, Path]:
     weights = run_dir / "weights.pt"
     if not spec.exists() or not weights.exists():
         raise RunError(f"{run_dir} is not a finished run (needs spec.resolved.yaml and weights.pt)")
-    return open_spec(spec), weights
+    return open_spec(spec, data=False), weights
 
 
 def weights_size_error(weights: Path, typed: TypedGraph) -> str | None:
