@@ -90,11 +90,13 @@ def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
     if fits(probe):
         return x
     kind = _layout_step(probe, spec_shape, ragged, fits)
-    words = {
-        "swap": f"transposed to {_show(sample[::-1])}",
-        "channels_last": f"channels-last, transposed to {_show((sample[-1], *sample[:-1]))}",
-        "unit": "with axes of size 1 added or removed (no value moves)",
-    }.get(kind)
+    words = None  # made for the step taken only: a 0-D sample has no last axis to name
+    if kind == "swap":
+        words = f"transposed to {_show(sample[::-1])}"
+    elif kind == "channels_last":
+        words = f"channels-last, transposed to {_show((sample[-1], *sample[:-1]))}"
+    elif kind == "unit":
+        words = "with axes of size 1 added or removed (no value moves)"
     if mode == "auto" and kind is not None:
         notes.append(f"{what}: samples {_show(sample)} {words} to fit the input {_show(spec_shape)}")
         if kind == "swap":
