@@ -351,14 +351,30 @@ def _missing(table: Table, feats: list[str], kinds: dict) -> np.ndarray:
     return out
 
 
+def _text_labels(table: Table, label: str, what: str) -> tuple[np.ndarray, list[str]]:
+    """A text label column's class indices (names in sorted order), by pyarrow's dictionary
+    encoding: one pass over the column, not numpy's sort of 5 million strings (~10x slower). A
+    missing label goes to class_labels, whose message names its lines."""
+    _, pc = _arrow()
+    col = table.strings(label)
+    enc = pc.dictionary_encode(col.fill_null("")).combine_chunks()
+    names = [str(v) for v in enc.dictionary.to_pylist()]
+    if any(n.strip() == "" or n.strip().lower() == "nan" for n in names):
+        text = col.fill_null("").to_numpy(zero_copy_only=False).astype(str)
+        return class_labels(text, what, _Lines(table))
+    order = sorted(range(len(names)), key=names.__getitem__)
+    lut = np.empty(len(names), dtype=np.int64)
+    lut[order] = np.arange(len(names))
+    return lut[enc.indices.to_numpy(zero_copy_only=False)], [names[i] for i in order]
+
+
 def _labels(table: Table, label: str, task: str) -> tuple[np.ndarray, list[str] | None]:
     what = f"{table.path}: {label}"
     nums = table.numbers(label)
     if task == "classification":
         if nums is not None:
             return class_labels(nums, what, _Lines(table))
-        text = table.strings(label).fill_null("").to_numpy(zero_copy_only=False).astype(str)
-        return class_labels(text, what, _Lines(table))
+        return _text_labels(table, label, what)
     if nums is None:
         raise table.not_a_number(label, " (a regression target)")
     if np.isnan(nums).any():
