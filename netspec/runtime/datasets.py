@@ -479,6 +479,4 @@ def load_source(
         from ..data.tables import load_table
 
         return load_table(path, task, data or {"label_column": label_column}, limit)
-    raise DataError(
-        f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv/.parquet file"
-    )
+    raise DataError(f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv/.parquet file")

@@ -438,7 +438,12 @@ def _table_keys(data: dict, given: dict, kind: str, bad) -> None:
         return
     label, feats, encode = data["label_column"], data["feature_columns"], data["encode"]
     if data["fill"] is not None and data["missing"] != "constant":
-        bad(("data", "fill"), "fill has no effect without missing: constant", "missing: constant", f"missing: {data['missing']}")
+        bad(
+            ("data", "fill"),
+            "fill has no effect without missing: constant",
+            "missing: constant",
+            f"missing: {data['missing']}",
+        )
     if data["missing"] == "constant" and data["fill"] is None:
         bad(("data", "missing"), "missing: constant needs a value", "fill: a number (or a category)", "no fill")
     if feats and data["drop_columns"]:
