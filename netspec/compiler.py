@@ -135,6 +135,19 @@ def _check_data(cfg: dict, typed: TypedGraph, doc: Document, files: bool) -> lis
 
     kind = source_kind(cfg["data"]["source"])
     diags = _check_augment(cfg, typed, doc, kind == "folder") if cfg["data"]["augment"] else []
+    if cfg["data"]["standardize"] != "none" and any(t.dtype == "int64" for t in typed.inputs):
+        path = ("train", "data", "standardize")  # token ids or category codes: scaling makes them other ids
+        diags.append(
+            Diagnostic(
+                f"standardize: {cfg['data']['standardize']} on an int64 input",
+                format_path(path),
+                doc.loc(path),
+                expected="standardize: none for integer inputs (ids for an embedding)",
+                received=f"standardize: {cfg['data']['standardize']}",
+                hint="scale float features only: declare the input float32, or set standardize: none",
+                code="train",
+            )
+        )
     if not files or kind in ("digits", "synthetic", "ucr"):
         return diags
     from .data.peek import check_files, check_folder

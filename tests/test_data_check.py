@@ -64,3 +64,19 @@ def test_a_large_npz_says_it_is_read_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "LARGE_NPZ", 2000)  # the arrays hold 2,400 bytes
     (note,) = datasets.load_npz(path, "classification").notes
     assert note.startswith("a.npz is read whole (2.34 KiB in memory)") and "source: x.npy, labels: y.npy" in note
+
+
+def test_standardizing_an_integer_input_is_refused(tmp_path):
+    """Token ids or category codes scaled to floats and cast back are other ids: an error at the key."""
+    from netspec.compiler import compile_text
+
+    text = (
+        "netspec: 1\ninputs:\n  x: {shape: [6], dtype: int64}\n"
+        "layers: [{embedding: {num_embeddings: 10, embedding_dim: 4}}, flatten, {linear: 2}]\n"
+        "train:\n  data: {source: synthetic, standardize: %s}\n"
+    )
+    for mode in ("global", "per_feature"):
+        (d,) = compile_text(text % mode).diagnostics
+        assert d.path == "train.data.standardize" and (d.loc.line, d.loc.col) == at(text % mode, mode)
+        assert d.message == f"standardize: {mode} on an int64 input"
+    assert compile_text(text % "none").ok
