@@ -493,8 +493,11 @@ def transform(table: Table, state: dict, rows: np.ndarray | None = None) -> np.n
     pa, pc = _arrow()
     n = table.rows if rows is None else len(rows)
     take = None if rows is None else pa.array(np.asarray(rows, dtype=np.int64))
-    blocks = []
-    for c in state["columns"]:
+    # One matrix filled column by column (joining per-column pieces held every value twice).
+    widths = [len(c["categories"]) if c["kind"] == "one_hot" else 1 for c in state["columns"]]
+    out = np.zeros((n, sum(widths)))
+    at = 0
+    for c, width in zip(state["columns"], widths, strict=True):
         name = c["name"]
         table.require(name, "a feature column of the run")
         if c["kind"] == "number":
@@ -511,7 +514,8 @@ def transform(table: Table, state: dict, rows: np.ndarray | None = None) -> np.n
                         f"(a missing value); {_FIX}"
                     )
                 v = np.where(miss, c["fill"], v)
-            blocks.append(v[:, None])
+            out[:, at] = v
+            at += width
             continue
         s = table.strings(name)
         s = s if take is None else s.take(take)
@@ -531,13 +535,12 @@ def transform(table: Table, state: dict, rows: np.ndarray | None = None) -> np.n
             else np.zeros(0, np.int64)
         ).astype(np.int64)
         if c["kind"] == "index":
-            blocks.append(np.where(codes < 0, len(cats), codes).astype(np.float64)[:, None])
+            out[:, at] = np.where(codes < 0, len(cats), codes)
         else:
-            hot = np.zeros((n, len(cats)))
             known = np.flatnonzero(codes >= 0)
-            hot[known, codes[known]] = 1.0
-            blocks.append(hot)
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0))
+            out[known, at + codes[known]] = 1.0
+        at += width
+    return out
 
 
 def encode_splits(source: TableSource, splits: dict, state: dict | None, standardize: str, notes: list) -> dict:
