@@ -37,6 +37,7 @@ numpy at import; pyarrow on first use (a spec is checked without it).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
 from pathlib import Path
@@ -182,14 +183,13 @@ class Table:
 def _csv_lines(path: Path) -> list[int]:
     """The line of each non-empty row after the header, by the csv module (errors only)."""
     out: list[int] = []
-    try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            reader = csv.reader(f)
-            for r in reader:
-                if r:
-                    out.append(reader.line_num)
-    except (OSError, csv.Error):
-        pass
+    # Only to name a line in an error message: a file the csv module cannot walk to the end keeps
+    # the lines found so far, and Table.line() falls back to row + 2 beyond them.
+    with contextlib.suppress(OSError, csv.Error), open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f)
+        for r in reader:
+            if r:
+                out.append(reader.line_num)
     return out[1:]
 
 
@@ -218,7 +218,8 @@ def _unique(path: Path, names: list[str]) -> None:
 
 
 class _Retype(Exception):
-    pass
+    """A column pyarrow typed as numbers from the first block meets text in a later one: its name,
+    so that _read_csv reads the file again with that column as text."""
 
 
 def _read_csv(path: Path, limit: int | None, types: dict) -> Table:

@@ -101,6 +101,8 @@ def _read_data(fp, h: ArrayHeader, where: str) -> np.ndarray:
     return out.reshape(h.shape, order="F" if h.fortran else "C")
 
 
+# What zipfile raises on a hostile .npz: a bad archive or CRC, a truncated member, an encrypted one
+# (RuntimeError), a compression method it does not implement (NotImplementedError), a bad header.
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
 
 
