@@ -755,36 +755,41 @@ def _evaluate_streamed(s: Session, model, info: dict, base: Path, data, split: s
     return result
 
 
-def _align_streamed(st, run_classes: list[str] | None, source: str) -> None:
-    """A folder's classes by name onto the run's indices (its own sorted names may lack some)."""
-    if not run_classes or not st.classes or st.classes == run_classes:
-        return
-    unknown = [c for c in st.classes if c not in run_classes]
+def _class_lut(own: list[str], run: list[str], used: set[int], source: str, indices_ok: bool) -> np.ndarray | None:
+    """Another source's class indices -> the run's, matched by name (a file's labels are numbered
+    in its own sorted order, which differs from the run's when it lacks a class); None when they
+    already agree. Only the classes it holds count (its list also names outputs beyond them).
+    `indices_ok`: integer labels for a run with named classes are class indices already (arrays)."""
+    if not run or not own or own == run:
+        return None
+    unknown = [c for i, c in enumerate(own) if i in used and c not in run]
+    integer = re.compile(r"-?\d+")
+    if unknown and indices_ok and all(c.isdigit() for c in own) and not all(integer.fullmatch(c) for c in run):
+        return None
     if unknown:
-        raise RunError(f"{source}: classes {unknown[:5]} are not among the run's classes {run_classes}")
-    lut = np.array([run_classes.index(c) for c in st.classes], dtype=np.int64)
-    for samples in {id(v): v for v in st.sets.values()}.values():
-        samples.labels = lut[samples.labels]
-    st.classes = list(run_classes)
+        raise RunError(f"{source}: labels {unknown[:5]} are not among the run's classes {run}")
+    return np.array([run.index(c) if c in run else 0 for c in own], dtype=np.int64)
+
+
+def _align_streamed(st, run_classes: list[str] | None, source: str) -> None:
+    """A folder's (or .npy's) classes by name onto the run's indices."""
+    sets = list({id(v): v for v in st.sets.values()}.values())
+    used = {int(v) for samples in sets for v in np.unique(np.asarray(samples.labels))}
+    lut = _class_lut(st.classes, run_classes, used, source, indices_ok=False)
+    if lut is not None:
+        for samples in sets:
+            samples.labels = lut[samples.labels]
+        st.classes = list(run_classes)
 
 
 def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -> None:
-    """Map another source's labels onto the run's class indices by name: a file's string labels are
-    numbered in its own sorted order, which differs from the run's when it lacks a class."""
-    if not run_classes or not prep.classes or prep.classes == run_classes:
-        return
+    """An in-memory source's labels by name onto the run's class indices."""
     used = {int(v) for y in prep.y.values() for v in np.unique(y)}
-    # only the labels the file holds: its class list also names the model's outputs beyond them
-    unknown = [c for i, c in enumerate(prep.classes) if i in used and c not in run_classes]
-    integer = re.compile(r"-?\d+")
-    if unknown and all(c.isdigit() for c in prep.classes) and not all(integer.fullmatch(c) for c in run_classes):
-        return  # integer labels (0..K-1) for a run with named classes: already class indices
-    if unknown:
-        raise RunError(f"{source}: labels {unknown[:5]} are not among the run's classes {run_classes}")
-    lut = np.array([run_classes.index(c) if c in run_classes else 0 for c in prep.classes], dtype=np.int64)
-    for k, y in prep.y.items():
-        prep.y[k] = lut[y] if len(y) else y
-    prep.classes = list(run_classes)
+    lut = _class_lut(prep.classes, run_classes, used, source, indices_ok=True)
+    if lut is not None:
+        for k, y in prep.y.items():
+            prep.y[k] = lut[y] if len(y) else y
+        prep.classes = list(run_classes)
 
 
 def _target(cfg: dict, info: dict):
