@@ -23,6 +23,18 @@ from .augment import Sample, eval_items, items, mismatch, run_chain
 SPLITS = ("train", "val", "test")
 
 
+def digest(arrays: dict) -> str:
+    """sha256 of named arrays: shapes, dtypes and every byte up to 64 MB an array (hashed at
+    ~1 GB/s), beyond that 4,096 rows spread over it. What a checkpoint records of in-memory data."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.asarray(arrays[k])
+        h.update(k.encode() + str(a.shape).encode() + str(a.dtype).encode())
+        rows = a if a.nbytes <= 64 << 20 or a.ndim == 0 else a[np.linspace(0, len(a) - 1, 4096).astype(np.int64)]
+        h.update(np.ascontiguousarray(rows).data)
+    return h.hexdigest()
+
+
 class InMemory:
     """Arrays already in memory (a prepared split) as a sample set, for augmentation."""
 
@@ -41,11 +53,7 @@ class InMemory:
         return f"sample {i}"
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256()
-        for a in (self.x, self.labels):
-            h.update(f"{a.shape}{a.dtype}".encode())
-            h.update(np.ascontiguousarray(a).data)
-        return h.hexdigest()
+        return digest({"x": self.x, "y": self.labels})
 
 
 @record(frozen=False)
