@@ -18,7 +18,7 @@ import numpy as np
 from ..record import factory, record
 from ..runtime.datasets import DataError, classes_note, output_names
 from ..spec.train_schema import source_kind, streamed  # noqa: F401  (streamed: re-exported)
-from .augment import Sample, eval_items, items, mismatch, run_chain
+from .augment import eval_items, items
 
 SPLITS = ("train", "val", "test")
 
@@ -115,28 +115,14 @@ def _split(labels: np.ndarray, cfg: dict, has_test: bool, has_val: bool, task: s
 def check_sizes(cfg: dict, shape: tuple, sizes: dict, root: Path, train: bool = True) -> None:
     """Each image size the folder holds, through the augmentation chain (or its evaluation form):
     the output must be the declared input (a file of another size needs a resize or crop)."""
-    channels = shape[0]
+    from .peek import size_problem
+
     chain = items(cfg["data"]["augment"])
-    if not train:
-        chain = eval_items(chain, cfg["data"]["crop_pct"])
+    chains = [chain] if train else [eval_items(chain, cfg["data"]["crop_pct"])]
     for (h, w), rel in sorted(sizes.items()):
-        out, problems = run_chain(Sample("image", channels, (h, w), "uint8", "uint8"), chain)
-        where = root / rel
-        if problems:
-            i, name, exc = problems[0]
-            raise DataError(f"{where} ({w}x{h} pixels): train.data.augment[{i}] {name}: {exc.message}")
-        bad = mismatch(out, Sample("image", channels, tuple(shape[1:])))
-        if bad or None in out.size:
-            got = " x ".join(str(d) for d in out.size) if None not in out.size else f"{h} x {w}"
-            fix = (
-                f"add `- resize: [{shape[1]}, {shape[2]}]` (or a crop) to train.data.augment"
-                if not chain
-                else "end train.data.augment with a resize or crop to the input's size"
-            )
-            made = f" and the augmentation makes it {got}" if chain else ""
-            raise DataError(
-                f"{where} is {w}x{h} pixels (height {h}, width {w}); the input takes {shape[1]} x {shape[2]}{made}: {fix}"
-            )
+        problem = size_problem(cfg, shape, h, w, chains)
+        if problem:
+            raise DataError(f"{root / rel} {problem[0]}: {problem[1]}")
 
 
 def open_streamed(

@@ -52,6 +52,33 @@ def data_base(spec_file: str) -> Path:
     return folder
 
 
+def size_problem(cfg: dict, shape: tuple, h: int, w: int, chains: list) -> tuple[str, str] | None:
+    """Why an h x w image does not reach the input's (C, H, W) through each of `chains` (the
+    training chain and, where evaluation reads it too, its evaluation form): (what is wrong, the
+    fix), or None. One rule for check's sampled files and train's full scan."""
+    head = f"is {w}x{h} pixels (height {h}, width {w})"
+    want = Sample("image", shape[0], tuple(shape[1:]))
+    written = bool(items(cfg["data"]["augment"]))
+    for chain in chains:
+        out, problems = run_chain(Sample("image", shape[0], (h, w), "uint8", "uint8"), chain)
+        if problems:
+            i, name, exc = problems[0]
+            return f"{head}: train.data.augment[{i}] {name}: {exc.message}", exc.hint or "crop or resize less"
+        if mismatch(out, want) or None in out.size:
+            made = (
+                f" and the augmentation makes it {out.size[0]} x {out.size[1]}"
+                if written and None not in out.size
+                else ""
+            )
+            fix = (
+                f"add `- resize: [{shape[1]}, {shape[2]}]` (or a crop) to train.data.augment"
+                if not written
+                else "end train.data.augment with a resize or crop to the input's size"
+            )
+            return f"{head}; the input takes {shape[1]} x {shape[2]}{made}", fix
+    return None
+
+
 def check_folder(cfg: dict, shape: tuple, spec_file: str, loc) -> list[Diagnostic]:
     """Diagnostics for sampled files whose size the augmentation does not bring to the input's."""
     source = cfg["data"]["source"]
@@ -63,37 +90,27 @@ def check_folder(cfg: dict, shape: tuple, spec_file: str, loc) -> list[Diagnosti
     except ImportError:
         return []
     chain = items(cfg["data"]["augment"])
-    chains = (chain, eval_items(chain, cfg["data"]["crop_pct"]))
-    want = Sample("image", shape[0], tuple(shape[1:]))
+    chains = [chain, eval_items(chain, cfg["data"]["crop_pct"])]
     for f in _sample_files(root):
         try:
             with Image.open(f) as im:
                 w, h = im.size
         except Exception:
             continue
-        for c in chains:
-            out, problems = run_chain(Sample("image", shape[0], (h, w), "uint8", "uint8"), c)
-            if problems or mismatch(out, want) or None in out.size:
-                path = ("train", "data", "source")
-                made = not problems and None not in out.size and chain
-                got = f" and the augmentation makes it {out.size[0]} x {out.size[1]}" if made else ""
-                fix = (
-                    "add a resize (or crop) to train.data.augment"
-                    if not chain
-                    else "end the augmentation with a resize or crop to the input's size"
+        problem = size_problem(cfg, shape, h, w, chains)
+        if problem:
+            path = ("train", "data", "source")
+            return [
+                Diagnostic(
+                    f"{f.relative_to(root)} {problem[0]}",
+                    format_path(path),
+                    loc(path),
+                    expected=f"images the augmentation brings to {shape[1]} x {shape[2]}",
+                    received=f"{h} x {w} ({f})",
+                    hint=problem[1],
+                    code="data",
                 )
-                return [
-                    Diagnostic(
-                        f"{f.relative_to(root)} is {w}x{h} pixels (height {h}, width {w}); the input takes "
-                        f"{shape[1]} x {shape[2]}{got}",
-                        format_path(path),
-                        loc(path),
-                        expected=f"images the augmentation brings to {shape[1]} x {shape[2]}",
-                        received=f"{h} x {w} ({f})",
-                        hint=fix if not problems else problems[0][2].message,
-                        code="data",
-                    )
-                ]
+            ]
     return []
 
 
