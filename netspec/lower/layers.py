@@ -14,6 +14,56 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor, axis: int) -> torch.Ten
     return x * valid.reshape(shape).to(x.dtype)
 
 
+# padding='same' whose padding cannot split evenly (an even kernel_size at an odd dilation): PyTorch
+# pads one more zero on the right (bottom, back) and warns on every such run. These pad explicitly,
+# exactly as PyTorch does, then convolve unpadded: the same weights, state-dict keys and output.
+
+
+class SameConv1d(nn.Conv1d):
+    """nn.Conv1d with padding='same', the zero padding written out: (left, right) per axis."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
+        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.pad(x, self.same_padding))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", same_padding={self.same_padding}"
+
+
+class SameConv2d(nn.Conv2d):
+    """nn.Conv2d with padding='same', the zero padding written out: (left, right, top, bottom)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
+        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.pad(x, self.same_padding))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", same_padding={self.same_padding}"
+
+
+class SameConv3d(nn.Conv3d):
+    """nn.Conv3d with padding='same', the zero padding written out: (left, right, top, bottom, front, back)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
+        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.pad(x, self.same_padding))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", same_padding={self.same_padding}"
+
+
 class Recurrent(nn.Module):
     """LSTM/GRU/RNN, batch first, passing on the sequence, the last state, or a mean/max over time.
 

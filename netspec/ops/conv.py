@@ -63,6 +63,13 @@ def _check_padding_mode(p, sizes, axes) -> None:
             )
 
 
+def _uneven_same(p) -> bool:
+    """padding 'same' with zeros whose total padding d*(k-1) is odd on some axis (an even kernel)."""
+    if p["padding"] != "same" or p["padding_mode"] != "zeros":  # other modes: PyTorch pads explicitly itself
+        return False
+    return any(d * (k - 1) % 2 for k, d in zip(p["kernel_size"], p["dilation"], strict=True))
+
+
 def _make(n: int) -> OpDef:
     axes = AXES[n]
 
@@ -104,6 +111,9 @@ def _make(n: int) -> OpDef:
         kw = {"in_channels": p["in_channels"], "out_channels": p["out_channels"]}
         kw.update(nondefault(p, {}, ["kernel_size"]))
         kw.update(nondefault(p, _TORCH_DEFAULTS, ["stride", "padding", "dilation", "groups", "bias", "padding_mode"]))
+        if _uneven_same(p):  # PyTorch would pad one side more and warn: layers.SameConvNd pads explicitly
+            del kw["padding"]
+            return Ctor(f"SameConv{n}d", kw)
         return Ctor(f"nn.Conv{n}d", kw)
 
     return OpDef(
