@@ -10,6 +10,7 @@ array header). The result is compiled before it is written, so `init` never leav
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -29,6 +30,7 @@ TEMPLATES = {
 }
 SYNTHETIC = {"image": (3, 32, 32), "series": (6, 50)}  # sample shapes when the data has none
 SYNTHETIC_CLASSES = 10
+TIME = "T"  # the input's time axis when series differ in length
 
 
 class InitError(ValueError):
@@ -44,6 +46,13 @@ class DataInfo:
     series: bool = False  # (C, L) series (UCR); else as stored
     resize: tuple[int, int] | None = None  # an image folder of mixed sizes: resized to this
     table: str | None = None  # a .csv/.parquet table: its train.data keys (label, encodings, missing)
+    lengths: tuple[int, int, int] | None = None  # series: shortest, longest, mean length (from the data)
+    n_train: int | None = None  # training samples, where known: the train: settings follow it
+
+    @property
+    def variable(self) -> bool:
+        """Series of unequal length: the input's time axis is the symbol T."""
+        return self.lengths is not None and self.lengths[0] != self.lengths[1]
 
 
 def template_names() -> list[str]:
@@ -65,27 +74,53 @@ def _ts_header(path: Path) -> dict[str, str]:
 
 
 def _ucr(name: str) -> DataInfo:
-    from .runtime.datasets import DataError, find_ucr  # numpy, no torch
+    """Channels, lengths and classes of a bundled UCR/UEA set, from its series (train and test),
+    never from header tags: a header may omit @equalLength or @seriesLength; one that contradicts
+    the data's channels (@dimensions, @univariate) is refused."""
+    from .runtime.datasets import DataError, find_ucr, load_ts  # numpy, no torch
 
     try:
-        path, _ = find_ucr(name)
+        train, test = find_ucr(name)
+        h = _ts_header(train)
+        raw = load_ts(name, train, test)
     except DataError as exc:
         raise InitError(str(exc)) from None
-    try:
-        h = _ts_header(path)
     except UnicodeDecodeError as exc:
-        raise InitError(f"{path}: not UTF-8 text ({exc})") from None
-    labels = h.get("classlabel", "").split()[1:]
-    if not labels:
-        raise InitError(f"{path} declares no class labels (@classLabel): init makes classifiers")
+        raise InitError(f"{train}: not UTF-8 text ({exc})") from None
+    if not raw.classes or len(raw.classes) < 2:
+        raise InitError(f"{train} declares fewer than two classes (@classLabel): init makes classifiers")
+    series = list(raw.x) + list(raw.x_test)
+    channels = int(series[0].shape[0])
+    lengths = [int(s.shape[-1]) for s in series]
+    said = {"dimensions": _int(h.get("dimensions", "")), "univariate": {"true": 1}.get(h.get("univariate", "").lower())}
+    for tag, count in said.items():
+        if count is not None and count != channels:
+            raise InitError(
+                f"{train}: the header says @{tag} {h[tag]}, but the series have {channels} "
+                f"dimension{'s' * (channels > 1)}: fix the header or the data"
+            )
+    lo, hi = min(lengths), max(lengths)
+    span = f"length {lo}" if lo == hi else f"lengths {lo}-{hi}"
+    about = (
+        f"UCR/UEA {name} ({channels} channel{'s' * (channels > 1)}, {span}, {len(raw.classes)} classes; "
+        f"{len(raw.y)} train / {len(raw.y_test)} test series)"
+    )
+    return DataInfo(
+        f"ucr:{name}",
+        (channels, hi),
+        len(raw.classes),
+        about,
+        series=True,
+        lengths=(lo, hi, round(sum(lengths) / len(lengths))),
+        n_train=len(raw.y),
+    )
+
+
+def _int(text: str) -> int | None:
     try:
-        channels = int(h.get("dimensions", "1"))
-        equal = h.get("equallength", "true").lower() == "true" and "serieslength" in h
-        length = int(h["serieslength"]) if equal else None
-    except ValueError as exc:
-        raise InitError(f"{path}: a malformed @dimensions or @seriesLength header ({exc})") from None
-    about = f"UCR/UEA {name} ({channels} channel{'s' * (channels > 1)}, {len(labels)} classes)"
-    return DataInfo(f"ucr:{name}", (channels, length or 0), len(labels), about, series=True)
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _file(source: str, base: Path, limit: int | None = None, label_column: str | None = None) -> DataInfo:
@@ -200,8 +235,15 @@ def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
     if s is None:
         s = SYNTHETIC["image" if kind == "image" else "series"]
         return s if kind != "sequence" else s[::-1]
-    if info.series and s[1] == 0:
-        raise InitError(f"{info.source} has series of unequal length: write the input as [T, ...] by hand")
+    if info.variable and kind == "series":  # (channels, T): 'same' convs and global pooling mask the padding
+        return (s[0], TIME)
+    if info.variable and kind == "sequence":  # (T, features): recurrent layers pack the padded batch
+        return (TIME, s[0])
+    if info.variable and kind == "table":
+        raise InitError(
+            f"{info.source} has series of unequal length ({info.lengths[0]} to {info.lengths[1]} steps); "
+            f"the mlp template flattens a sample, which needs one length. Use fcn (input [{s[0]}, T]) or lstm/gru (input [T, {s[0]}])"
+        )
     if kind == "table":  # the mlp template flattens whatever sample it is given
         return s
     if kind == "image":
@@ -228,21 +270,119 @@ def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
     return series[::-1] if kind == "sequence" and flip else series
 
 
+# What a small training set needs (tests/test_init.py holds these rules): every sample trained on,
+# enough optimizer steps under a schedule whose final weights are stable, and a bounded CPU cost.
+HOLD_OUT_FROM = 1000  # training samples from which a tenth held out for validation costs little
+STEPS = 2000  # optimizer steps to aim for: the shipped UCR specs converge in 1,000-3,000
+MAC_BUDGET = 4e12  # multiply-accumulates per run (forward x3 for the backward pass): minutes on 2 CPU cores
+EPOCHS = (20, 500)  # the fewest and most epochs written
+
+
+@record
+class Settings:
+    """train: values for a data set's size, each with the reason written beside it in the spec."""
+
+    batch_size: int
+    epochs: int
+    val_fraction: float
+    warmup_epochs: int
+    why: dict  # key -> the comment written after it
+
+
+def train_settings(n_train: int, macs: int | None = None) -> Settings:
+    """batch size, epochs, validation split and warmup for `n_train` training samples of a model
+    costing `macs` multiply-accumulates per sample (None: unknown, no compute bound).
+
+    Batches of about a tenth of the set, a power of two in 4..16 (Wang et al. 2017 use n/10 up to 16),
+    so a small set still takes several steps per epoch; epochs for about STEPS optimizer steps,
+    fewer where MAC_BUDGET runs out first, within EPOCHS; no validation split under HOLD_OUT_FROM
+    samples (the official test split is evaluated once, on the final weights), and a warmup of a
+    twentieth of the epochs before the cosine decay to 0, which makes those final weights stable."""
+    if n_train < 1:
+        raise ValueError(f"n_train must be positive, not {n_train}")
+    val = 0.1 if n_train >= HOLD_OUT_FROM else 0.0
+    fit = n_train - round(n_train * val)
+    batch = min(16, max(4, 2 ** round(math.log2(max(fit / 10, 1)))), fit)
+    steps = math.ceil(fit / batch)
+    epochs = math.ceil(STEPS / steps)
+    why = {
+        "batch_size": f"about a tenth of the {fit:,} training samples, 4 to 16: {steps} steps an epoch",
+        "epochs": f"about {STEPS:,} optimizer steps ({steps} an epoch)",
+        "val_fraction": (
+            "a tenth held out for validation"
+            if val
+            else f"{n_train:,} training samples are too few to hold some out: all train, "
+            "and the test split is evaluated once, on the final weights"
+        ),
+    }
+    if macs:
+        cap = int(MAC_BUDGET // (3 * macs * fit))
+        if cap < epochs:
+            epochs = cap
+            why["epochs"] = (
+                f"bounded by a budget of {MAC_BUDGET:.0e} multiply-accumulates "
+                f"({macs / 1e6:,.0f}M a sample, x3 to train) rather than {STEPS:,} steps"
+            )
+    lo, hi = EPOCHS
+    if epochs < lo or epochs > hi:
+        why["epochs"] += f"; at {'least' if epochs < lo else 'most'} {lo if epochs < lo else hi}"
+        epochs = min(hi, max(lo, epochs))
+    warmup = max(1, round(epochs / 20))
+    why["schedule"] = (
+        f"{warmup} warmup epoch{'s' * (warmup > 1)}, then cosine to 0: the final epoch's weights are the "
+        "settled ones that are evaluated"
+    )
+    return Settings(batch, epochs, val, warmup, why)
+
+
+def _n_train(info: DataInfo) -> int:
+    """Training samples the train: settings are sized for (a synthetic set: its 512)."""
+    return info.n_train or 512
+
+
 def _flow(v) -> str:
     return "[" + ", ".join(map(str, v)) + "]"
 
 
-def schema_ref(spec: Path) -> str:
-    """The schema modeline's target: schemas/netspec.schema.json in the spec's folder or one above
-    it, relative to the spec; else the published URL."""
-    from .spec.schema import SCHEMA_ID
+SCHEMA_FILE = "netspec.schema.json"
 
+
+def schema_ref(spec: Path) -> str:
+    """The schema modeline's target, always a file that exists (yaml-language-server reads relative
+    paths and file URIs): schemas/netspec.schema.json in the spec's folder or one above it, relative
+    to the spec; else the one in the checkout netspec runs from (an editable install), as a file
+    URI; else the installed version's schema, written once to the user's cache folder (a wheel
+    ships no copy: the schema is generated from the layer registry, as `netspec schema` prints it)."""
     folder = spec.resolve().parent
     for d in (folder, *folder.parents):
-        candidate = d / "schemas" / "netspec.schema.json"
+        candidate = d / "schemas" / SCHEMA_FILE
         if candidate.is_file():
             return os.path.relpath(candidate, folder)
-    return SCHEMA_ID
+    checkout = Path(__file__).resolve().parents[1] / "schemas" / SCHEMA_FILE
+    if checkout.is_file():
+        return checkout.as_uri()
+    return cached_schema().as_uri()
+
+
+def cached_schema() -> Path:
+    """The installed netspec's JSON Schema as a file: $XDG_CACHE_HOME/netspec (~/.cache/netspec),
+    named by version and rewritten when the registry's schema changed."""
+    from . import __version__
+    from .runtime.atomic import atomic_write_text
+    from .spec.schema import schema_text
+
+    text = schema_text()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "netspec"
+    path = cache / f"netspec-{__version__}.schema.json"
+    try:
+        if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+            cache.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, text)
+    except OSError as exc:
+        raise InitError(
+            f"cannot write the schema file {path} ({exc.strerror or exc}); set XDG_CACHE_HOME to a writable folder"
+        ) from None
+    return path
 
 
 def render(
@@ -287,10 +427,68 @@ def render(
         "classes": str(info.classes),
         "data": f"{{source: {source}, {options}}}",
     }
+    values.update(_shape_values(kind, info, shape))
     text = (TEMPLATE_DIR / f"{template}.yaml").read_text(encoding="utf-8")
-    text = re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], text)
+    if "{{epochs}}" in text:  # a template sized to the data: first the model's cost per sample
+        n = _n_train(info)
+        probe = _fill(text, values | _settings_values(train_settings(n)))
+        st = train_settings(n, _macs(probe, spec, info))
+        values.update(_settings_values(st))
+        if st.val_fraction == 0 and "val_fraction" not in options:
+            values["data"] = f"{{source: {source}, val_fraction: 0, {options}}}   # {st.why['val_fraction']}"
+    text = _fill(text, values)
     _check(text, spec)
     return text
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: values[m.group(1)], text)
+
+
+def _line(key: str, value, why: str) -> str:
+    """A train: line with its reason, comments aligned as the templates align them."""
+    return f"  {key}: {value}".ljust(33) + f" # {why}"
+
+
+def _settings_values(st: Settings) -> dict[str, str]:
+    return {
+        "batch_size": _line("batch_size", st.batch_size, st.why["batch_size"]),
+        "epochs": _line("epochs", st.epochs, st.why["epochs"]),
+        "schedule": _line("schedule", f"{{name: cosine, warmup_epochs: {st.warmup_epochs}}}", st.why["schedule"]),
+    }
+
+
+def _shape_values(kind: str, info: DataInfo, shape: tuple) -> dict[str, str]:
+    """The input line's comment, in the input's own axis order, and a nominal T for `check`."""
+    if info.variable:
+        lo, hi, mean = info.lengths
+        if kind == "series":
+            note = (
+                f"one sample (channels, T): T is {lo} to {hi} steps; batches are zero-padded, and the "
+                "'same' convolutions and the global pooling mask the padding"
+            )
+        else:
+            note = (
+                f"one sample (T, features): T is {lo} to {hi} steps; padded batches are packed, so the "
+                "recurrent layer reads each series to its own end"
+            )
+        dims = f"dims: {{{TIME}: {mean}}}".ljust(35) + " # a nominal T (the mean length) for check's MAC count\n"
+        return {"shape_note": note, "dims": dims}
+    if kind == "series":
+        note = f"one sample (channels, length); [{shape[0]}, {TIME}] would read any length"
+    elif kind == "sequence":
+        note = f"one sample (time steps, features); [{TIME}, {shape[-1]}] would read any length"
+    else:
+        note = "one sample"
+    return {"shape_note": note, "dims": ""}
+
+
+def _macs(text: str, spec: Path, info: DataInfo) -> int | None:
+    """Multiply-accumulates per sample of the spec `text` (at the mean length for unequal series)."""
+    from .compiler import compile_text
+
+    res = compile_text(text, str(spec), {TIME: info.lengths[2]} if info.variable else None)
+    return res.typed.total_macs if res.ok else None
 
 
 def _check(text: str, spec: Path) -> None:
