@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import os
+import re
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -19,6 +23,8 @@ from torch import nn
 from netspec.compiler import compile_text
 from netspec.lower.codegen import model_source
 from netspec.lower.module import lower
+
+from .conftest import ROOT
 
 
 def conv_spec(n: int, kernel, dilation, *, time: bool = False) -> str:
@@ -106,3 +112,137 @@ def test_even_kernel_same_conv_still_masks_variable_lengths():
             out = model(batch, lengths=torch.tensor([9, 13]))
             alone = model(a)
     torch.testing.assert_close(out[0, :, :9], alone[0])
+
+
+# ----------------------------------------------------------------------------- whole runs, in a subprocess
+
+
+def netspec(*args, cores: int | None = None, unbuffered: bool = False, merged: bool = False, cwd=None):
+    """`python -m netspec ARGS` as a user runs it: no PYTHONUNBUFFERED (unless asked), one thread;
+    `merged`: stdout and stderr into ONE pipe, as `2>&1 | cat` does; `cores`: its CPU affinity."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "PYTHONWARNINGS")}
+    env.update(OMP_NUM_THREADS="1", COLUMNS="200")
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    pin = None
+    if cores is not None:
+        keep = set(sorted(os.sched_getaffinity(0))[:cores])
+
+        def pin():
+            os.sched_setaffinity(0, keep)
+
+    return subprocess.run(
+        [sys.executable, "-m", "netspec", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd or ROOT,
+        preexec_fn=pin,
+        timeout=300,
+    )
+
+
+def foreign(stderr: str) -> list[str]:
+    """stderr's lines that are not netspec's own: a Python warning (`file.py:12: UserWarning: ...`
+    and its source line), a traceback, a C++ warning (`[W ...]`), anything naming site-packages."""
+    own = ("warning: ", "note: ", "error: ")
+    return [
+        line
+        for line in stderr.splitlines()
+        if not line.startswith(own) or "site-packages" in line or re.search(r"\w+Warning\b", line)
+    ]
+
+
+SPECS = ROOT / "specs"
+
+
+def test_no_foreign_warning_in_check_summarize_build_and_a_short_train(tmp_path):
+    """fcn_italypower has kernel 8 under padding 'same' (torch warned on every run before) and
+    gru_classifier a recurrent net: each command's stderr holds netspec's lines only (none here)."""
+    runs = [
+        ("check", SPECS / "fcn_italypower.yaml"),
+        ("summarize", SPECS / "fcn_italypower.yaml"),
+        ("build", SPECS / "fcn_italypower.yaml", "-o", tmp_path / "build"),
+        ("train", SPECS / "fcn_italypower.yaml", "--epochs", "1", "-o", tmp_path / "fcn"),
+        ("train", SPECS / "gru_classifier.yaml", "--epochs", "1", "-o", tmp_path / "gru"),
+        ("evaluate", tmp_path / "fcn"),
+    ]
+    for args in runs:
+        run = netspec(*args)
+        assert run.returncode == 0, (args, run.stderr)
+        assert foreign(run.stderr) == [], (args[0], run.stderr)
+        assert run.stderr == "", (args[0], run.stderr)
+
+
+def augmented(tmp_path, workers: int):
+    """fcn_italypower read through DataLoader workers (an augmented set streams)."""
+    text = (SPECS / "fcn_italypower.yaml").read_text()
+    old = 'data: {source: "ucr:ItalyPowerDemand", val_fraction: 0}'
+    assert old in text
+    new = old[:-1] + f", augment: [{{jitter: 0.03}}], loader: {{workers: {workers}}}}}"
+    spec = tmp_path / "augmented.yaml"
+    spec.write_text(text.replace(old, new).replace("../schemas/", str(ROOT / "schemas") + "/"))
+    return spec
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_more_workers_than_cores_is_said_in_netspecs_words_once(tmp_path):
+    """torch's DataLoader warns (twice, in its own words) when loader.workers exceeds the cores the
+    process may use; netspec says it once, naming the setting."""
+    run = netspec("train", augmented(tmp_path, 2), "--epochs", "1", "-o", tmp_path / "run", cores=1)
+    assert run.returncode == 0, run.stderr
+    assert foreign(run.stderr) == [], run.stderr
+    assert run.stderr.splitlines() == [
+        "warning: train.data.loader.workers asks for 2 worker processes, more than the 1 cores this process "
+        "may use: they compete with the training steps and may slow the run; fewer workers (or auto) leave a "
+        "core to the steps"
+    ]
+
+
+# ----------------------------------------------------------------------------- order in one pipe
+
+
+def lines(text: str) -> list[str]:
+    """The lines, without what differs from run to run (timings) and the tables' rows."""
+    out = []
+    for line in text.splitlines():
+        if line[:1] in "│┃┏┡└┗╭╰|+" or not line.strip():
+            continue
+        out.append(re.sub(r"\d+(\.\d+)? ?(samples/s|s\b)", "#", line))
+    return out
+
+
+def test_train_lines_in_one_pipe_arrive_in_the_order_written(tmp_path):
+    """stdout and stderr in one pipe, Python left to buffer as it does for a pipe: the same lines
+    in the same order as a run with PYTHONUNBUFFERED=1 (each line out as it is written). The
+    stderr line (the workers warning) and the status, epoch and result lines keep their places.
+    (train's own lines were flushed one by one already; tune's summary, below, was not.)"""
+    spec = augmented(tmp_path, 2)
+    args = ("train", spec, "--epochs", "2", "--force", "-o", tmp_path / "run")
+    ref = netspec(*args, cores=1, unbuffered=True, merged=True)
+    got = netspec(*args, cores=1, merged=True)
+    assert ref.returncode == got.returncode == 0, got.stdout
+    assert lines(got.stdout) == lines(ref.stdout)
+    seq = lines(got.stdout)
+    first = {
+        key: next(i for i, line in enumerate(seq) if line.startswith(key))
+        for key in ("fcn_italypower:", "epoch   1/2", "epoch   2/2", "done:")
+    }
+    assert list(first) == sorted(first, key=first.get)
+    assert any(line.startswith("warning: train.data.loader.workers") for line in seq)
+
+
+def test_tune_error_after_its_summary_arrives_after_it_in_one_pipe(tmp_path):
+    """tune prints its summary and then, no trial having finished, an error on stderr. Piped
+    together, the buffered summary came out after the error (the old order); now in order."""
+    args = ("tune", SPECS / "digits_cnn_tune.yaml", "--trials", "2", "-o")
+    ref = netspec(*args, tmp_path / "ref", unbuffered=True, merged=True)
+    got = netspec(*args, tmp_path / "got", merged=True)
+    assert ref.returncode == got.returncode == 1, got.stdout
+    want = [line.replace(str(tmp_path / "ref"), "OUT") for line in lines(ref.stdout)]
+    assert [line.replace(str(tmp_path / "got"), "OUT") for line in lines(got.stdout)] == want
+    seq = lines(got.stdout)
+    wrote = next(i for i, line in enumerate(seq) if line.startswith("wrote "))
+    error = next(i for i, line in enumerate(seq) if line.startswith("error: no trial trained"))
+    assert wrote < error, seq

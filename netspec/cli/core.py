@@ -15,7 +15,9 @@ import contextlib
 import functools
 import gc
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -361,6 +363,66 @@ def _quiet_pipe() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+# ----------------------------------------------------------------------------- foreign warnings
+# A normal run prints netspec's own lines only. The third-party warnings a run can still meet are
+# listed here, each matched narrowly (category, the file that warns, the message's own words; regular
+# expressions compiled on first use) and said once in netspec's words, naming the setting that causes
+# it; any other warning is shown as Python shows it (one netspec has not met is better seen than hidden).
+_FOREIGN = (
+    (
+        # torch's DataLoader on train.data.loader.workers above the cores it may use: the setting is
+        # the user's (auto never does it), the advice worth keeping, torch's wording not.
+        UserWarning,
+        r"torch[/\\]utils[/\\]data[/\\]dataloader\.py\Z",
+        r"This DataLoader will create (?P<n>\d+) worker processes in total\. "
+        r"Our suggested max number of worker in current system is (?P<max>\d+)",
+        "warning: train.data.loader.workers asks for {n} worker processes, more than the {max} cores this "
+        "process may use: they compete with the training steps and may slow the run; fewer workers (or auto) "
+        "leave a core to the steps",
+    ),
+    (
+        # An op without a deterministic kernel under train.deterministic (warn_only=True: it runs, and
+        # says so; on CUDA, some backward passes). Raised inside torch's C++ for whichever Python line
+        # called the op, so the file is any: the message alone is matched.
+        UserWarning,
+        None,
+        r"(?P<op>\S+) does not have a deterministic implementation, but you set "
+        r"'torch\.use_deterministic_algorithms\(True, warn_only=True\)'",
+        "note: {op} has no deterministic implementation on this device: with train.deterministic the "
+        "run may still differ from run to run in the last digits",
+    ),
+)
+
+
+def _own_warnings() -> None:
+    """Show the warnings of _FOREIGN in netspec's words, once each (call inside catch_warnings)."""
+    show = warnings.showwarning
+    said: set[str] = set()
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        for cat, where, rx, text in _FOREIGN:
+            m = re.match(rx, str(message)) if issubclass(category, cat) else None  # re caches the patterns
+            if m and (where is None or re.search(where, str(filename))):
+                own = text.format(**m.groupdict())
+                if own not in said:
+                    said.add(own)
+                    print(own, file=sys.stderr)
+                return
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+
+
+def _ordered_output() -> None:
+    """Line by line, in the order written, also when stdout and stderr share a pipe (`netspec tune
+    spec.yaml 2>&1 | tee log`): Python block-buffers a piped stdout, so its lines came out after
+    stderr lines written later (an error after the summary it follows). A line per write costs
+    nothing next to what the commands do; on a terminal stdout is line-buffered anyway."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # None, closed, or not a TextIOWrapper
+            stream.reconfigure(line_buffering=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command and map failures to exit codes (1 user error, 2 internal)."""
     from typer import Abort
@@ -373,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _dispatch(argv)
+        with warnings.catch_warnings():  # restored on return: main() also runs inside other programs (tests)
+            _own_warnings()
+            return _dispatch(argv)
     except Exit as exc:
         return exc.code
     except click_exc.NoArgsIsHelpError as exc:  # `netspec` alone: its help, as a usage error
@@ -410,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
+    _ordered_output()
     code = main()
     try:
         sys.stdout.flush()
