@@ -12,6 +12,7 @@ from .ir import Graph
 from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .passes.scale import scale_width
+from .spec.resolve import SpecResolver
 from .record import factory, record
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
@@ -120,7 +121,7 @@ def compile_doc(
     if res.errors:
         return res
     graph.lint()
-    res.typed, diags = infer(graph, dims)
+    res.typed, diags = infer(graph, dims, SpecResolver(doc))
     res.diagnostics += diags
     if res.train and res.typed is not None:
         res.diagnostics += _check_data(res.train, res.typed, doc, data)

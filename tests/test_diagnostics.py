@@ -433,7 +433,7 @@ def test_groups_must_divide_inferred_in_channels():
     assert where(d) == at(text, "groups: ^4")
     assert d.expected == "a multiple of groups=4"
     assert d.received == "in_channels=6 from the input (6 % 4 = 2)"
-    assert d.hint == "change groups or the channels of the previous layer"
+    assert d.hint.startswith("change groups or the channels of the previous layer; for a depthwise conv write")
 
 
 def test_padding_same_with_stride_2():
@@ -533,9 +533,14 @@ def test_written_in_channels_disagrees_with_inference():
     assert d.message == "conv2d 'conv2d_1': in_channels does not match the input"
     assert d.path == "layers[0].conv2d.in_channels"
     assert where(d) == at(text, "in_channels: ^1")
-    assert d.expected == "in_channels = 3 (inferred from the input)"
-    assert d.received == "in_channels = 1"
-    assert d.hint == "remove in_channels: it is inferred"
+    assert d.expected == "in_channels = 1, as written"
+    assert d.received == "3 channels from the layer before"
+    # An explicit value is a check: the hint must not tell the user to delete it.
+    assert d.hint == (
+        "if 1 is right, the layers above make 3 channels: fix them; "
+        "if not, write in_channels: 3 (or leave it out to take it from the input unchecked)"
+    )
+    assert not d.hint.startswith("remove")
 
 
 def test_written_in_channels_that_agree_are_fine():
@@ -551,8 +556,8 @@ def test_in_features_of_unflattened_input_hints_flatten():
     assert d.message == "linear 'linear_1': in_features does not match the input"
     assert d.path == "layers[1].linear.in_features"
     assert where(d) == at(text, "in_features: ^288")
-    assert d.expected == "in_features = 6 (inferred from the input)"
-    assert d.received == "in_features = 288"
+    assert d.expected == "in_features = 288, as written"
+    assert d.received == "6 features from the layer before"
     assert d.hint == "the input is (B, 8, 6, 6): add `- flatten` before this layer to get 288 features"
 
 
@@ -564,8 +569,8 @@ def test_in_features_plainly_wrong():
         shape="[3, 8, 8]",
     )
     d = only_error(check(text))
-    assert d.expected == "in_features = 288 (inferred from the input)"
-    assert d.hint == "remove in_features: it is inferred"
+    assert d.received == "288 features from the layer before"
+    assert "the layers above make 288 features: fix them" in d.hint
 
 
 def test_symbolic_dim_with_too_small_nominal_size():

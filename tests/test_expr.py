@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec.spec.expr import Expr, ExprError, has_expr, parse_expr, substitute, template
+from netspec.spec.expr import Attributes, AttributeProblem, Expr, ExprError, has_expr, parse_expr, substitute, template
 
 
 def ev(text: str, **env):
@@ -198,16 +198,22 @@ def test_unknown_variable():
         ("1 2", "unexpected '2'", 2),
         ("(1) (2)", "unexpected '('", 4),
         ("1, 2", "unexpected ','", 1),
-        ("a == 1", "unexpected '='", 2),
-        ("a < 1", "unexpected '<'", 2),
+        ("a = 1", "unexpected '='", 2),
+        ("a < 1 < 2", "chained comparison '< ... <'", 6),
         ("!a", "unexpected '!'", 0),
-        ("1 if a else 2", "unexpected 'if'", 2),
-        ("not a", "unexpected 'not'", 0),
+        ("1 if a", "`if` without `else`", 2),
+        ("1 if a 2", "unexpected '2'", 7),
+        ("else 2", "unexpected 'else'", 0),
+        ("a is b", "unexpected 'is'", 2),
+        ("not", "missing operand after 'not'", 0),
         ("a {b}", "unexpected '{'", 2),
-        ("'s'", 'unexpected "\'"', 0),
+        ("'s", 'unexpected "\'"', 0),
         ("1 & 2", "unexpected '&'", 2),
         ("1 ^ 2", "unexpected '^'", 2),
-        ("a.b", "unexpected '.'", 1),
+        ("a.", "expected an attribute name after '.', got nothing", 2),
+        ("a.(b)", "expected an attribute name after '.', got '('", 2),
+        ("a[1", "unclosed '['", 1),
+        ("a[]", "unexpected ']'", 2),
         ("1e", "invalid number '1e'", 0),
         ("2 + 1.2.3", "invalid number '1.2.3'", 4),
         ("3x", "invalid number '3x'", 0),
@@ -226,8 +232,8 @@ def test_syntax_errors(text, message, offset):
 
 def test_syntax_hints():
     with pytest.raises(ExprError) as info:
-        parse_expr("a >= 1")
-    assert "not supported" in info.value.hint
+        parse_expr("a = 1")
+    assert info.value.hint == "compare with =="
     with pytest.raises(ExprError) as info:
         parse_expr("1 2")
     assert info.value.hint == "missing an operator?"
@@ -484,3 +490,91 @@ def test_wellformed_expressions_give_a_value_or_expr_error(text, env):
         return
     if isinstance(value, (int, float)) and not isinstance(value, bool) and parse_expr(text).tree[0] != "name":
         assert math.isfinite(value) and abs(value) <= 2**53
+
+
+# --- conditionals, comparisons, attributes and items ------------------------------------------
+
+
+class _Dims(Attributes):
+    """A stand-in for a block input's shape: attributes read, unknown ones refused with a hint."""
+
+    kind = "tensor"
+
+    def attribute(self, name):
+        if name == "channels":
+            return 64
+        if name == "shape":
+            return [64, 8, 8]
+        raise AttributeProblem(f"no attribute '{name}'", hint="try channels")
+
+    def show(self):
+        return "(64, 8, 8)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("t * 2 if s == 1 else 3", 12),
+        ("t * 2 if s != 1 else 3", 3),
+        ("1 if false else 2 if true else 3", 2),  # right-associative
+        ("(1 if false else 2) * 3", 6),
+        ("not s == 1", False),  # not (s == 1)
+        ("not false and false", False),  # (not false) and false
+        ("false or true and false", False),  # and binds tighter than or
+        ("s < 2 or 1 / 0 > 1", True),  # or reads its right side only when it must
+        ("s > 2 and 1 / 0 > 1", False),
+        ("1 if true else 1 / 0", 1),  # the branch not taken is not evaluated
+        ("xs[0] + xs[-1]", 4),
+        ("x.channels * t", 384),
+        ("x.shape[1] * x.shape[-1]", 64),
+        ("x.shape[0] == x.channels", True),
+        ("'same' if t % 2 == 0 else 'valid'", "same"),
+        ('name == "a"', True),
+        ("1 == 1.0", True),
+        ("2 ** 2 >= 4", True),
+        ("-2 < -1", True),
+    ],
+)
+def test_conditionals_comparisons_attributes(text, expected):
+    env = {"t": 6, "s": 1, "xs": [1, 2, 3], "name": "a", "x": _Dims()}
+    got = parse_expr(text).evaluate(env)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ("1 if t else 2", "the condition of 'if' must be a boolean, got 6 (integer)", "compare it"),
+        ("t and true", "'and' needs booleans, got 6 (integer)", "compare it"),
+        ("not t", "'not' needs a boolean, got 6 (integer)", "compare it"),
+        ("name == 1", "'==' compares values of one kind, got 'a' (string) and 1 (integer)", None),
+        ("name < 1", "'<' needs numbers, got 'a' (string)", None),
+        ("xs[3]", "index 3 is out of range for 'xs' (valid: 0 to 2, or -3 to -1 from the end)", None),
+        ("xs[true]", "a list index must be an integer, got true (boolean)", None),
+        ("t[0]", "6 (integer) is not a list, so it has no items", None),
+        ("t.channels", "6 (integer) has no attributes, so no '.channels'", None),
+        ("x.length", "'x.length': no attribute 'length'", "try channels"),
+        ("x + 1", "arithmetic needs numbers, got (64, 8, 8) (tensor)", None),
+    ],
+)
+def test_conditional_and_attribute_errors(text, message, hint):
+    env = {"t": 6, "xs": [1, 2, 3], "name": "a", "x": _Dims()}
+    with pytest.raises(ExprError) as info:
+        parse_expr(text).evaluate(env)
+    assert info.value.message == message
+    assert (info.value.hint or "").startswith(hint or "")
+
+
+def test_names_include_every_operand_of_new_forms():
+    expr = parse_expr("a.channels if not b == c[d] else e or f")
+    assert expr.names() == {"a", "b", "c", "d", "e", "f"}
+
+
+def test_unknown_names_suggest_from_scope_before_builtins():
+    # `ints` is one edit from the builtin `int` and from the block argument `inst`: scope wins.
+    with pytest.raises(ExprError) as info:
+        parse_expr("ints * 2").evaluate({"inst": 3})
+    assert info.value.hint == "did you mean 'inst'?"
+    with pytest.raises(ExprError) as info:
+        parse_expr("in.channels").evaluate({"width": 3})
+    assert "input of a block" in info.value.hint

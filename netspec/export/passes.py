@@ -90,38 +90,12 @@ def rewrite(graph: Graph, plan: Plan) -> Graph:
     """The graph without the plan's batchnorm and dropped layers; readers of a removed layer read
     what it read (a folded batchnorm's readers read its conv, which now has a bias)."""
     alias = {bn.bn: bn.into for bn in plan.folds} | {name: None for name, _ in plan.dropped}
-    removed = set(alias)
-    by_name = {n.name: n for n in graph.nodes}
-
-    def resolve(name: str) -> str:
-        while name in alias:
-            name = alias[name] or by_name[name].inputs[0]
-        return name
-
-    biased = {f.into for f in plan.folds}
-    nodes, new_index = [], {}
-    for i, node in enumerate(graph.nodes):
-        new_index[i] = len(nodes)  # where the node at i would have been: orders block instances
-        if node.name in removed:
-            continue
-        node = replace(node, inputs=tuple(resolve(s) for s in node.inputs))
-        if node.name in biased:
-            node = replace(node, params={**node.params, "bias": True}, user_set=node.user_set | {"bias"})
-        nodes.append(node)
-    kept = {n.name for n in nodes}
-    instances = tuple(
-        replace(
-            inst,
-            sources=tuple(resolve(s) for s in inst.sources),
-            outputs=tuple(resolve(o) for o in inst.outputs),
-            start=new_index.get(inst.start, len(nodes)),
-        )
-        for inst in graph.instances
-        if any(k.startswith(inst.path + ".") for k in kept)  # a block left empty goes with its layers
-    )
-    out = replace(graph, nodes=tuple(nodes), outputs=tuple(resolve(o) for o in graph.outputs), instances=instances)
-    out.lint()
-    return out
+    biased = {
+        n.name: replace(n, params={**n.params, "bias": True}, user_set=n.user_set | {"bias"})
+        for n in graph.nodes
+        if n.name in {f.into for f in plan.folds}
+    }
+    return graph.without(alias, biased)
 
 
 def optimize(typed: TypedGraph, fold_bn: bool = True, drop: bool = True) -> tuple[TypedGraph, Plan]:

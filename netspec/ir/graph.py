@@ -3,6 +3,11 @@
 A node keeps where it came from (file, line, column, key path) so every later pass can name the
 spec line when something goes wrong. `params` holds exactly what the user wrote until the
 canonicalize pass fills defaults; `user_set` remembers which keys the user wrote either way.
+
+A value inside a block may read the shape of the block's input (`${in.channels * 6}`); the
+expansion cannot know it, so such a parameter (and a `when:` condition) is a `Later` value that
+shape inference resolves once the input's type is known (spec/resolve.py says how). After
+inference no `Later` value is left in the graph.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ if TYPE_CHECKING:
 
 def frozen_map(d: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     return MappingProxyType(dict(d or {}))
+
+
+class Later:
+    """A parameter value, a `when:` condition or a block argument that shape inference resolves
+    (see the module doc); canonicalize and scaling leave it as it is."""
+
+
+def is_later(value: Any) -> bool:
+    return isinstance(value, Later)
 
 
 @record
@@ -43,6 +57,12 @@ class Node:
     param_locs: Mapping[str, Location] = factory(frozen_map)
     # Set for layers of a block instance: the use sites, innermost first (see Diagnostic.context).
     via: tuple[str, ...] = ()
+    # A `when:` condition known only once shapes are (a Later value), and the value the layer
+    # passes on when the condition is false: what the next layer would read without it.
+    when: Any = True
+    skip_to: str | None = None
+    # Width parameters scale.width changed: name -> the value written, for messages.
+    scaled: Mapping[str, int] = factory(frozen_map)
 
     @property
     def scope(self) -> tuple[str, ...]:
@@ -56,6 +76,11 @@ class Node:
 
     def with_params(self, params: Mapping[str, Any]) -> Node:
         return replace(self, params=frozen_map(params))
+
+    @property
+    def is_later(self) -> bool:
+        """Whether shape inference must resolve something of this node first."""
+        return is_later(self.when) or any(is_later(v) for v in self.params.values())
 
     def loc_of(self, param: str | None) -> Location:
         if param and param in self.param_locs:
@@ -102,6 +127,39 @@ class Graph:
             if n.name == name:
                 return n
         raise KeyError(name)
+
+    def without(self, alias: Mapping[str, str | None], nodes: Mapping[str, Node] | None = None) -> Graph:
+        """The graph without the nodes `alias` names: readers of a removed node read its alias
+        (None: the removed node's first input). `nodes` replaces nodes by name on the way; block
+        instances follow, and one left without layers goes with them."""
+        by_name = {n.name: n for n in self.nodes}
+
+        def resolve(name: str) -> str:
+            while name in alias:
+                name = alias[name] or by_name[name].inputs[0]
+            return name
+
+        kept, new_index = [], {}
+        for i, node in enumerate(self.nodes):
+            new_index[i] = len(kept)  # where the node at i would have been: orders block instances
+            if node.name in alias:
+                continue
+            node = (nodes or {}).get(node.name, node)
+            kept.append(replace(node, inputs=tuple(resolve(s) for s in node.inputs)))
+        names = {n.name for n in kept}
+        instances = tuple(
+            replace(
+                inst,
+                sources=tuple(resolve(s) for s in inst.sources),
+                outputs=tuple(resolve(o) for o in inst.outputs),
+                start=new_index.get(inst.start, len(kept)),
+            )
+            for inst in self.instances
+            if any(k.startswith(inst.path + ".") for k in names)
+        )
+        out = replace(self, nodes=tuple(kept), outputs=tuple(resolve(o) for o in self.outputs), instances=instances)
+        out.lint()
+        return out
 
     def lint(self) -> None:
         """Check the invariants every pass relies on: unique names, defined before use."""

@@ -92,13 +92,17 @@ def torch_dim(dim: int, rank: int, what: str = "dim", param: str = "dim") -> int
     return d
 
 
-def check_inferred(name: str, given, actual, hint: str) -> None:
-    """A user-written value of an inferred parameter must equal what inference finds."""
+def check_inferred(name: str, given, actual, what: str, hint: str | None = None) -> None:
+    """A user-written value of an inferred parameter is a check: it must equal what inference
+    finds. The mismatch may be in the check or in the layers above, so the hint names both (and
+    never just "remove it", which would silence the check that caught the mistake)."""
     if given is not None and given != actual:
         raise ShapeError(
             f"{name} does not match the input",
-            expected=f"{name} = {actual} (inferred from the input)",
-            received=f"{name} = {given}",
-            hint=hint,
+            expected=f"{name} = {given}, as written",
+            received=f"{actual} {what} from the layer before",
+            hint=hint
+            or f"if {given} is right, the layers above make {actual} {what}: fix them; "
+            f"if not, write {name}: {actual} (or leave it out to take it from the input unchecked)",
             param=name,
         )

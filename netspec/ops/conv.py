@@ -32,10 +32,16 @@ def _validate(p) -> list[ShapeError]:
                 expected=f"a multiple of groups={p['groups']}",
                 received=f"out_channels={p['out_channels']} ({p['out_channels']} % {p['groups']} = "
                 f"{p['out_channels'] % p['groups']})",
+                hint=_DEPTHWISE_HINT,
                 param="out_channels",
             )
         )
     return errs
+
+
+# groups is a count, not a width: scale.width leaves it, and a depthwise conv written with groups
+# breaks once its channels scale. depthwise: true follows the input instead.
+_DEPTHWISE_HINT = "for a depthwise conv write `depthwise: true`: groups then follows in_channels, under scale.width too"
 
 
 def _check_padding_mode(p, sizes, axes) -> None:
@@ -77,13 +83,31 @@ def _make(n: int) -> OpDef:
         cin = x.shape[0]
         if not isinstance(cin, int):
             raise ShapeError("the channel dimension must be a fixed size", received=f"channels {cin}")
-        check_inferred("in_channels", p.get("in_channels"), cin, "remove in_channels: it is inferred")
-        if cin % p["groups"]:
+        check_inferred("in_channels", p.get("in_channels"), cin, "channels")
+        groups = cin if p["depthwise"] else p["groups"]
+        if p["depthwise"] and p["groups"] not in (1, cin):  # a resolved spec writes both, equal
+            raise ShapeError(
+                "depthwise sets groups to in_channels",
+                expected=f"either `depthwise: true` (groups = in_channels = {cin}) or `groups: n`",
+                received=f"depthwise: true and groups: {p['groups']}",
+                hint="remove groups",
+                param="groups",
+            )
+        if p["depthwise"] and p["out_channels"] % cin:
+            raise ShapeError(
+                "a depthwise conv's out_channels must be a multiple of its in_channels",
+                expected=f"out_channels = k * {cin} (k filters per input channel)",
+                received=f"out_channels={p['out_channels']} for in_channels={cin} from the input "
+                f"({p['out_channels']} % {cin} = {p['out_channels'] % cin})",
+                hint=f"write out_channels: {cin}, or `${{in.channels}}` inside a block",
+                param="out_channels",
+            )
+        if cin % groups:
             raise ShapeError(
                 "in_channels must be divisible by groups",
-                expected=f"a multiple of groups={p['groups']}",
-                received=f"in_channels={cin} from the input ({cin} % {p['groups']} = {cin % p['groups']})",
-                hint="change groups or the channels of the previous layer",
+                expected=f"a multiple of groups={groups}",
+                received=f"in_channels={cin} from the input ({cin} % {groups} = {cin % groups})",
+                hint="change groups or the channels of the previous layer; " + _DEPTHWISE_HINT,
                 param="groups",
             )
         _check_padding_mode(p, x.shape[1:], axes)
@@ -95,7 +119,7 @@ def _make(n: int) -> OpDef:
                 continue
             pad = p["padding"][i]
             out.append(sliding_window(axes[i], size, k, s, 2 * pad, d))
-        return TensorType((p["out_channels"], *out), x.dtype, "channels"), {"in_channels": cin}
+        return TensorType((p["out_channels"], *out), x.dtype, "channels"), {"in_channels": cin, "groups": groups}
 
     def params(p, x, y):
         w = p["out_channels"] * (p["in_channels"] // p["groups"]) * math.prod(p["kernel_size"])
@@ -127,6 +151,13 @@ def _make(n: int) -> OpDef:
             Param("padding", Padding(n), 0, doc="zero padding per side: int, per-axis list, 'same' or 'valid'"),
             Param("dilation", Ints(n, sample_values=(1, 2)), 1, doc="spacing between kernel elements"),
             Param("groups", Int(sample_values=(1, 2)), 1, doc="blocked connections; divides both channel counts"),
+            Param(
+                "depthwise",
+                Bool(),
+                False,
+                doc="one group per input channel (groups = in_channels, inferred, so it follows scale.width); "
+                "out_channels a multiple of in_channels",
+            ),
             Param("bias", Bool(), True, doc="add a learnable bias"),
             Param(
                 "padding_mode",
@@ -152,6 +183,11 @@ def _make(n: int) -> OpDef:
                 {"out_channels": 8, "kernel_size": 3, "padding": "same", "groups": 2},
                 (4,) + (10,) * n,
                 (8,) + (10,) * n,
+            ),
+            Example(
+                {"out_channels": 8, "kernel_size": 3, "padding": 1, "depthwise": True},
+                (4,) + (6,) * n,
+                (8,) + (6,) * n,
             ),
             Example(
                 {"out_channels": 4, "kernel_size": 3, "stride": 2, "dilation": 2, "bias": False},

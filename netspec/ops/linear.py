@@ -18,10 +18,10 @@ def _linear_infer(p, x: TensorType):
             received=f"last dimension {fin} of {x.show()}",
             hint="pool over the symbolic axis first (global_avgpool, or a recurrent layer with output: last)",
         )
-    hint = "remove in_features: it is inferred"
+    hint = None
     if x.rank > 1 and p.get("in_features") == numel(x.shape):
         hint = f"the input is {x.show()}: add `- flatten` before this layer to get {numel(x.shape)} features"
-    check_inferred("in_features", p.get("in_features"), fin, hint)
+    check_inferred("in_features", p.get("in_features"), fin, "features", hint)
     # linear acts on the last axis; a leading (T, F) sequence stays a sequence.
     return TensorType((*x.shape[:-1], p["out_features"]), x.dtype, x.layout if x.rank > 1 else ""), {"in_features": fin}
 

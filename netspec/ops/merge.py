@@ -1,6 +1,8 @@
 """Merge layers: combine the outputs of two or more earlier layers (named with `from:`).
 
-add, multiply and mean need equal shapes; concat joins along `dim` (PyTorch indexing, 0 is the
+add and mean need equal shapes; multiply also broadcasts a size-1 axis (a (C, 1, 1) gate times a
+(C, H, W) feature map, as squeeze-and-excitation does), but never a rank or any other size, so it
+cannot silently pair the wrong axes. concat joins along `dim` (PyTorch indexing, 0 is the
 batch; default 1, the channel axis of (C, ...) and the feature axis of flat vectors) and needs
 every other axis equal. A mismatch names both shapes and the axis that disagrees.
 """
@@ -54,10 +56,29 @@ def _same_shape(a: TensorType, b: TensorType) -> bool:
     return a.rank == b.rank and all(_same_dim(x, y) for x, y in zip(a.shape, b.shape, strict=True))
 
 
-def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
+def _broadcast(xs: tuple[TensorType, ...]) -> tuple | None:
+    """The shape of same-rank inputs whose dims agree or are 1 (torch's broadcasting, with the
+    ranks equal), or None."""
+    first = xs[0]
+    if any(x.rank != first.rank for x in xs):
+        return None
+    shape = []
+    for dims in zip(*(x.shape for x in xs), strict=True):
+        big = [d for d in dims if d != 1]
+        if big and not all(_same_dim(d, big[0]) for d in big):
+            return None
+        shape.append(big[0] if big else 1)
+    return tuple(shape)
+
+
+def _elementwise(name: str, cls: str, doc: str, dtype: str = "any", broadcast: bool = False) -> OpDef:
     def infer(p, xs):
         _same_dtype(xs)
         first = xs[0]
+        shape = _broadcast(xs) if broadcast else None
+        if shape is not None:
+            layout = first.layout if all(x.layout == first.layout for x in xs) else ""
+            return TensorType(shape, first.dtype, layout), {}
         for i, x in enumerate(xs[1:], start=1):
             if not _same_shape(x, first):
                 axis = _disagreeing_axis(first, x)
@@ -65,7 +86,8 @@ def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
                     f"{name} needs inputs of the same shape",
                     expected=f"input {i} shaped like input 0: {first.show()}",
                     received=f"input {i}: {x.show()}; {axis}",
-                    hint="add a linear or 1x1 conv to match them, or use concat",
+                    hint="add a linear or 1x1 conv to match them, or use concat"
+                    + (" (multiply broadcasts only axes of size 1)" if broadcast else ""),
                 )
         layout = first.layout if all(x.layout == first.layout for x in xs) else ""
         return TensorType(first.shape, first.dtype, layout), {}
@@ -81,7 +103,8 @@ def _elementwise(name: str, cls: str, doc: str, dtype: str = "any") -> OpDef:
         arity=None,
         examples=(Example(None, (4, 6), (4, 6)),),
         torch_equivalent=doc.split(":")[0],
-        shape_rule="(*), (*), ... -> (*): two or more inputs of one shape give that shape",
+        shape_rule="(*), (*), ... -> (*): two or more inputs of one shape give that shape"
+        + ("; an axis of size 1 in some inputs takes the others' size (same rank only)" if broadcast else ""),
     )
 
 
@@ -95,7 +118,14 @@ def _disagreeing_axis(a: TensorType, b: TensorType) -> str:
 
 
 register(_elementwise("add", "Add", "x0 + x1 + ...: the residual connection"))
-register(_elementwise("multiply", "Multiply", "x0 * x1 * ...: elementwise product (gating)"))
+register(
+    _elementwise(
+        "multiply",
+        "Multiply",
+        "x0 * x1 * ...: elementwise product (gating); an axis of size 1 broadcasts, e.g. a (C, 1, 1) gate",
+        broadcast=True,
+    )
+)
 register(_elementwise("mean", "Mean", "(x0 + x1 + ...) / n: elementwise mean", dtype="float32"))
 
 

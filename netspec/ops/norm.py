@@ -34,7 +34,7 @@ def _make_bn(n: int) -> OpDef:
         c = x.shape[0]
         if not isinstance(c, int):
             raise ShapeError("the channel dimension must be a fixed size", received=f"channels {c}")
-        check_inferred("num_features", p.get("num_features"), c, "remove num_features: it is inferred")
+        check_inferred("num_features", p.get("num_features"), c, "channels")
         return TensorType(x.shape, x.dtype, x.layout or "channels"), {"num_features": c}
 
     ranks, axes = _BN_RANKS[n]

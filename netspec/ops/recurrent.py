@@ -60,7 +60,7 @@ def _make(kind: str) -> OpDef:
                 received=f"features {feat} of {x.show()}",
                 hint=hint,
             )
-        check_inferred("input_size", p.get("input_size"), feat, "remove input_size: it is inferred")
+        check_inferred("input_size", p.get("input_size"), feat, "features")
         width = (2 if p["bidirectional"] else 1) * _h_out(p)
         if p["output"] == "sequence":
             y = TensorType((x.shape[0], width), x.dtype, "sequence")

@@ -3,6 +3,10 @@
 Runs twice when the input has symbolic dims: once symbolically (the shapes people read, and the
 check), and once with every symbol bound to its nominal size (spec `dims:` or `--dim`), which gives
 the concrete MAC and activation counts and catches a nominal size too small for the network.
+
+A node with a value that reads a block input's shape (an `ir.graph.Later`) is resolved by the
+`resolver` when inference reaches it: it then has its values, or passes its input on when its
+`when:` is false. The TypedGraph holds the resolved graph, in which no Later value is left.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Mapping
 from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir import Graph, Node, TensorType
 from ..ir import types as T
+from ..ir.graph import is_later
 from ..ops import get
 from ..record import factory, record, replace
 from .canonicalize import shape_diag
@@ -149,15 +154,50 @@ def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
     return out
 
 
-def _run(graph: Graph, inputs: tuple[TensorType, ...], prefix: str) -> tuple[list[LayerInfo], list[Diagnostic]]:
+class Resolver:
+    """Resolves a graph's Later values once the types they read are known (spec/resolve.py)."""
+
+    def node(self, node: Node, types: Mapping[str, TensorType]) -> tuple[Node | str | None, list[Diagnostic]]:
+        """The node with its values; or the value it passes on (a str) when its `when:` is false;
+        or None when it failed (diagnostics say why)."""
+        raise NotImplementedError
+
+    def value(self, value: object, types: Mapping[str, TensorType]) -> object:
+        """A block argument's value (None when it failed: its readers report that)."""
+        raise NotImplementedError
+
+
+@record(frozen=False)
+class _Changes:
+    nodes: dict = factory(dict)  # name -> the node with its Later values resolved
+    alias: dict = factory(dict)  # name of a skipped node -> the value it passes on
+
+
+def _run(
+    graph: Graph, inputs: tuple[TensorType, ...], prefix: str, resolver: Resolver | None = None
+) -> tuple[list[LayerInfo], list[Diagnostic], _Changes]:
     """Infer layer by layer; a failed layer only stops the layers that depend on it, so errors in
     independent branches are all reported."""
     layers: list[LayerInfo] = []
     diags: list[Diagnostic] = []
+    changes = _Changes()
     types = {i.name: t for i, t in zip(graph.inputs, inputs, strict=True)}
     for node in graph.nodes:
         if any(src not in types for src in node.inputs):
             continue  # reads a failed layer: that error is reported already
+        if node.is_later:
+            if resolver is None:
+                raise AssertionError(f"{node.name}: a value left for shape inference and no resolver")
+            done, found = resolver.node(node, types)
+            diags += found
+            if isinstance(done, str):  # `when:` is false: the layer passes `done` on
+                changes.alias[node.name] = done
+                if done in types:
+                    types[node.name] = types[done]
+                continue
+            if done is None:
+                continue
+            node = changes.nodes[node.name] = done
         op = get(node.op)
         xs = tuple(types[src] for src in node.inputs)
         x = xs[0]
@@ -187,7 +227,24 @@ def _run(graph: Graph, inputs: tuple[TensorType, ...], prefix: str) -> tuple[lis
             )
         )
         types[node.name] = y
-    return layers, diags
+    return layers, diags, changes
+
+
+def _resolved(graph: Graph, changes: _Changes, resolver: Resolver | None, types) -> Graph:
+    if not changes.nodes and not changes.alias and not any(_later_args(i) for i in graph.instances):
+        return graph
+    graph = graph.without(changes.alias, changes.nodes)
+    instances = tuple(
+        replace(i, args={k: resolver.value(v, types) if is_later(v) else v for k, v in i.args.items()})
+        if _later_args(i)
+        else i
+        for i in graph.instances
+    )
+    return replace(graph, instances=instances)
+
+
+def _later_args(inst) -> bool:
+    return any(is_later(v) for v in inst.args.values())
 
 
 def _unused(graph: Graph) -> list[Diagnostic]:
@@ -236,12 +293,21 @@ def _unused(graph: Graph) -> list[Diagnostic]:
     ]
 
 
-def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGraph | None, list[Diagnostic]]:
+def infer(
+    graph: Graph, dims: Mapping[str, int] | None = None, resolver: Resolver | None = None
+) -> tuple[TypedGraph | None, list[Diagnostic]]:
     """Infer every layer's output type and counts; None plus diagnostics when a shape is wrong."""
     in_types = tuple(i.type for i in graph.inputs)
-    layers, diags = _run(graph, in_types, "")
+    layers, diags, changes = _run(graph, in_types, "", resolver)
     if any(d.is_error for d in diags):
         return None, diags
+    types = {i.name: t for i, t in zip(graph.inputs, in_types, strict=True)}
+    types.update((la.node.name, la.out_type) for la in layers)
+    resolved = _resolved(graph, changes, resolver, types)
+    if resolved is not graph:  # readers of a skipped layer now read what it passed on
+        inputs = {n.name: n.inputs for n in resolved.nodes}
+        layers = [replace(la, node=replace(la.node, inputs=inputs[la.node.name])) for la in layers]
+        graph = resolved
     diags += _unused(graph)
     bindings = {**graph.dims, **(dims or {})}
     syms = list(dict.fromkeys(s for t in in_types for s in T.symbols(t.shape)))
@@ -250,7 +316,7 @@ def infer(graph: Graph, dims: Mapping[str, int] | None = None) -> tuple[TypedGra
     if syms and not unbound:
         concrete = tuple(TensorType(tuple(T.substitute(d, used) for d in t.shape), t.dtype) for t in in_types)
         where = ", ".join(f"{k} = {v}" for k, v in used.items())
-        counted, more = _run(graph, concrete, f"with {where}: ")
+        counted, more, _ = _run(graph, concrete, f"with {where}: ")
         errors = [d for d in more if d.is_error]
         if errors:
             return None, diags + errors

@@ -3,21 +3,30 @@ out_features, recurrent hidden_size, embedding_dim) by w, rounded to a multiple 
 
 The layers that set the size of a model output are the task's heads (1000 classes stay 1000), so
 they keep their written width: walking back from each output, the first layer with a width
-parameter on every path is a head. (`scale.depth` multiplies repeat counts; spec/parse.py applies
+parameter on every path is a head (a layer whose `when:` is known only once shapes are may vanish,
+so the walk goes on past it too).
+
+A width written as an expression over a block's input (`${in.channels * 6}`) is not scaled: the
+input it reads is scaled already. Likewise `groups` is never scaled; a depthwise conv written
+`depthwise: true` follows its input's channels. (`scale.depth` multiplies repeat counts; spec/parse.py applies
 it while it expands blocks.)
 """
 
 from __future__ import annotations
 
 from ..ir import Graph
+from ..ir.graph import frozen_map, is_later
 from ..ops import get
 from ..record import replace
 
 
 def scaled_width(value: int, width: float, divisor: int = 1) -> int:
-    """round(value * width) to the nearest multiple of divisor, never below divisor (or 1)."""
-    target = value * width / divisor
-    return max(divisor, int(target + 0.5) * divisor)
+    """value * width rounded to the nearest multiple of divisor, never below divisor (or 1), and
+    never more than 10% below value * width (one divisor more then): the rule of MobileNet's and
+    EfficientNet's reference code (`_make_divisible`), so their scaled variants count the same."""
+    target = value * width
+    out = max(divisor, int(target / divisor + 0.5) * divisor)
+    return out + divisor if out < 0.9 * target else out
 
 
 def width_params(op: str) -> list[str]:
@@ -38,7 +47,7 @@ def heads(graph: Graph) -> set[str]:
         node = by_name[name]
         if width_params(node.op):
             found.add(name)
-        else:
+        if not width_params(node.op) or is_later(node.when):
             stack.extend(node.inputs)
     return found
 
@@ -50,9 +59,11 @@ def scale_width(graph: Graph, width: float, divisor: int = 1) -> Graph:
     nodes = []
     for node in graph.nodes:
         params = dict(node.params)
+        scaled = {}
         if node.name not in keep:
             for key in width_params(node.op):
                 if isinstance(params.get(key), int):
+                    scaled[key] = params[key]
                     params[key] = scaled_width(params[key], width, divisor)
-        nodes.append(node.with_params(params))
+        nodes.append(replace(node, params=frozen_map(params), scaled=frozen_map(scaled)))
     return replace(graph, nodes=tuple(nodes))

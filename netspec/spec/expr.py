@@ -1,29 +1,35 @@
 """Safe `${...}` expressions inside spec values.
 
-A spec value may compute a number from named values, e.g. `channels: ${width * 2}`, or build text,
-e.g. `name: block_${i}`. The language is deliberately tiny and is read by this module's own
-tokenizer, Pratt parser and tree walker: user text never reaches Python's eval/compile/ast, so a
-spec cannot run code, and every failure is an ExprError carrying a 0-based character offset.
+A spec value may compute a number from named values, e.g. `channels: ${width * 2}`, choose one,
+e.g. `${in.channels * t if t != 1 else in.channels}`, or build text, e.g. `name: block_${i}`. The
+language is deliberately tiny and is read by this module's own tokenizer, Pratt parser and tree
+walker: user text never reaches Python's eval/compile/ast, so a spec cannot run code, and every
+failure is an ExprError carrying a 0-based character offset.
 
 Language
-  numbers     12  0.5  .5  1e-3  1.          booleans   true  false
+  literals    12  0.5  .5  1e-3  1.   true  false   'text'  "text" (no escapes)
   names       [A-Za-z_][A-Za-z0-9_]*, looked up in the environment
-  operators   lowest `+ -`, then `* / // %`, then unary `- +`, then `**` (right-associative and
-              binding tighter than a unary minus on its left, as in Python: -2**2 == -4)
+  postfix     a.name (an attribute of a value that has them, e.g. a block input's shape: in.channels)
+              a[i] (an item of a list; negative i counts from the end)
+  operators   lowest `x if c else y`, then `or`, `and`, `not`, then `== != < <= > >=` (one per
+              operand pair: no chains), then `+ -`, `* / // %`, unary `- +`, and `**` (right-
+              associative and binding tighter than a unary minus on its left: -2**2 == -4)
   functions   min(a, b, ...) and max(a, b, ...) (two or more numbers, or one list),
               round(x) (half to even), floor(x), ceil(x), int(x) (toward zero) -> int; abs(x)
 
 Arithmetic follows Python (`/` true division, `//` floor division, `%` Python's modulo), except:
-  * booleans are not numbers: `true + 1` is an error;
+  * booleans are not numbers: `true + 1` is an error, and `and`, `or`, `not` and the condition of
+    `if` need booleans (`if n` with a number n is an error: write `if n > 0`);
+  * `==` and `!=` compare values of one kind (numbers with numbers, text with text, ...);
   * every number an operator or function touches must be finite with |value| <= 2**53 (exact as a
     float); `**` estimates its magnitude before computing, so `10**10**10` fails at once;
   * a float result that is integral is returned as an int (`64 * 0.5` -> 32), because spec values
     are mostly sizes and counts; a non-integral result stays a float.
-Strings, lists and other values pass through only as a whole (`${name}` alone).
+`if`/`else`, `and` and `or` evaluate only the operand they need, as in Python.
+Lists and other values pass through only as a whole (`${name}` alone) or by item.
 
 In a string, `$${` is a literal `${`. Offsets in errors from parse_expr and Expr.evaluate are into
 the expression text; offsets in errors from template and substitute are into the whole string.
-Comparisons, conditionals and strings are not part of the language.
 """
 
 from __future__ import annotations
@@ -67,17 +73,24 @@ _TOKEN = re.compile(
     r"(?P<ws>[ \t\r\n]+)"
     r"|(?P<num>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|(?P<op>\*\*|//|[-+*/%(),])"
+    r"|(?P<str>'[^'\n]*'|\"[^\"\n]*\")"
+    r"|(?P<op>\*\*|//|==|!=|<=|>=|[-+*/%(),<>\[\].])"
 )
 _NUMBER_TAIL = re.compile(r"[A-Za-z0-9_.]*")
 _BOOLS = {"true": True, "false": False}
-# Python words a user may reach for; naming them gives a clearer error than "unknown variable".
-_KEYWORDS = frozenset({"if", "else", "and", "or", "not", "in", "is", "for", "lambda"})
-_NO_COMPARE = "comparisons and conditionals are not supported"
+# The language's words, and Python words a user may reach for (naming them gives a clearer error
+# than "unknown variable"). `in` is not one: it names a block's input (`in.channels`).
+_KEYWORDS = frozenset({"if", "else", "and", "or", "not", "is", "for", "lambda"})
+_UNSUPPORTED = {
+    "is": "write == or !=",
+    "for": "loops are not part of expressions: use `repeat:`",
+    "lambda": "functions are not part of expressions",
+}
 _CHAR_HINTS = {
-    **dict.fromkeys("=<>!", _NO_COMPARE),
+    "=": "compare with ==",
+    "!": "write != or `not`",
     **dict.fromkeys("{}", "braces cannot appear inside '${...}'"),
-    **dict.fromkeys("'\"", "strings are not supported inside '${...}'"),
+    **dict.fromkeys("'\"", "close the text with the same quote it opens with"),
 }
 
 
@@ -129,6 +142,8 @@ def _tokenize(text: str) -> list[_Tok]:
             toks.append(_number_token(text, m))
         elif kind == "name":
             toks.append(_word_token(m.group(), pos))
+        elif kind == "str":
+            toks.append(_Tok("str", m.group(), pos, m.group()[1:-1]))
         elif kind == "op":
             toks.append(_Tok("op", m.group(), pos))
         pos = m.end()
@@ -140,8 +155,24 @@ def _tokenize(text: str) -> list[_Tok]:
 # Tree nodes are tuples (kind, start, end, *payload); start/end span the source so errors can
 # quote it:  ("lit", s, e, value)  ("name", s, e, name)  ("unary", s, e, op, operand)
 #            ("binop", s, e, op, op_offset, left, right)  ("call", s, e, fname, args)
+#            ("cmp" | "logic", s, e, op, op_offset, left, right)  ("not", s, e, operand)
+#            ("cond", s, e, condition, then, otherwise)  ("attr", s, e, obj, name, name_offset)
+#            ("item", s, e, obj, index, bracket_offset)
 
-_INFIX = {"+": 10, "-": 10, "*": 20, "/": 20, "//": 20, "%": 20, "**": 40}
+_LOGIC = {"or": 2, "and": 3}
+_NOT = 4  # `not a == b` is `not (a == b)`; `not a and b` is `(not a) and b`
+_COMPARE = 6
+_INFIX = {
+    **_LOGIC,
+    **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), _COMPARE),
+    "+": 10,
+    "-": 10,
+    "*": 20,
+    "/": 20,
+    "//": 20,
+    "%": 20,
+    "**": 40,
+}
 _PREFIX = 30  # between `*` and `**`: -a*b == (-a)*b but -a**b == -(a**b)
 _POW_RIGHT = 39  # below `**` itself, so a**b**c == a**(b**c)
 
@@ -174,7 +205,7 @@ class _Parser:
 
     def at(self, op: str) -> bool:
         tok = self.peek()
-        return tok.kind == "op" and tok.text == op
+        return tok.kind in ("op", "kw") and tok.text == op
 
     def enter(self, offset: int) -> None:
         # Bounds the recursion, so hostile nesting is an ExprError and never a RecursionError.
@@ -183,21 +214,41 @@ class _Parser:
             raise ExprError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", offset=offset)
 
     def parse(self) -> tuple:
-        tree = self.expr(0)
+        tree = self.conditional()
         tok = self.peek()
         if tok.kind == "end":
             return tree
-        if tok.text == ")":
-            raise _unexpected(tok, "no '(' to close")
+        if tok.text in (")", "]"):
+            raise _unexpected(tok, f"no '{'(' if tok.text == ')' else '['}' to close")
         if tok.kind == "kw":
-            raise _unexpected(tok, _NO_COMPARE)
+            raise _unexpected(tok, _UNSUPPORTED.get(tok.text, "`else` needs an `if` before it"))
         raise _unexpected(tok, "missing an operator?" if tok.kind != "op" or tok.text == "(" else None)
+
+    def conditional(self) -> tuple:
+        """`then if condition else otherwise`, the loosest form; right-associative."""
+        then = self.expr(0)
+        if not self.at("if"):
+            return then
+        if_tok = self.take()
+        self.enter(if_tok.offset)
+        condition = self.expr(0)
+        if not self.at("else"):
+            tok = self.peek()
+            raise ExprError(
+                "`if` without `else`" if tok.kind == "end" else f"unexpected {_quote(tok.text)}",
+                hint="write `a if condition else b`",
+                offset=tok.offset if tok.kind != "end" else if_tok.offset,
+            )
+        self.take()
+        otherwise = self.conditional()
+        self.depth -= 1
+        return ("cond", then[1], otherwise[2], condition, then, otherwise)
 
     def expr(self, min_bp: int) -> tuple:
         left = self.operand()
         while True:
             tok = self.peek()
-            bp = _INFIX.get(tok.text) if tok.kind == "op" else None
+            bp = _INFIX.get(tok.text) if tok.kind in ("op", "kw") else None
             if bp is None or bp <= min_bp:
                 return left
             self.pos += 1
@@ -207,22 +258,39 @@ class _Parser:
                 self.depth -= 1
             else:
                 right = self.expr(bp)
-            left = ("binop", left[1], right[2], tok.text, tok.offset, left, right)
+            kind = "logic" if tok.text in _LOGIC else "cmp" if bp == _COMPARE else "binop"
+            left = (kind, left[1], right[2], tok.text, tok.offset, left, right)
+            if kind == "cmp" and _INFIX.get(self.peek().text) == _COMPARE:
+                nxt = self.peek()
+                raise ExprError(
+                    f"chained comparison '{tok.text} ... {nxt.text}'",
+                    hint="compare two values at a time and join them with `and`",
+                    offset=nxt.offset,
+                )
 
     def operand(self) -> tuple:
+        return self.postfix(self.primary())
+
+    def primary(self) -> tuple:
         tok = self.take()
-        if tok.kind in ("num", "bool"):
+        if tok.kind in ("num", "bool", "str"):
             return ("lit", tok.offset, tok.end, tok.value)
         if tok.kind == "name":
             return self.call(tok) if self.at("(") else ("name", tok.offset, tok.end, tok.text)
+        if tok.kind == "kw" and tok.text == "not":
+            self.enter(tok.offset)
+            inner = self.expr(_NOT)
+            self.depth -= 1
+            return ("not", tok.offset, inner[2], inner)
         if tok.kind == "kw":
-            raise _unexpected(tok, _NO_COMPARE)
+            hint = _UNSUPPORTED.get(tok.text, "write `a if condition else b`" if tok.text in ("if", "else") else None)
+            raise _unexpected(tok, hint or "missing an operand?")
         if tok.kind == "end":
             raise self.missing_operand()
         if tok.text == "(":
             self.enter(tok.offset)
-            inner = self.expr(0)
-            close = self.close(tok, "expected ')' or an operator")
+            inner = self.conditional()
+            close = self.close(tok, ")", "expected ')' or an operator")
             self.depth -= 1
             return (inner[0], tok.offset, close.end, *inner[3:])  # the span includes the parentheses
         if tok.text in ("-", "+"):
@@ -234,22 +302,41 @@ class _Parser:
             raise ExprError(f"missing operand before '{tok.text}'", offset=tok.offset)
         raise _unexpected(tok, "expected a number, a name or '('")
 
+    def postfix(self, node: tuple) -> tuple:
+        """`.name` and `[index]` after an operand, left to right: in.shape[1]."""
+        while self.at(".") or self.at("["):
+            tok = self.take()
+            self.enter(tok.offset)
+            if tok.text == ".":
+                name = self.take()
+                if name.kind != "name":
+                    got = "nothing" if name.kind == "end" else _quote(name.text)
+                    raise ExprError(f"expected an attribute name after '.', got {got}", offset=name.offset)
+                node = ("attr", node[1], name.end, node, name.text, name.offset)
+            else:
+                index = self.conditional()
+                close = self.close(tok, "]", "expected ']' or an operator")
+                node = ("item", node[1], close.end, node, index, tok.offset)
+            self.depth -= 1
+        return node
+
     def missing_operand(self) -> ExprError:
         prev = self.toks[self.pos - 2] if self.pos >= 2 else None
         if prev is None:
             return ExprError("empty expression", offset=0)
-        if prev.text == "(":
-            return ExprError("unclosed '('", hint="add ')'", offset=prev.offset)
+        if prev.text in ("(", "["):
+            closer = ")" if prev.text == "(" else "]"
+            return ExprError(f"unclosed '{prev.text}'", hint=f"add '{closer}'", offset=prev.offset)
         if prev.text == ",":
             return ExprError("missing argument after ','", offset=prev.offset)
         return ExprError(f"missing operand after '{prev.text}'", offset=prev.offset)
 
-    def close(self, opener: _Tok, hint: str) -> _Tok:
+    def close(self, opener: _Tok, closer: str, hint: str) -> _Tok:
         tok = self.peek()
-        if tok.kind == "op" and tok.text == ")":
+        if tok.kind == "op" and tok.text == closer:
             return self.take()
         if tok.kind == "end":
-            raise ExprError("unclosed '('", hint="add ')'", offset=opener.offset)
+            raise ExprError(f"unclosed '{opener.text}'", hint=f"add '{closer}'", offset=opener.offset)
         raise _unexpected(tok, hint)
 
     def call(self, name: _Tok) -> tuple:
@@ -260,11 +347,11 @@ class _Parser:
         self.enter(paren.offset)
         args: list[tuple] = []
         if not self.at(")"):
-            args.append(self.expr(0))
+            args.append(self.conditional())
             while self.at(","):
                 self.pos += 1
-                args.append(self.expr(0))
-        close = self.close(paren, "expected ',' or ')'")
+                args.append(self.conditional())
+        close = self.close(paren, ")", "expected ',' or ')'")
         self.depth -= 1
         _check_arity(name, len(args))
         return ("call", name.offset, close.end, name.text, tuple(args))
@@ -288,6 +375,28 @@ def _check_arity(name: _Tok, n: int) -> None:
 # --- values ---------------------------------------------------------------------------------
 
 
+class Attributes:
+    """A value whose attributes an expression may read, e.g. a block input's shape (`in.channels`).
+    Subclasses answer `attribute`, raising AttributeProblem for a name they do not have."""
+
+    kind = "value"  # what messages call it
+
+    def attribute(self, name: str) -> Any:
+        raise AttributeProblem(f"{self.kind} has no attribute '{name}'")
+
+    def show(self) -> str:
+        return self.kind
+
+
+class AttributeProblem(Exception):
+    """Why an attribute cannot be read; the evaluator locates it."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -305,6 +414,8 @@ def _kind(v: Any) -> str:
         return "list"
     if isinstance(v, Mapping):
         return "mapping"
+    if isinstance(v, Attributes):
+        return v.kind
     return "null" if v is None else type(v).__name__
 
 
@@ -316,6 +427,8 @@ def _show(v: Any) -> str:
         text = "null"
     elif isinstance(v, str):
         text = _quote(v if len(v) <= 30 else v[:27] + "...")
+    elif isinstance(v, Attributes):
+        text = v.show()
     else:
         text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -371,7 +484,67 @@ class _Eval:
             return self.checked(-v if node[3] == "-" else v, node)
         if kind == "binop":
             return self.binop(node)
+        if kind == "cmp":
+            return self.compare(node)
+        if kind == "logic":
+            left = self.boolean(node[5], f"'{node[3]}' needs booleans")
+            if left == (node[3] == "or"):  # `true or ...`, `false and ...`: as Python, the rest is not read
+                return left
+            return self.boolean(node[6], f"'{node[3]}' needs booleans")
+        if kind == "not":
+            return not self.boolean(node[3], "'not' needs a boolean")
+        if kind == "cond":
+            chosen = node[4] if self.boolean(node[3], "the condition of 'if' must be a boolean") else node[5]
+            return self.value(chosen)
+        if kind == "attr":
+            return self.attribute(node)
+        if kind == "item":
+            return self.item(node)
         return self.call(node)
+
+    def boolean(self, node: tuple, why: str) -> bool:
+        v = self.value(node)
+        if not isinstance(v, bool):
+            hint = "compare it, e.g. `n > 0` or `n != 1`" if _is_number(v) else None
+            raise ExprError(f"{why}, got {_show(v)} ({_kind(v)})", hint=hint, offset=node[1])
+        return v
+
+    def compare(self, node: tuple) -> bool:
+        op, at, left, right = node[3:]
+        if op in ("==", "!="):
+            a, b = self.value(left), self.value(right)
+            if _kind(a) != _kind(b) and not (_is_number(a) and _is_number(b)):
+                raise ExprError(
+                    f"'{op}' compares values of one kind, got {_show(a)} ({_kind(a)}) and {_show(b)} ({_kind(b)})",
+                    offset=at,
+                )
+            return (a == b) == (op == "==")
+        a = self.number(left, f"'{op}' needs numbers")
+        b = self.number(right, f"'{op}' needs numbers")
+        return _COMPARISONS[op](a, b)
+
+    def attribute(self, node: tuple) -> Any:
+        obj, name, at = node[3:]
+        v = self.value(obj)
+        if not isinstance(v, Attributes):
+            raise ExprError(f"{_show(v)} ({_kind(v)}) has no attributes, so no '.{name}'", offset=at)
+        try:
+            return v.attribute(name)
+        except AttributeProblem as exc:
+            raise ExprError(f"'{self.snip(node)}': {exc.message}", hint=exc.hint, offset=at) from None
+
+    def item(self, node: tuple) -> Any:
+        obj, index, at = node[3:]
+        items = self.value(obj)
+        if not isinstance(items, (list, tuple)):
+            raise ExprError(f"{_show(items)} ({_kind(items)}) is not a list, so it has no items", offset=at)
+        k = self.value(index)
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise ExprError(f"a list index must be an integer, got {_show(k)} ({_kind(k)})", offset=index[1])
+        if not -len(items) <= k < len(items):
+            valid = f"0 to {len(items) - 1}, or -{len(items)} to -1 from the end" if items else "none: it is empty"
+            raise ExprError(f"index {k} is out of range for '{self.snip(obj)}' (valid: {valid})", offset=index[1])
+        return items[k]
 
     def lookup(self, node: tuple) -> Any:
         name = node[3]
@@ -380,7 +553,10 @@ class _Eval:
         if name in FUNCTIONS:
             raise ExprError(f"'{name}' is a function; call it as {name}(...)", offset=node[1])
         defined = sorted(k for k in self.env if isinstance(k, str))
-        hint = did_you_mean(name, [*defined, *FUNCTIONS])
+        # Names in scope first: a misspelt block argument must not be "corrected" to a builtin.
+        hint = did_you_mean(name, defined) or did_you_mean(name, FUNCTIONS)
+        if name == "in":
+            hint = "`in` is the input of a block, readable inside a block's layers only"
         if hint is None:
             shown = ", ".join(defined[:20]) + (", ..." if len(defined) > 20 else "")
             hint = f"defined here: {shown}" if defined else "no variables are defined here"
@@ -465,6 +641,7 @@ _BINOPS = {
     "%": operator.mod,
     "**": operator.pow,
 }
+_COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _UNARY = {"round": round, "floor": math.floor, "ceil": math.ceil, "abs": abs, "int": int}
 
 
@@ -484,14 +661,19 @@ class Expr:
         stack = [self.tree]
         while stack:
             node = stack.pop()
-            if node[0] == "name":
+            kind = node[0]
+            if kind == "name":
                 found.add(node[3])
-            elif node[0] == "unary":
+            elif kind == "unary":
                 stack.append(node[4])
-            elif node[0] == "binop":
+            elif kind in ("binop", "cmp", "logic"):
                 stack.extend(node[5:7])
-            elif node[0] == "call":
+            elif kind == "call":
                 stack.extend(node[4])
+            elif kind in ("not", "attr"):
+                stack.append(node[3])
+            elif kind in ("cond", "item"):
+                stack.extend(node[3:6] if kind == "cond" else node[3:5])
         return frozenset(found)
 
     def evaluate(self, env: Mapping[str, Any]) -> Any:

@@ -18,9 +18,10 @@ from ..errors import WARNING, Diagnostic, did_you_mean, format_path
 from ..ir import Graph, Input, Instance, Node, TensorType
 from ..ir.graph import frozen_map
 from ..ops import all_ops
-from ..record import factory, record
+from ..record import factory, record, replace
 from .expr import ExprError, has_expr, substitute
 from .loader import Document
+from .resolve import LaterValue, Pending, contains_expr, expr_diag, later, names_read, when_diag, with_source
 from .schema import MAX_LAYERS, MAX_REPEAT
 from .validate import show, validate_evaluated
 
@@ -189,26 +190,19 @@ class _Expander:
             self.seen_diags.add(key)
             self.diags.append(diag.within(via))
 
-    def evaluate(self, value, env: dict, path: tuple, via: tuple[str, ...]):
-        """`value` with its `${...}` evaluated; (value, ok)."""
-        if not _contains_expr(value):
+    def evaluate(self, value, env: dict, path: tuple, via: tuple[str, ...], values: dict | None = None):
+        """`value` with its `${...}` evaluated, or a LaterValue when it reads the shape of a block
+        input or of a value in `values` (the layers and inputs in scope): shape inference
+        evaluates it then; (value, ok)."""
+        if not contains_expr(value):
             return value, True
+        deferred = later(value, env, path, via, values or {})
+        if deferred is not None:
+            return deferred, True
         try:
             return substitute(value, env), True
         except ExprError as exc:
-            self.report(
-                Diagnostic(
-                    f"cannot evaluate expression: {exc.message}",
-                    format_path(path),
-                    self.doc.loc(path),
-                    expected="an expression of numbers, + - * / // % **, min/max/round/floor/ceil/abs "
-                    "and names defined in scope",
-                    received=show(_first_expr(value)),
-                    hint=exc.hint,
-                    code="expr",
-                ),
-                via,
-            )
+            self.report(expr_diag(self.doc, exc, value, path, ()), via)
             return value, False
 
     # -- the spec's top level --------------------------------------------------------------
@@ -296,13 +290,22 @@ class _Expander:
                 while scope.prefix + name in self.claimed or name in scope.paths or name in later:
                     name, n = f"{kind}_{n}", n + 1
             given = raw.pop("from", None)
+            when = self.condition(raw.pop("when", True), kind in self.ops, env, path + ("when",), via, scope)
+            if when is False:  # as if the item were not written: its name stands for what it would read
+                scope.paths[name] = base + (i, kind, "name")
+                scope.table[name] = prev
+                continue
             refs = [given] if isinstance(given, str) else list(given) if given is not None else None
             sources = self.sources(refs, given, path, name, prev, scope, later, via)
             count = None
             if "repeat" in raw:
                 count = self.repeat_count(raw.pop("repeat"), env, path + ("repeat",), via, sources)
-            if kind in self.ops:
+            if when is None:
+                value = None
+            elif kind in self.ops:
                 value = self.layer(kind, raw, mapping, path, name, explicit, given, sources, count, scope, env, via)
+                if isinstance(when, LaterValue) and isinstance(value, str):
+                    self.conditional(value, count, when, prev)
             else:
                 value = self.use(kind, raw, path, name, sources, count, scope, env, via, stack)
             scope.paths[name] = base + (i, kind, "name")
@@ -312,6 +315,45 @@ class _Expander:
                 scope.table.update((f"{name}.{o}", v) for o, v in zip(value.outputs, value.values, strict=True))
             prev = value
         return prev
+
+    def condition(self, raw, layer: bool, env, path, via, scope: _Scope) -> bool | LaterValue | None:
+        """An item's `when:`: True, False, a LaterValue (a layer's condition on a block input's
+        shape, decided by shape inference), or None when it is wrong (reported)."""
+        if raw is True:
+            return True
+        value, ok = self.evaluate(raw, env, path, via, scope.table)
+        if not ok:
+            return None
+        if isinstance(value, LaterValue):
+            if layer:
+                return value
+            self.report(
+                Diagnostic(
+                    "a block use's `when:` cannot read a block input's shape",
+                    format_path(path),
+                    self.doc.loc(path),
+                    expected="a condition over vars and block arguments (known when the block is expanded)",
+                    received=str(raw),
+                    hint="put the condition on the layers inside the block, where `in` is known",
+                    code="expr",
+                ),
+                via,
+            )
+            return None
+        if not isinstance(value, bool):
+            self.report(when_diag(self.doc, path, value, raw, ()), via)
+            return None
+        return value
+
+    def conditional(self, value: str, count: int | None, when: LaterValue, prev) -> None:
+        """Mark the nodes a conditional layer made: shape inference keeps them or skips them all."""
+        made = 1 if count is None else count
+        for k in range(len(self.nodes) - made, len(self.nodes)):
+            first = k == len(self.nodes) - made
+            self.nodes[k] = replace(self.nodes[k], when=when, skip_to=prev if first and isinstance(prev, str) else None)
+        if made > 1:  # a skipped copy passes on what the first copy would have read
+            for k in range(len(self.nodes) - made + 1, len(self.nodes)):
+                self.nodes[k] = replace(self.nodes[k], skip_to=self.nodes[k - 1].name)
 
     def sources(self, refs, given, path, name, prev, scope: _Scope, later, via) -> list[str] | None:
         """The value names a layer reads; None when one of them is wrong (already reported)."""
@@ -411,19 +453,9 @@ class _Expander:
 
     # -- one layer -----------------------------------------------------------------------------
     def layer(self, op, raw, mapping, path, name, explicit, given, sources, count, scope, env, via) -> Any:
-        params, ok = {}, True
-        computed = False
-        for key, value in raw.items():
-            where = path + (key,) if mapping else path
-            params[key], good = self.evaluate(value, env, where, via)
-            ok = ok and good
-            computed = computed or _contains_expr(value)
-        if ok and computed:
-            item_path = path[:-1]
-            errs = validate_evaluated(self.doc, {op: params}, item_path)
-            for err in errs:
-                self.report(_with_source(err, raw), via)
-            ok = not errs
+        # A repeated layer's values may read `index`, its copy's number: evaluated per copy then.
+        per_copy = count is not None and _reads(raw.values(), "index")
+        params, ok = self.params(op, raw, mapping, path, {**env, "index": 0} if per_copy else env, via, scope)
         self.check_arity(op, sources, given, path, via)
         if not ok:
             return None
@@ -434,9 +466,13 @@ class _Expander:
         copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
         value = sources[0] if count == 0 else None
         reads = tuple(s for s in sources if s is not FAILED)
-        for local in copies:
+        for k, local in enumerate(copies):
             if not self.room():
                 return None
+            if per_copy and k:
+                params, ok = self.params(op, raw, mapping, path, {**env, "index": k}, via, scope)
+                if not ok:
+                    return None
             if count is not None:
                 self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
                 scope.paths[local] = path + ("name",)
@@ -460,6 +496,23 @@ class _Expander:
             scope.table[local] = value
             reads = (value,)
         return value
+
+    def params(self, op, raw, mapping, path, env, via, scope: _Scope) -> tuple[dict, bool]:
+        """A layer's written parameters with their expressions evaluated and checked; (params, ok)."""
+        params, ok = {}, True
+        computed = False
+        for key, value in raw.items():
+            where = path + (key,) if mapping else path
+            params[key], good = self.evaluate(value, env, where, via, scope.table)
+            ok = ok and good
+            computed = computed or contains_expr(value)
+        if ok and computed and not any(isinstance(v, LaterValue) for v in params.values()):
+            # (a layer with a LaterValue is checked whole once shape inference has evaluated it)
+            errs = validate_evaluated(self.doc, {op: params}, path[:-1])
+            for err in errs:
+                self.report(with_source(err, raw), via)
+            ok = not errs
+        return params, ok
 
     def claim(self, qualified: str, path: tuple, via) -> bool:
         """Take a module path; a second layer or instance with the same path is an error (a copy
@@ -554,11 +607,8 @@ class _Expander:
             return None
         definition = self.blocks[block]
         declared = dict(definition.get("args") or {})
-        given = {}
-        ok = True
-        for key, value in raw.items():
-            given[key], good = self.evaluate(value, env, path + (key,), via)
-            ok = ok and good
+        per_copy = count is not None and _reads(raw.values(), "index")
+        given, ok = self.args(block, declared, raw, path, {**env, "index": 0} if per_copy else env, via, scope)
         inputs = list(definition.get("inputs") or ["x"])
         if sources is not None and len(sources) != len(inputs):
             self.report(
@@ -578,7 +628,11 @@ class _Expander:
         copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
         value: Any = sources[0] if count == 0 else None
         reads = list(sources)
-        for local in copies:
+        for k, local in enumerate(copies):
+            if per_copy and k:
+                given, ok = self.args(block, declared, raw, path, {**env, "index": k}, via, scope)
+                if not ok:
+                    return None
             if count is not None:
                 self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
                 scope.paths[local] = path + ("name",)
@@ -590,6 +644,29 @@ class _Expander:
                 return None
             reads = [value]
         return value
+
+    def args(self, block, declared, raw, path, env, via, scope: _Scope) -> tuple[dict, bool]:
+        """A block use's arguments as given, evaluated; (given, ok)."""
+        given, ok = {}, True
+        for key, value in raw.items():
+            if value is None and key in declared and declared[key] is None:
+                self.report(self._missing_arg(block, key, path, via), via)
+                ok = False
+                continue
+            given[key], good = self.evaluate(value, env, path + (key,), via, scope.table)
+            ok = ok and good
+        return given, ok
+
+    def _missing_arg(self, block: str, arg: str, path: tuple, via) -> Diagnostic:
+        return Diagnostic(
+            f"block '{block}' needs a value for '{arg}'",
+            format_path(path + (arg,)),
+            self.doc.loc(path + (arg,)),
+            expected=f"a value for '{arg}': the block gives it no default (its args: say `{arg}: null`)",
+            received="null, which means not given",
+            hint=f"write the value, e.g. `{arg}: 64`",
+            code="schema",
+        )
 
     def block_uses(self, block: str) -> list[tuple[str, tuple]]:
         """(used block, path of the use) of each item of `block`'s layers that uses a block."""
@@ -649,7 +726,12 @@ class _Expander:
         if not self.claim(qualified, path + ("name",), via):
             return None
         inner_via = (f"in block `{block}` used at {use_loc}" + (f" as '{qualified}'" if qualified else ""), *via)
-        env = dict(self.global_env)
+        # `in` and the input names read the shapes of what the block reads (spec/resolve.py).
+        env = {
+            **self.global_env,
+            "in": Pending(sources[0]),
+            **{i: Pending(s) for i, s in zip(inputs, sources, strict=True)},
+        }
         args = {}
         for arg, default in declared.items():
             if arg in given:
@@ -786,16 +868,9 @@ class _Expander:
                     break
 
 
-def _contains_expr(value) -> bool:
-    if isinstance(value, list):
-        return any(_contains_expr(v) for v in value)
-    return has_expr(value)
-
-
-def _first_expr(value):
-    if isinstance(value, list):
-        return next((v for v in value if _contains_expr(v)), value)
-    return value
+def _reads(values, name: str) -> bool:
+    """Whether any `${...}` in `values` reads `name`."""
+    return any(name in (names_read(v) or ()) for v in values if contains_expr(v))
 
 
 def _is_dim(value) -> bool:
@@ -804,24 +879,6 @@ def _is_dim(value) -> bool:
     if isinstance(value, int):
         return 1 <= value <= 2**31 - 1
     return isinstance(value, str) and value.isascii() and value.isidentifier()  # as NAME_PATTERN: no "Tλ"
-
-
-def _with_source(diag: Diagnostic, raw: dict) -> Diagnostic:
-    """Say which expression produced a value that failed its check."""
-    key = diag.path.rsplit(".", 1)[-1].split("[")[0]
-    text = raw.get(key) if key in raw else next(iter(raw.values()), None) if len(raw) == 1 else None
-    if not _contains_expr(text):
-        return diag
-    return Diagnostic(
-        diag.message,
-        diag.path,
-        diag.loc,
-        expected=diag.expected,
-        received=f"{diag.received}, the value of {_first_expr(text)}",
-        hint=diag.hint,
-        code=diag.code,
-        severity=diag.severity,
-    )
 
 
 def parse(doc: Document) -> tuple[Graph | None, list[Diagnostic]]:

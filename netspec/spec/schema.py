@@ -43,8 +43,9 @@ COMMON_KEYS = {
 }
 EXPR_DEF = {
     "type": "string",
-    "description": "an expression such as ${width * 2}: numbers, + - * / // % **, min/max/round/floor/ceil/abs, "
-    "and the names of vars and block arguments; checked once evaluated",
+    "description": "an expression such as ${width * 2} or ${in.channels * 6 if t != 1 else in.channels}: numbers, "
+    "text, + - * / // % **, comparisons, and/or/not, a if c else b, min/max/round/floor/ceil/abs/int, and the "
+    "names of vars, block arguments and (in a block) `in` and its inputs; checked once evaluated",
 }
 _IS_EXPR = {"type": "string", "pattern": r"\$\{"}
 # Editor annotations: they stay on the outside of `exprable`'s wrapper, where editors look for them.
@@ -74,6 +75,17 @@ REPEAT = exprable(
 )
 
 
+WHEN = {
+    "title": "when",
+    "if": _IS_EXPR,
+    "then": {"$ref": "#/$defs/expr"},
+    "else": {"type": "boolean"},
+    "description": "include this item only when the condition holds, e.g. ${stride == 1 and in.channels == channels}; "
+    "otherwise the next item reads what this one would have read; default: true",
+    "examples": ["${stride == 1}", "${in.channels != channels}"],
+}
+
+
 def _param_examples(op: OpDef) -> dict[str, list]:
     """Each parameter's values in the layer's registered examples (a scalar sets the shorthand):
     editors offer real settings, and tests compile every one of them."""
@@ -90,7 +102,7 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
     """One layer type's schema. `authoring`: as written in a spec (expressions allowed, `repeat`);
     otherwise as evaluated, which is what the values must finally satisfy."""
     wrap = exprable if authoring else (lambda s: s)
-    props = {**COMMON_KEYS, **({"repeat": REPEAT} if authoring else {})}
+    props = {**COMMON_KEYS, **({"repeat": REPEAT, "when": WHEN} if authoring else {})}
     examples = _param_examples(op)
     props.update({p.name: wrap(p.schema(examples.get(p.name))) for p in op.params})
     mapping = {
@@ -133,7 +145,7 @@ def _block_arg(block: str, arg: str, required: bool) -> dict:
 
 def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]) -> dict:
     """A use of block `name`: its arguments (any value or expression) plus name/from/repeat."""
-    props = {**COMMON_KEYS, "repeat": REPEAT, **{a: _block_arg(name, a, a in required) for a in args}}
+    props = {**COMMON_KEYS, "repeat": REPEAT, "when": WHEN, **{a: _block_arg(name, a, a in required) for a in args}}
     return {
         "title": f"block {name}",
         "description": f"a use of the block {name} defined under blocks:"

@@ -66,7 +66,7 @@ _ABBREV = {
     "num_embeddings": "vocab",
     "embedding_dim": "dim",
 }
-_NOT_SHOWN = {"name", "from", "repeat"}
+_NOT_SHOWN = {"name", "from", "repeat", "when"}
 _LINE = 34  # characters per label line before the parameter list wraps
 
 
