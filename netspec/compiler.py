@@ -12,10 +12,10 @@ from .ir import Graph
 from .passes.canonicalize import canonicalize
 from .passes.infer import TypedGraph, infer
 from .passes.scale import scale_width
-from .spec.resolve import SpecResolver
 from .record import factory, record
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
+from .spec.resolve import SpecResolver
 from .spec.train_schema import resolve_train
 from .spec.validate import validate
 

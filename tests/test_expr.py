@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netspec.spec.expr import Attributes, AttributeProblem, Expr, ExprError, has_expr, parse_expr, substitute, template
+from netspec.spec.expr import AttributeProblem, Attributes, Expr, ExprError, has_expr, parse_expr, substitute, template
 
 
 def ev(text: str, **env):
