@@ -122,6 +122,8 @@ def compile_doc(
         return res
     graph.lint()
     res.typed, diags = infer(graph, dims, SpecResolver(doc))
+    if res.typed is not None:  # conditions decided, values computed: the graph as it will be built
+        res.graph = res.typed.graph
     res.diagnostics += diags
     if res.train and res.typed is not None:
         res.diagnostics += _check_data(res.train, res.typed, doc, data)
