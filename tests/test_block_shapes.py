@@ -100,7 +100,11 @@ def test_in_attributes_by_layout():
     [
         ("${in.channels * t}", None, None),
         ("${in.chanels * t}", "'in.chanels': a tensor has no attribute 'chanels'", "did you mean 'channels'?"),
-        ("${in.length}", "'in.length': (6, 8, 8) is of rank 3, which has no length", "index its dims instead: in.shape[k]"),
+        (
+            "${in.length}",
+            "'in.length': (6, 8, 8) is of rank 3, which has no length",
+            "index its dims instead: in.shape[k]",
+        ),
         ("${in.shape[3]}", "index 3 is out of range for 'in.shape' (valid: 0 to 2, or -3 to -1 from the end)", None),
         ("${in * t}", "arithmetic needs numbers, got (6, 8, 8) (tensor)", None),
         ("${in.channels / 4}", None, None),  # 1.5: refused by the schema, located at the expression
@@ -132,7 +136,16 @@ def test_when_must_be_a_boolean_and_a_use_cannot_depend_on_shapes():
         "- inverted: {name: c,", '- inverted: {when: "${in.channels > 1}", name: c,'
     )
     d = only_error(compile_text(text, FILE))
-    assert d.message == "unknown variable 'in'" or "cannot read a block input's shape" in d.message
+    assert d.message == "cannot evaluate expression: unknown variable 'in'"
+    assert d.hint == "`in` is the input of a block, readable inside a block's layers only"
+    # inside a block, a use's `when:` must be known when the block expands: not a shape
+    nested = text.replace(
+        "layers:\n  - inverted: {name: a",
+        '  outer:\n    layers:\n      - inverted: {name: z, channels: 6, when: "${in.channels > 1}"}\nlayers:\n  - outer\n  - inverted: {name: a',
+    )
+    assert "outer:" in nested
+    messages = {d.message for d in compile_text(nested, FILE).errors}
+    assert "a block use's `when:` cannot read a block input's shape" in messages
 
 
 def test_null_for_a_required_argument_is_reported_missing():
