@@ -31,6 +31,7 @@ TEMPLATES = {
 SYNTHETIC = {"image": (3, 32, 32), "series": (6, 50)}  # sample shapes when the data has none
 SYNTHETIC_CLASSES = 10
 TIME = "T"  # the input's time axis when series differ in length
+TEST_FRACTION = 0.2  # train.data.test_fraction's default: held out where a source has no test split
 
 
 class InitError(ValueError):
@@ -149,7 +150,8 @@ def _file(source: str, base: Path, limit: int | None = None, label_column: str |
             return _table(source, path, label_column or "label", limit)
     except DataError as exc:
         raise InitError(str(exc)) from None
-    return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)")
+    n = len(y) if "x_test" in headers else len(y) - round(len(y) * TEST_FRACTION)
+    return DataInfo(source, sample, len(np.unique(y)), f"{path.name} ({len(y)} samples)", n_train=n)
 
 
 def _table(source: str, path: Path, label: str, limit: int | None) -> DataInfo:
@@ -172,7 +174,8 @@ def _table(source: str, path: Path, label: str, limit: int | None) -> DataInfo:
     keys.append("standardize: per_feature")
     classes = len(np.unique(t["y"]))
     about = f"the table {path.name} ({t['rows']} rows, {t['features']} features, {classes} classes)"
-    return DataInfo(source, (t["features"],), classes, about, table=", ".join(keys))
+    n = t["rows"] - round(t["rows"] * TEST_FRACTION)
+    return DataInfo(source, (t["features"],), classes, about, table=", ".join(keys), n_train=n)
 
 
 def _folder(source: str, base: Path) -> DataInfo:
@@ -203,7 +206,8 @@ def data_info(
     if label_column is not None and not data.lower().endswith((".csv", ".parquet")):
         raise InitError(f"--label-column applies to a .csv or .parquet table; {data} has its own labels")
     if data == "digits":
-        return DataInfo("digits", (1, 8, 8), 10, "scikit-learn's 8x8 handwritten digits (10 classes)")
+        about = "scikit-learn's 8x8 handwritten digits (10 classes)"
+        return DataInfo("digits", (1, 8, 8), 10, about, n_train=1797 - round(1797 * TEST_FRACTION))
     if data == "synthetic":
         n = classes or SYNTHETIC_CLASSES
         return DataInfo("synthetic", None, n, f"random synthetic data ({n} classes, a smoke test)")
@@ -306,13 +310,13 @@ def train_settings(n_train: int, macs: int | None = None) -> Settings:
     steps = math.ceil(fit / batch)
     epochs = math.ceil(STEPS / steps)
     why = {
-        "batch_size": f"about a tenth of the {fit:,} training samples, 4 to 16: {steps} steps an epoch",
-        "epochs": f"about {STEPS:,} optimizer steps ({steps} an epoch)",
+        "batch_size": f"a tenth of the {fit:,} training samples (a power of 2, 4 to 16): {steps} steps an epoch",
+        "epochs": f"about {STEPS:,} optimizer steps, {steps} an epoch",
         "val_fraction": (
             "a tenth held out for validation"
             if val
-            else f"{n_train:,} training samples are too few to hold some out: all train, "
-            "and the test split is evaluated once, on the final weights"
+            else f"{n_train:,} training samples, too few to hold some out: the test split is scored once, "
+            "on the final weights"
         ),
     }
     if macs:
@@ -320,18 +324,15 @@ def train_settings(n_train: int, macs: int | None = None) -> Settings:
         if cap < epochs:
             epochs = cap
             why["epochs"] = (
-                f"bounded by a budget of {MAC_BUDGET:.0e} multiply-accumulates "
-                f"({macs / 1e6:,.0f}M a sample, x3 to train) rather than {STEPS:,} steps"
+                f"fewer than {STEPS:,} steps: a budget of {MAC_BUDGET:.0e} multiply-accumulates "
+                f"({macs / 1e6:,.0f}M a sample, x3 to train)"
             )
     lo, hi = EPOCHS
     if epochs < lo or epochs > hi:
         why["epochs"] += f"; at {'least' if epochs < lo else 'most'} {lo if epochs < lo else hi}"
         epochs = min(hi, max(lo, epochs))
     warmup = max(1, round(epochs / 20))
-    why["schedule"] = (
-        f"{warmup} warmup epoch{'s' * (warmup > 1)}, then cosine to 0: the final epoch's weights are the "
-        "settled ones that are evaluated"
-    )
+    why["schedule"] = "warmup, then cosine to 0: the final weights, the ones tested, are settled"
     return Settings(batch, epochs, val, warmup, why)
 
 
