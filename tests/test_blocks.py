@@ -1057,11 +1057,14 @@ def test_summary_depth_one_accounts_for_dotted_layer_names():
     assert sum(r["params"] for r in rows(data, depth=1)) == data["total_params"]
 
 
-GOLDEN_SPECS = ["vgg16", "resnet18", "resnet_ts", "lstm_fcn", "text_bilstm", "lenet5"]
+GOLDEN_SPECS = ["vgg16", "resnet18", "resnet_ts", "lstm_fcn", "text_bilstm", "lenet5", "mobilenet_v2", "efficientnet_b0"]
 REFERENCE = {  # totals from the papers / torchvision, checked before the golden files were written
     "vgg16": {"params": 138_357_544, "macs": 15_470_264_320},
     "resnet18": {"params": 11_689_512, "macs": 1_814_073_344, "buffers": 9_620},
     "lenet5": {"params": 61_706, "macs": 416_520},
+    # torchvision's counts (tests/test_block_shapes.py compares the modules themselves)
+    "mobilenet_v2": {"params": 3_504_872, "macs": 300_774_272, "buffers": 34_164},
+    "efficientnet_b0": {"params": 5_288_548, "macs": 385_814_752, "buffers": 42_065},
 }
 
 
