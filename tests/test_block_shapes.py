@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from netspec.compiler import compile_file, compile_text
 
@@ -254,3 +256,27 @@ def test_mobilenet_v2_matches_the_published_counts():
     assert (t.total_params, t.total_macs, t.total_buffers) == (3_504_872, 300_774_272, 34_164)
     text = (ROOT / "specs" / "mobilenet_v2.yaml").read_text()
     assert "in_channels" not in text  # every width follows from `in`: none is passed by hand
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cin=st.integers(1, 6),
+    t=st.integers(1, 3),
+    channels=st.integers(1, 6),
+    stride=st.sampled_from([1, 2]),
+    width=st.sampled_from([0.5, 1.0, 1.5]),
+)
+def test_shape_reading_blocks_agree_with_torch_for_any_widths(cin, t, channels, stride, width):
+    """Whatever the input width, expansion, stride and scale.width, the expanded layers, the
+    conditions taken and every count are what the lowered module really does."""
+    text = INVERTED.replace("INPUT", str(cin)).replace("  - inverted: {name: a, channels: 6}\n", "")
+    text = text.replace("{name: b, channels: 6, t: 1}", f"{{name: b, channels: {channels}, t: {t}, stride: {stride}}}")
+    text = text.replace("netspec: 1\n", f"netspec: 1\nscale: {{width: {width}}}\n")
+    res = compiled(text)
+    names = nodes(res)
+    b_in = cin  # the spec input, unscaled
+    b_out = typed_params(res, "b.project")["out_channels"]
+    assert ("b.expand" in names) == (t != 1)
+    assert ("b.residual" in names) == (stride == 1 and b_in == b_out)
+    assert typed_params(res, "b.dw")["groups"] == b_in * t
+    torch_agrees(res.typed)
