@@ -280,3 +280,17 @@ def test_shape_reading_blocks_agree_with_torch_for_any_widths(cin, t, channels, 
     assert ("b.residual" in names) == (stride == 1 and b_in == b_out)
     assert typed_params(res, "b.dw")["groups"] == b_in * t
     torch_agrees(res.typed)
+
+
+def test_a_skipped_item_still_has_its_references_checked():
+    text = textwrap.dedent("""\
+        netspec: 1
+        inputs:
+          x: {shape: [4]}
+        layers:
+          - linear: {name: a, out_features: 8}
+          - add: {from: [a, aa], when: false}
+          - linear: {name: b, out_features: 3}
+        """)
+    d = only_error(compile_text(text, FILE))
+    assert d.message == "unknown name 'aa'" and d.hint == "did you mean 'a'?"

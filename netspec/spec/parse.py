@@ -291,12 +291,12 @@ class _Expander:
                     name, n = f"{kind}_{n}", n + 1
             given = raw.pop("from", None)
             when = self.condition(raw.pop("when", True), kind in self.ops, env, path + ("when",), via, scope)
+            refs = [given] if isinstance(given, str) else list(given) if given is not None else None
+            sources = self.sources(refs, given, path, name, prev, scope, later, via)  # checked even if skipped
             if when is False:  # as if the item were not written: its name stands for what it would read
                 scope.paths[name] = base + (i, kind, "name")
                 scope.table[name] = prev
                 continue
-            refs = [given] if isinstance(given, str) else list(given) if given is not None else None
-            sources = self.sources(refs, given, path, name, prev, scope, later, via)
             count = None
             if "repeat" in raw:
                 count = self.repeat_count(raw.pop("repeat"), env, path + ("repeat",), via, sources)
