@@ -77,7 +77,7 @@ def test_same_conv_equals_torch_same_without_a_warning(n, kernel, dilation):
 def test_even_kernel_lowers_to_an_explicit_pad_in_readable_model_py(tmp_path):
     typed = compile_text(conv_spec(1, 8, 1)).typed
     source = model_source(typed)
-    assert "class SameConv1d(nn.Conv1d):" in source
+    assert "class SamePadding:" in source and "class SameConv1d(SamePadding, nn.Conv1d):" in source
     assert "self.conv = SameConv1d(in_channels=3, out_channels=4, kernel_size=8)" in source
     assert "nn.functional.pad(" in source
     odd = model_source(compile_text(conv_spec(1, 3, 1)).typed)  # odd kernels: unchanged, PyTorch's 'same'

@@ -34,6 +34,24 @@ def _helper_sources() -> dict[str, str]:
     return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
 
 
+def _with_bases(names: list[str]) -> list[str]:
+    """`names` and the helper classes they derive from (SameConv1d needs SamePadding), bases first."""
+    text = _LAYERS_PY.read_text()
+    bases = {
+        n.name: [b.id for b in n.bases if isinstance(b, ast.Name) and b.id in _helper_sources()]
+        for n in ast.parse(text).body
+        if isinstance(n, ast.ClassDef)
+    }
+    out: list[str] = []
+    for name in names:
+        for b in bases.get(name, []):
+            if b not in out:
+                out.append(b)
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def class_name(name: str) -> str:
     parts = re.split(r"[^A-Za-z0-9]+", name)
     out = "".join(p[:1].upper() + p[1:] for p in parts if p)
@@ -293,7 +311,7 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     graph = typed.graph
     cls = class_name(graph.name)
     ctors = [ctor_of(lay) for lay in typed.layers]
-    helpers = sorted({c.cls for c in ctors if not c.cls.startswith("nn.")})
+    helpers = _with_bases(sorted({c.cls for c in ctors if not c.cls.startswith("nn.")}))
     if typed.is_chain and MASK in (_plan(typed) or []):
         helpers.insert(0, "zero_padding")
     macs = fmt_int(typed.total_macs)

@@ -19,13 +19,14 @@ def zero_padding(x: torch.Tensor, lengths: torch.Tensor, axis: int) -> torch.Ten
 # exactly as PyTorch does, then convolve unpadded: the same weights, state-dict keys and output.
 
 
-class SameConv1d(nn.Conv1d):
-    """nn.Conv1d with padding='same', the zero padding written out: (left, right) per axis."""
+class SamePadding:
+    """Mixin for nn.ConvNd with padding='same' written out: F.pad's (left, right) per axis, last
+    axis first, then the convolution unpadded."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
-        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
+        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(nn.functional.pad(x, self.same_padding))
@@ -34,34 +35,16 @@ class SameConv1d(nn.Conv1d):
         return super().extra_repr() + f", same_padding={self.same_padding}"
 
 
-class SameConv2d(nn.Conv2d):
-    """nn.Conv2d with padding='same', the zero padding written out: (left, right, top, bottom)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
-        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(nn.functional.pad(x, self.same_padding))
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", same_padding={self.same_padding}"
+class SameConv1d(SamePadding, nn.Conv1d):
+    """nn.Conv1d with padding='same', the zero padding written out."""
 
 
-class SameConv3d(nn.Conv3d):
-    """nn.Conv3d with padding='same', the zero padding written out: (left, right, top, bottom, front, back)."""
+class SameConv2d(SamePadding, nn.Conv2d):
+    """nn.Conv2d with padding='same', the zero padding written out."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
-        self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))  # F.pad: last axis first
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(nn.functional.pad(x, self.same_padding))
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", same_padding={self.same_padding}"
+class SameConv3d(SamePadding, nn.Conv3d):
+    """nn.Conv3d with padding='same', the zero padding written out."""
 
 
 class Recurrent(nn.Module):
