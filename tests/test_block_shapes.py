@@ -294,3 +294,44 @@ def test_a_skipped_item_still_has_its_references_checked():
         """)
     d = only_error(compile_text(text, FILE))
     assert d.message == "unknown name 'aa'" and d.hint == "did you mean 'a'?"
+
+
+def test_each_input_of_a_multi_input_block_is_read_by_name():
+    text = textwrap.dedent("""\
+        netspec: 1
+        inputs:
+          a: {shape: [3, 8, 8]}
+          b: {shape: [5, 8, 8]}
+        blocks:
+          fuse:
+            inputs: [x, skip]
+            layers:
+              - conv2d: {name: match, out_channels: "${x.channels + skip.channels}", kernel_size: 1, from: x}
+              - conv2d: {name: side, out_channels: "${match.channels}", kernel_size: 1, from: skip}
+              - add: {name: out, from: [match, side]}
+              - linear: {name: last, out_features: "${in.shape[-1] + skip.width}", from: out}
+        layers:
+          - fuse: {name: f, from: [a, b]}
+        """)
+    res = compiled(text)
+    assert typed_params(res, "f.match")["out_channels"] == 8
+    assert typed_params(res, "f.side")["out_channels"] == 8
+    assert typed_params(res, "f.last")["out_features"] == 16
+    torch_agrees(res.typed)
+
+
+def test_a_sequence_length_is_symbolic_and_says_so_in_arithmetic():
+    text = textwrap.dedent("""\
+        netspec: 1
+        inputs:
+          seq: {shape: [T, 4]}
+        blocks:
+          head:
+            layers:
+              - linear: {name: out, out_features: "${in.length * 2}"}
+        layers:
+          - head: {name: h}
+        """)
+    d = only_error(compile_text(text, FILE))
+    assert d.message == "cannot evaluate expression: arithmetic needs numbers, got 'T' (symbolic dim)"
+    assert d.hint.startswith("its size is known only when the model runs")

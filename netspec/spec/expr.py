@@ -402,6 +402,9 @@ def _is_number(v: Any) -> bool:
 
 
 def _kind(v: Any) -> str:
+    own = getattr(v, "expr_kind", None)  # a value that names its own kind (a symbolic dim)
+    if own:
+        return own
     if isinstance(v, bool):
         return "boolean"
     if isinstance(v, int):
@@ -566,7 +569,7 @@ class _Eval:
         """Evaluate `node` and insist on a finite number within the magnitude limit."""
         v = self.value(node)
         if not _is_number(v):
-            raise ExprError(f"{why}, got {_show(v)} ({_kind(v)})", offset=node[1])
+            raise ExprError(f"{why}, got {_show(v)} ({_kind(v)})", hint=getattr(v, "expr_hint", None), offset=node[1])
         return self.checked(v, node)
 
     def checked(self, v: int | float, node: tuple) -> int | float:

@@ -41,6 +41,13 @@ EXPR_EXPECTED = (
 _ATTRIBUTES = ("shape", "rank", "channels", "features", "length", "height", "width", "depth", "dtype")
 
 
+class SymbolicDim(str):
+    """A dim known only when the model runs (T): readable and comparable, not a number."""
+
+    expr_kind = "symbolic dim"
+    expr_hint = "its size is known only when the model runs: pool over that axis first, or give the input a fixed size"
+
+
 class InputShape(Attributes):
     """A block input's static type, as expressions read it (see the module doc)."""
 
@@ -66,7 +73,7 @@ class InputShape(Attributes):
 
     def attribute(self, name: str) -> Any:
         t, layout = self.t, self._layout()
-        shape = list(t.shape)
+        shape = [d if isinstance(d, int) else SymbolicDim(d) for d in t.shape]
         if name == "shape":
             return shape
         if name == "rank":
