@@ -156,6 +156,32 @@ class _Scope:
     paths: dict[str, tuple] = factory(dict)  # local name -> where it is defined
 
 
+@record(frozen=False)
+class _Body:
+    """Where a body of items is expanded: its scope, what its expressions see (vars, block
+    arguments, `in`), the block uses that led here (innermost first) and the blocks being expanded."""
+
+    scope: _Scope
+    env: dict
+    via: tuple[str, ...] = ()
+    stack: tuple[str, ...] = ()
+
+
+@record(frozen=False)
+class _Item:
+    """One item of a body (a layer or a block use) as it is expanded."""
+
+    kind: str  # the layer type or block name
+    raw: dict  # its keys, less name, from, when and repeat as they are taken
+    mapping: bool  # written as a mapping, so each key has its own location
+    path: tuple  # where it is written: (..., i, kind)
+    name: str
+    explicit: bool  # the name is written, not generated
+    given: Any = None  # `from:` as written
+    sources: list | None = None  # the values it reads; None when one is wrong (reported)
+    count: int | None = None  # `repeat:`; None: not repeated
+
+
 def _indexed(base: str, k: int) -> str:
     return f"{base}_{k}" if base[-1].isdigit() else f"{base}{k}"
 
@@ -241,9 +267,10 @@ class _Expander:
         return inputs
 
     # -- a body of layers --------------------------------------------------------------------
-    def body(self, layers: list, base: tuple, scope: _Scope, env: dict, first, via, stack) -> Any:
-        """Instantiate `layers` (written at `base`) in `scope`; returns the last value. `first` is
-        what the first layer reads by default."""
+    def body(self, layers: list, base: tuple, ctx: _Body, first) -> Any:
+        """Instantiate `layers` (written at `base`) in `ctx.scope`; returns the last value. `first`
+        is what the first layer reads by default."""
+        scope, via = ctx.scope, ctx.via
         items = []
         for i, item in enumerate(layers):
             if isinstance(item, str):
@@ -289,25 +316,23 @@ class _Expander:
                 n = 1
                 while scope.prefix + name in self.claimed or name in scope.paths or name in later:
                     name, n = f"{kind}_{n}", n + 1
-            given = raw.pop("from", None)
-            when = self.condition(raw.pop("when", True), kind in self.ops, env, path + ("when",), via, scope)
-            refs = [given] if isinstance(given, str) else list(given) if given is not None else None
-            sources = self.sources(refs, given, path, name, prev, scope, later, via)  # checked even if skipped
+            item = _Item(kind, raw, mapping, path, name, explicit, raw.pop("from", None))
+            when = self.condition(raw.pop("when", True), kind in self.ops, path + ("when",), ctx)
+            item.sources = self.sources(item, prev, later, ctx)  # checked even if the item is skipped
             if when is False:  # as if the item were not written: its name stands for what it would read
                 scope.paths[name] = base + (i, kind, "name")
                 scope.table[name] = prev
                 continue
-            count = None
             if "repeat" in raw:
-                count = self.repeat_count(raw.pop("repeat"), env, path + ("repeat",), via, sources)
+                item.count = self.repeat_count(raw.pop("repeat"), path + ("repeat",), ctx, item.sources)
             if when is None:
                 value = None
             elif kind in self.ops:
-                value = self.layer(kind, raw, mapping, path, name, explicit, given, sources, count, scope, env, via)
+                value = self.layer(item, ctx)
                 if isinstance(when, LaterValue) and isinstance(value, str):
-                    self.conditional(value, count, when, prev)
+                    self.conditional(value, item.count, when, prev)
             else:
-                value = self.use(kind, raw, path, name, sources, count, scope, env, via, stack)
+                value = self.use(item, ctx)
             scope.paths[name] = base + (i, kind, "name")
             value = FAILED if value is None else value
             scope.table[name] = value
@@ -316,12 +341,13 @@ class _Expander:
             prev = value
         return prev
 
-    def condition(self, raw, layer: bool, env, path, via, scope: _Scope) -> bool | LaterValue | None:
+    def condition(self, raw, layer: bool, path, ctx: _Body) -> bool | LaterValue | None:
         """An item's `when:`: True, False, a LaterValue (a layer's condition on a block input's
         shape, decided by shape inference), or None when it is wrong (reported)."""
         if raw is True:
             return True
-        value, ok = self.evaluate(raw, env, path, via, scope.table)
+        via = ctx.via
+        value, ok = self.evaluate(raw, ctx.env, path, via, ctx.scope.table)
         if not ok:
             return None
         if isinstance(value, LaterValue):
@@ -355,8 +381,10 @@ class _Expander:
             for k in range(len(self.nodes) - made + 1, len(self.nodes)):
                 self.nodes[k] = replace(self.nodes[k], skip_to=self.nodes[k - 1].name)
 
-    def sources(self, refs, given, path, name, prev, scope: _Scope, later, via) -> list[str] | None:
-        """The value names a layer reads; None when one of them is wrong (already reported)."""
+    def sources(self, item: _Item, prev, later, ctx: _Body) -> list[str] | None:
+        """The value names an item reads; None when one of them is wrong (already reported)."""
+        given, path, name, scope, via = item.given, item.path, item.name, ctx.scope, ctx.via
+        refs = [given] if isinstance(given, str) else list(given) if given is not None else None
         if refs is None:
             if isinstance(prev, _Multi):
                 self.report(self._multi_error(prev, path, "the previous layer"), via)
@@ -417,8 +445,9 @@ class _Expander:
             code="graph",
         )
 
-    def repeat_count(self, raw, env, path, via, sources) -> int | None:
-        value, ok = self.evaluate(raw, env, path, via)
+    def repeat_count(self, raw, path, ctx: _Body, sources) -> int | None:
+        via = ctx.via
+        value, ok = self.evaluate(raw, ctx.env, path, via)
         if not ok:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_REPEAT:
@@ -452,17 +481,21 @@ class _Expander:
         return count
 
     # -- one layer -----------------------------------------------------------------------------
-    def layer(self, op, raw, mapping, path, name, explicit, given, sources, count, scope, env, via) -> Any:
+    def layer(self, item: _Item, ctx: _Body) -> Any:
+        op, raw, path, name, count, sources = item.kind, item.raw, item.path, item.name, item.count, item.sources
+        scope, env, via = ctx.scope, ctx.env, ctx.via
         # A repeated layer's values may read `index`, its copy's number: evaluated per copy then.
         per_copy = count is not None and _reads(raw.values(), "index")
-        params, ok = self.params(op, raw, mapping, path, {**env, "index": 0} if per_copy else env, via, scope)
-        self.check_arity(op, sources, given, path, via)
+        params, ok = self.params(item, {**env, "index": 0} if per_copy else env, ctx)
+        self.check_arity(op, sources, item.given, path, via)
         if not ok:
             return None
         # A layer whose inputs are wrong is still built, so its own parameters get checked too.
         sources = sources or [FAILED]
-        locs = {k: self.doc.loc(path + (k,)) for k in raw} if mapping else {k: self.doc.loc(path) for k in raw}
-        user_set = frozenset(raw) | ({"from"} if given is not None else set()) | ({"name"} if explicit else set())
+        locs = {k: self.doc.loc(path + (k,)) for k in raw} if item.mapping else {k: self.doc.loc(path) for k in raw}
+        user_set = (
+            frozenset(raw) | ({"from"} if item.given is not None else set()) | ({"name"} if item.explicit else set())
+        )
         copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
         value = sources[0] if count == 0 else None
         reads = tuple(s for s in sources if s is not FAILED)
@@ -470,7 +503,7 @@ class _Expander:
             if not self.room():
                 return None
             if per_copy and k:
-                params, ok = self.params(op, raw, mapping, path, {**env, "index": k}, via, scope)
+                params, ok = self.params(item, {**env, "index": k}, ctx)
                 if not ok:
                     return None
             if count is not None:
@@ -497,8 +530,10 @@ class _Expander:
             reads = (value,)
         return value
 
-    def params(self, op, raw, mapping, path, env, via, scope: _Scope) -> tuple[dict, bool]:
-        """A layer's written parameters with their expressions evaluated and checked; (params, ok)."""
+    def params(self, item: _Item, env: dict, ctx: _Body) -> tuple[dict, bool]:
+        """A layer's written parameters with their expressions evaluated (in `env`, which may add
+        a copy's `index`) and checked; (params, ok)."""
+        op, raw, mapping, path, via, scope = item.kind, item.raw, item.mapping, item.path, ctx.via, ctx.scope
         params, ok = {}, True
         computed = False
         for key, value in raw.items():
@@ -572,7 +607,9 @@ class _Expander:
         return False
 
     # -- one use of a block ------------------------------------------------------------------
-    def use(self, block, raw, path, name, sources, count, scope, env, via, stack) -> Any:
+    def use(self, item: _Item, ctx: _Body) -> Any:
+        block, raw, path, name, sources, count = item.kind, item.raw, item.path, item.name, item.sources, item.count
+        scope, env, via, stack = ctx.scope, ctx.env, ctx.via, ctx.stack
         self.used_blocks.add(block)
         use_loc = self.doc.loc(path, key=True)
         if block in stack:
@@ -608,7 +645,7 @@ class _Expander:
         definition = self.blocks[block]
         declared = dict(definition.get("args") or {})
         per_copy = count is not None and _reads(raw.values(), "index")
-        given, ok = self.args(block, declared, raw, path, {**env, "index": 0} if per_copy else env, via, scope)
+        given, ok = self.args(item, declared, {**env, "index": 0} if per_copy else env, ctx)
         inputs = list(definition.get("inputs") or ["x"])
         if sources is not None and len(sources) != len(inputs):
             self.report(
@@ -630,13 +667,13 @@ class _Expander:
         reads = list(sources)
         for k, local in enumerate(copies):
             if per_copy and k:
-                given, ok = self.args(block, declared, raw, path, {**env, "index": k}, via, scope)
+                given, ok = self.args(item, declared, {**env, "index": k}, ctx)
                 if not ok:
                     return None
             if count is not None:
                 self.report(_name_error(self.doc, path + ("name",), local, scope.paths), via)
                 scope.paths[local] = path + ("name",)
-            value = self.instance(block, definition, declared, given, inputs, reads, local, path, scope, via, stack)
+            value = self.instance(item, ctx, given, reads, local)
             if value is None:
                 return None
             if isinstance(value, _Multi) and count is not None and count > 1:
@@ -645,15 +682,16 @@ class _Expander:
             reads = [value]
         return value
 
-    def args(self, block, declared, raw, path, env, via, scope: _Scope) -> tuple[dict, bool]:
-        """A block use's arguments as given, evaluated; (given, ok)."""
+    def args(self, item: _Item, declared: dict, env: dict, ctx: _Body) -> tuple[dict, bool]:
+        """A block use's arguments as given, evaluated in `env`; (given, ok)."""
+        block, raw, path, via = item.kind, item.raw, item.path, ctx.via
         given, ok = {}, True
         for key, value in raw.items():
             if value is None and key in declared and declared[key] is None:
                 self.report(self._missing_arg(block, key, path, via), via)
                 ok = False
                 continue
-            given[key], good = self.evaluate(value, env, path + (key,), via, scope.table)
+            given[key], good = self.evaluate(value, env, path + (key,), via, ctx.scope.table)
             ok = ok and good
         return given, ok
 
@@ -719,7 +757,13 @@ class _Expander:
                 todo.append(iter(self.block_uses(used)))
         return False
 
-    def instance(self, block, definition, declared, given, inputs, sources, local, path, scope, via, stack) -> Any:
+    def instance(self, item: _Item, ctx: _Body, given: dict, sources: list, local: str) -> Any:
+        """One instance of the block `item` uses, named `local`, with the arguments `given`,
+        reading `sources`."""
+        block, path, scope, via = item.kind, item.path, ctx.scope, ctx.via
+        definition = self.blocks[block]
+        declared = dict(definition.get("args") or {})
+        inputs = list(definition.get("inputs") or ["x"])
         qualified = scope.prefix + local
         def_path = ("blocks", block)
         use_loc = self.doc.loc(path, key=True)
@@ -749,9 +793,8 @@ class _Expander:
             inner.paths[inp] = where
             inner.table[inp] = src
         first_node = len(self.nodes)
-        last = self.body(
-            definition["layers"], def_path + ("layers",), inner, env, sources[0], inner_via, (*stack, block)
-        )
+        inner_ctx = _Body(inner, env, inner_via, (*ctx.stack, block))
+        last = self.body(definition["layers"], def_path + ("layers",), inner_ctx, sources[0])
         outs = definition.get("outputs")
         if outs is None:
             values, names = [last], []  # one output: reached by the instance's name alone
@@ -799,7 +842,7 @@ class _Expander:
         self.global_env = self.globals()
         top = _Scope(prefix="", what="a graph input or a layer")
         inputs = self.inputs(self.global_env, top)
-        last = self.body(self.data["layers"], ("layers",), top, self.global_env, inputs[0].name, (), ())
+        last = self.body(self.data["layers"], ("layers",), _Body(top, self.global_env), inputs[0].name)
         outputs = self.data.get("outputs")
         if outputs is None:
             if isinstance(last, _Multi):
