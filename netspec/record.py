@@ -28,7 +28,10 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    _T = TypeVar("_T")
+    _C = TypeVar("_C", bound=type)
 
 _FIELDS = "__record_fields__"
 
@@ -44,6 +47,19 @@ class factory:
 
     def __init__(self, make: Callable[[], Any]):
         self.make = make
+
+
+if TYPE_CHECKING:  # what type checkers read (PEP 681): records are frozen dataclasses to them
+
+    def factory(make: Callable[[], _T]) -> _T: ...
+
+    @overload
+    @dataclass_transform(frozen_default=True)
+    def record(cls: _C, /) -> _C: ...
+
+    @overload
+    @dataclass_transform(frozen_default=True)
+    def record(*, frozen: bool = True) -> Callable[[_C], _C]: ...
 
 
 def _own_fields(cls: type) -> list[str]:
