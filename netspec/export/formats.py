@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..ops import get
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import factory, record
@@ -81,7 +82,7 @@ def require(module: str, why: str) -> None:
 
 def _vocab(typed: TypedGraph) -> int:
     """Token ids must index every embedding: below the smallest vocabulary."""
-    sizes = [la.node.params["num_embeddings"] for la in typed.layers if la.node.op == "embedding"]
+    sizes = [vocab(la.node.params) for la in typed.layers if (vocab := get(la.node.op).vocab_size)]
     return min(sizes, default=2)
 
 
@@ -262,7 +263,7 @@ def exported_program(model: nn.Module, typed: TypedGraph) -> tuple[torch.export.
     """The program with the batch axis dynamic, and the time axes too where torch.export can; the
     notes name every axis it fixed to the example's size."""
     Dim = torch.export.Dim
-    recurrent = any(la.node.op in ("lstm", "gru", "rnn") for la in typed.layers)
+    recurrent = any(get(la.node.op).recurrent for la in typed.layers)
     time = Dim.AUTO if recurrent else Dim.DYNAMIC  # AUTO: fixed where a recurrent layer needs it
     shapes = tuple(
         {0: Dim.DYNAMIC, **{k + 1: time for k, d in enumerate(t.shape) if isinstance(d, str)}} for t in typed.inputs

@@ -8,11 +8,12 @@ them), so the rewritten graph lowers, prints (model.py) and counts like any othe
 from __future__ import annotations
 
 from ..ir import Graph, Node
-from ..passes.infer import TypedGraph, infer
+from ..ops import get
+from ..passes.infer import LayerInfo, TypedGraph, infer
 from ..record import record, replace
 
-DROPPED_OPS = ("dropout", "identity")  # the identity at inference
-FOLDABLE = {"conv1d": "batchnorm1d", "conv2d": "batchnorm2d", "conv3d": "batchnorm3d", "linear": "batchnorm1d"}
+# Which layers are dropped (OpDef.inference_identity) and which batchnorm folds into which layer
+# (OpDef.folds_bn) are the layers' own traits.
 
 
 @record
@@ -36,10 +37,9 @@ class Plan:
         parts = []
         if self.folds:
             parts.append(f"folded {len(self.folds)} batchnorm layer{'s' * (len(self.folds) != 1)}")
-        for op in DROPPED_OPS:
+        for op in sorted({o for _, o in self.dropped}):
             n = sum(o == op for _, o in self.dropped)
-            if n:
-                parts.append(f"dropped {n} {op}")
+            parts.append(f"dropped {n} {op}")
         return ", ".join(parts) or "nothing to remove"
 
 
@@ -54,32 +54,33 @@ def _consumers(graph: Graph) -> dict[str, int]:
     return uses
 
 
+def _folds_into(producer: LayerInfo | None, bn: Node) -> bool:
+    """Does the batchnorm `bn` fold into `producer`'s output (the producer's `folds_bn` trait)?"""
+    if producer is None:
+        return False
+    node = producer.node
+    return get(node.op).folds_bn(dict(node.params), producer.in_type, producer.out_type) == bn.op
+
+
 def _foldable(producer: Node | None, bn: Node, uses: dict[str, int], graph: Graph) -> bool:
-    if producer is None or FOLDABLE.get(producer.op) != bn.op or uses.get(producer.name) != 1:
+    if producer is None or uses.get(producer.name) != 1:
         return False
     # Without running statistics a batchnorm normalizes by the batch's own, even at inference.
     return bn.params["track_running_stats"] and bn.name not in graph.outputs
 
 
-def _linear_per_feature(typed: TypedGraph, name: str) -> bool:
-    """batchnorm1d after a linear folds only on (F,): on (T, F) its channels would be the steps."""
-    layer = next(la for la in typed.layers if la.node.name == name)
-    return layer.out_type.rank == 1
-
-
 def plan(typed: TypedGraph, fold_bn: bool = True, drop: bool = True) -> Plan:
     graph = typed.graph
     by_name = {n.name: n for n in graph.nodes}
+    layers = {la.node.name: la for la in typed.layers}
     uses = _consumers(graph)
     folds, dropped = [], []
     for node in graph.nodes:
-        if drop and node.op in DROPPED_OPS and node.name not in graph.outputs:
+        if drop and get(node.op).inference_identity and node.name not in graph.outputs:
             dropped.append((node.name, node.op))
-        elif fold_bn and node.op.startswith("batchnorm"):
-            producer = by_name.get(node.inputs[0])
+        elif fold_bn and node.inputs and _folds_into(layers.get(node.inputs[0]), node):
+            producer = by_name[node.inputs[0]]
             if not _foldable(producer, node, uses, graph):
-                continue
-            if producer.op == "linear" and not _linear_per_feature(typed, producer.name):
                 continue
             p = node.params
             folds.append(Fold(producer.name, node.name, p["eps"], p["affine"], producer.params["bias"]))

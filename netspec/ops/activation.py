@@ -7,7 +7,7 @@ from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import nondefault, torch_dim
 from .params import Accepts, Enum, Float, Int, Param
-from .registry import Ctor, Example, OpDef, register
+from .registry import KEEP, MIX, Ctor, Example, OpDef, register
 
 _ANY = Accepts(None, axes="(*)", min_rank=1, sample_dims=(1, 3, 4))
 
@@ -77,6 +77,11 @@ register(
 )
 
 
+def _softmax_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+    """Per step, unless it normalizes over the time axis itself (`dim` counts the batch)."""
+    return MIX if p["dim"] % (x.rank + 1) == axis + 1 else KEEP
+
+
 def _make_softmax(name: str, cls: str) -> OpDef:
     def infer(p, x):
         torch_dim(p["dim"], x.rank)
@@ -94,6 +99,7 @@ def _make_softmax(name: str, cls: str) -> OpDef:
         examples=(Example(None, (10,), (10,)), Example(1, (3, 4), (3, 4))),
         torch_equivalent=f"torch.nn.{cls}",
         shape_rule="(*) -> (*): the shape is kept; values along `dim` are normalized",
+        lengths=_softmax_lengths,
     )
 
 

@@ -8,7 +8,7 @@ from ..errors import ShapeError
 from ..ir.types import TensorType, numel
 from .common import AXES, LAYOUT, OUT_AXES, check_inferred, nondefault, sliding_window
 from .params import Accepts, Bool, Enum, Int, Ints, Padding, Param
-from .registry import Ctor, Example, OpDef, register
+from .registry import MASK, Ctor, Example, OpDef, register
 
 _TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "padding_mode": "zeros"}
 
@@ -198,6 +198,9 @@ def _make(n: int) -> OpDef:
         torch_equivalent=f"torch.nn.Conv{n}d",
         shape_rule=f"{LAYOUT[n]} -> (out_channels, {OUT_AXES[n]}) with, per axis, "
         "S' = floor((S + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1; padding 'same' keeps S",
+        lengths=MASK,
+        folds_bn=lambda p, x, y: f"batchnorm{n}d",
+        low_rank_hint="the input lacks a channel axis: add it to the input shape, e.g. [1, ...]",
     )
 
 

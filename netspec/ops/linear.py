@@ -57,6 +57,8 @@ register(
         examples=(Example(10, (84,), (10,)), Example({"out_features": 5, "bias": False}, (7, 3), (7, 5))),
         torch_equivalent="torch.nn.Linear",
         shape_rule="(*, in_features) -> (*, out_features): the last axis is mapped, leading axes are kept",
+        # batchnorm1d folds only on (F,): on (T, F) its channels would be the steps, not the features
+        folds_bn=lambda p, x, y: "batchnorm1d" if y.rank == 1 else None,
     )
 )
 
@@ -106,6 +108,7 @@ register(
         examples=(Example({"num_embeddings": 100, "embedding_dim": 16}, (12,), (12, 16)),),
         torch_equivalent="torch.nn.Embedding",
         shape_rule="(*) int64 ids -> (*, embedding_dim) float32",
+        vocab_size=lambda p: p["num_embeddings"],
     )
 )
 
@@ -124,6 +127,7 @@ register(
         examples=(Example(None, (10,), (10,)), Example(0.2, (3, 4), (3, 4))),
         torch_equivalent="torch.nn.Dropout",
         shape_rule="(*) -> (*): the shape is kept",
+        inference_identity=True,
     )
 )
 
@@ -139,5 +143,6 @@ register(
         examples=(Example(None, (3, 4), (3, 4)),),
         torch_equivalent="torch.nn.Identity",
         shape_rule="(*) -> (*): the input itself",
+        inference_identity=True,
     )
 )

@@ -8,7 +8,7 @@ from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import check_inferred, nondefault
 from .params import Accepts, Bool, Float, Int, IntList, Param
-from .registry import Ctor, Example, OpDef, register
+from .registry import KEEP, MIX, Ctor, Example, OpDef, register
 
 _BN_DEFAULTS = {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True}
 _BN_RANKS = {1: ((1, 2), "(C) or (C, L)"), 2: ((3,), "(C, H, W)"), 3: ((4,), "(C, D, H, W)")}
@@ -65,6 +65,7 @@ def _make_bn(n: int) -> OpDef:
         ),
         torch_equivalent=f"torch.nn.BatchNorm{n}d",
         shape_rule=f"{axes} -> the same shape (num_features = C)",
+        padding_note="warning: batchnorm statistics include the zero padding of shorter series in training",
     )
 
 
@@ -93,6 +94,11 @@ def _ln_infer(p, x: TensorType):
         "normalized_shape", tuple(given) if given else None, actual, f"the input's trailing dims are {list(actual)}"
     )
     return x, {"normalized_shape": actual}
+
+
+def _ln_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+    """Per step, unless the time axis is among the normalized trailing dims."""
+    return MIX if axis >= x.rank - len(p["normalized_shape"]) else KEEP
 
 
 def _ln_params(p, x, y):
@@ -129,5 +135,6 @@ register(
         examples=(Example(None, (10, 16), (10, 16)), Example({"normalized_shape": [4, 5]}, (3, 4, 5), (3, 4, 5))),
         torch_equivalent="torch.nn.LayerNorm",
         shape_rule="(*, F) -> (*, F): the shape is kept; the trailing normalized_shape dims are normalized",
+        lengths=_ln_lengths,
     )
 )

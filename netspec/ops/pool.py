@@ -6,7 +6,7 @@ from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import AXES, LAYOUT, OUT_AXES, nondefault, sliding_window
 from .params import Accepts, Bool, Ints, OutputSize, Param
-from .registry import Ctor, Example, OpDef, register
+from .registry import KEEP, USE_LAST, Ctor, Example, OpDef, register
 
 
 def _window_params(n: int, kind: str) -> tuple[Param, ...]:
@@ -142,6 +142,11 @@ def _make_adaptive(n: int, kind: str) -> OpDef:
     )
 
 
+def _global_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+    """Over (C, T): pools each series over its true length only (the padding is left out)."""
+    return USE_LAST if x.rank == 2 and axis == 1 else KEEP
+
+
 def _make_global(kind: str) -> OpDef:
     def infer(p, x: TensorType):
         if p["keepdim"]:
@@ -162,6 +167,7 @@ def _make_global(kind: str) -> OpDef:
         examples=(Example(None, (64, 7, 7), (64,)), Example({"keepdim": True}, (8, 20), (8, 1))),
         torch_equivalent=f"x.{'mean' if kind == 'avg' else 'amax'}(dim=spatial)",
         shape_rule="(C, *spatial) -> (C); with keepdim (C, 1, ...), one 1 per spatial axis",
+        lengths=_global_lengths,
     )
 
 

@@ -7,11 +7,11 @@ the layer passes on: the whole sequence, the last step, or a mean/max summary ov
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir.types import TensorType
 from .common import check_inferred
 from .params import Accepts, Bool, Enum, Float, Int, Param
-from .registry import Ctor, Example, OpDef, register
+from .registry import KEEP, USE, USE_LAST, Ctor, Example, OpDef, register
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
@@ -31,6 +31,45 @@ def weights(p, input_size: int) -> tuple[int, int]:
     later = g * h * (dirs * hout + hout) + proj * h
     n = p["num_layers"]
     return dirs * (first + (n - 1) * later), dirs * n
+
+
+def _lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+    """Packs a padded batch when time is its first axis (T, F); the state at each true length."""
+    if axis != 0:
+        return KEEP
+    return USE if x.shape[axis] in y.shape else USE_LAST
+
+
+def _warn(node, x: TensorType) -> list[Diagnostic]:
+    out = []
+    if x.layout == "channels" and x.rank == 2:
+        c, length = x.shape
+        out.append(
+            Diagnostic(
+                f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, F)",
+                format_path(node.path),
+                node.loc,
+                expected="(T, F): time first, features last",
+                received=f"{x.show()} with channels first, so time would be the {c} channels",
+                hint="insert `- transpose: [1, 2]` before this layer",
+                severity=WARNING,
+                code="layout",
+            )
+        )
+    if node.params["dropout"] > 0 and node.params["num_layers"] == 1:
+        out.append(
+            Diagnostic(
+                f"dropout has no effect on a single-layer {node.op}",
+                format_path((*node.path, "dropout")),
+                node.loc_of("dropout"),
+                expected="num_layers > 1 for dropout between layers",
+                received=f"dropout={node.params['dropout']}, num_layers=1",
+                hint="add a `- dropout` layer after it instead",
+                severity=WARNING,
+                code="layout",
+            )
+        )
+    return out
 
 
 def _make(kind: str) -> OpDef:
@@ -131,6 +170,10 @@ def _make(kind: str) -> OpDef:
         torch_equivalent=f"torch.nn.{CLS[kind]}",
         shape_rule="(T, F) -> (T, D*H) with output sequence, (D*H) with last, mean or max; D = 2 if "
         f"bidirectional else 1, H = {'proj_size if set, else ' if kind == 'lstm' else ''}hidden_size",
+        lengths=_lengths,
+        recurrent=True,
+        low_rank_hint="recurrent layers read (T, F); declare the input as [T, F] or add `- reshape: [-1, 1]`",
+        warn=_warn,
     )
 
 

@@ -3,10 +3,20 @@
 An entry carries its parameter schema, the pure static shape rule, the parameter / buffer / MAC
 counts, and the lowering (a constructor description that both the in-process module builder and
 the Python code generator use, so they cannot disagree). Nothing here imports torch.
+
+It also carries the layer's traits: every rule that passes, export and the runtime apply to some
+layer types and not others (sequence lengths, batchnorm folding, inference-time identities, export
+and runtime notes, diagnostic hints and warnings). Code outside ops/ asks the OpDef and never names
+a layer type, so a layer is added in one file: a module that calls `register` (tests/test_one_file.py).
+
+Extra layer modules outside netspec: name them in the environment variable NETSPEC_OPS
+(comma-separated importable module names, e.g. `NETSPEC_OPS=mylayers,lab.ops`); they are imported
+after the built-in families, before the registry is first used.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 from ..ir.types import TensorType
@@ -16,6 +26,9 @@ from .params import REQUIRED, Accepts, Param
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..errors import Diagnostic
+    from ..ir import Node
 
 Params = Mapping[str, "Any"]
 
@@ -38,6 +51,19 @@ class Example:
 
 def _zero(p, x, y) -> int:
     return 0
+
+
+def _no_fold(p, x, y) -> str | None:
+    return None
+
+
+# How a layer treats the lengths of a zero-padded, variable-length batch (passes/lengths.py) when
+# its input still has the time axis: the value of OpDef.lengths, or what its hook returns.
+USE = "use"  # called with the lengths (it packs the sequence); the time axis survives
+USE_LAST = "use_last"  # called with the lengths; the output has no time axis left
+KEEP = "keep"  # called plainly; acts per step, so it must keep the time axis where it was
+MASK = "mask"  # like KEEP but it reaches across steps (a 'same' conv): padded steps are zeroed first
+MIX = "mix"  # it mixes steps (softmax over time): padding would leak into real steps, an error
 
 
 @record
@@ -66,6 +92,27 @@ class OpDef:
     # The shape rule in words, input -> output per sample, for docs and `netspec ops NAME`
     # (`infer` is the rule itself; each example's output is checked against it).
     shape_rule: str = ""
+
+    # ---- traits: the per-layer rules of passes, export and the runtime (none of them names a layer)
+    # Sequence lengths: USE, USE_LAST, KEEP, MASK or MIX, or a hook (params, x, y, axis of the time
+    # symbol in x) -> one of them. KEEP and MASK still require the time axis to stay where it was.
+    lengths: str | Callable[[Params, TensorType, TensorType, int], str] = KEEP
+    # Steps through time carrying a state (nn.LSTM-like): torch.export may have to fix the time axis.
+    recurrent: bool = False
+    # The identity at inference (dropout): export's passes drop it from the graph.
+    inference_identity: bool = False
+    # The batchnorm layer type that folds into this layer's output at export, when that batchnorm
+    # reads this layer alone: (params, x, y) -> its name, or None. The layer has a `bias` parameter.
+    folds_bn: Callable[[Params, TensorType, TensorType], str | None] = _no_fold
+    # For a layer reading integer token ids: how many ids it indexes (synthetic data and export's
+    # sample inputs draw ids below it).
+    vocab_size: Callable[[Params], int] | None = None
+    # Said once by `train` when the layer trains on zero-padded variable-length batches.
+    padding_note: str = ""
+    # The hint of the rank error for an input with fewer axes than the layer accepts.
+    low_rank_hint: str | None = None
+    # Legal but suspicious uses: (node with params resolved, input type) -> warnings.
+    warn: Callable[[Node, TensorType], list[Diagnostic]] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -105,6 +152,12 @@ def _load() -> None:
     from . import activation, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
 
     _loaded.append(True)
+    extra = [m.strip() for m in os.environ.get("NETSPEC_OPS", "").split(",") if m.strip()]
+    if extra:
+        import importlib
+
+        for module in extra:
+            importlib.import_module(module)  # registers its ops; an import error names the module
 
 
 def get(name: str) -> OpDef:

@@ -90,7 +90,8 @@ class TypedGraph:
 
 
 def _accepts(node: Node, x: TensorType) -> ShapeError | None:
-    acc = get(node.op).accepts
+    op = get(node.op)
+    acc = op.accepts
     if acc.dtype != "any" and x.dtype != acc.dtype:
         hint = None
         if acc.dtype == "int64":
@@ -108,10 +109,8 @@ def _accepts(node: Node, x: TensorType) -> ShapeError | None:
         hint = None
         if acc.ranks and x.rank > max(acc.ranks):
             hint = "add `- flatten` or a global pooling layer before it"
-        if node.op.startswith("conv") and acc.ranks and x.rank < min(acc.ranks):
-            hint = "the input lacks a channel axis: add it to the input shape, e.g. [1, ...]"
-        if node.op in ("lstm", "gru", "rnn") and x.rank == 1:
-            hint = "recurrent layers read (T, F); declare the input as [T, F] or add `- reshape: [-1, 1]`"
+        if op.low_rank_hint and acc.ranks and x.rank < min(acc.ranks):
+            hint = op.low_rank_hint
         return ShapeError(
             f"{node.op} expects {acc.axes} per sample",
             expected=f"{want} per sample {acc.axes} (plus the batch)",
@@ -122,36 +121,9 @@ def _accepts(node: Node, x: TensorType) -> ShapeError | None:
 
 
 def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
-    """Legal but suspicious layer uses; every one that applies is reported."""
-    out = []
-    if node.op in ("lstm", "gru", "rnn") and x.layout == "channels" and x.rank == 2:
-        c, length = x.shape
-        out.append(
-            Diagnostic(
-                f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, F)",
-                format_path(node.path),
-                node.loc,
-                expected="(T, F): time first, features last",
-                received=f"{x.show()} with channels first, so time would be the {c} channels",
-                hint="insert `- transpose: [1, 2]` before this layer",
-                severity=WARNING,
-                code="layout",
-            )
-        )
-    if node.op in ("lstm", "gru", "rnn") and node.params["dropout"] > 0 and node.params["num_layers"] == 1:
-        out.append(
-            Diagnostic(
-                f"dropout has no effect on a single-layer {node.op}",
-                format_path(node.path + ("dropout",)),
-                node.loc_of("dropout"),
-                expected="num_layers > 1 for dropout between layers",
-                received=f"dropout={node.params['dropout']}, num_layers=1",
-                hint="add a `- dropout` layer after it instead",
-                severity=WARNING,
-                code="layout",
-            )
-        )
-    return out
+    """Legal but suspicious layer uses (each layer's `warn` hook); every one that applies is reported."""
+    hook = get(node.op).warn
+    return hook(node, x) if hook else []
 
 
 class Resolver:

@@ -10,14 +10,15 @@ ones (a strided conv, a flatten or softmax over time) is an error, found statica
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..ops import get
+from ..ops.registry import KEEP, MASK, MIX, USE, USE_LAST
 from .infer import TypedGraph
 
-USE = "use"  # called with lengths; the time axis survives
-USE_LAST = "use_last"  # called with lengths; the output has no time axis left
-KEEP = "keep"  # called plainly; acts per step, time axis unchanged
-MASK = "mask"  # time axis unchanged but the layer reaches across steps (a 'same' conv): the padded
-# steps are zeroed first, so the layer sees exactly the zeros an unpadded series would be padded with
+# What each layer does with the lengths is its OpDef's `lengths` trait (ops/registry.py says what
+# USE, USE_LAST, KEEP, MASK and MIX mean); a layer whose input has lost the time axis is PLAIN.
 PLAIN = "plain"  # no time axis any more
+
+__all__ = ["KEEP", "MASK", "MIX", "PLAIN", "USE", "USE_LAST", "lengths_plan", "time_axes", "time_symbol"]
 
 
 def time_symbol(typed: TypedGraph) -> str | None:
@@ -48,12 +49,11 @@ def lengths_plan(typed: TypedGraph) -> list[str]:
             continue
         x, y, op = layer.in_type, layer.out_type, layer.node.op
         axis = x.shape.index(sym) if sym in x.shape else None
-        if op in ("lstm", "gru", "rnn") and axis == 0:
-            plan.append(USE if sym in y.shape else USE_LAST)
-        elif op in ("global_avgpool", "global_maxpool") and x.rank == 2 and axis == 1:
-            plan.append(USE_LAST)
-        elif sym in y.shape and y.shape.index(sym) == axis and not _mixes_time(layer, axis):
-            plan.append(MASK if layer.node.op.startswith("conv") else KEEP)
+        step = _step(layer, axis)
+        # KEEP and MASK act per step: the time axis must stay where it was
+        kept = step in (KEEP, MASK) and sym in y.shape and y.shape.index(sym) == axis
+        if step in (USE, USE_LAST) or kept:
+            plan.append(step)
         else:
             raise ShapeError(
                 f"{op} '{layer.node.name}' would mix the padding of variable-length series into real steps",
@@ -65,11 +65,9 @@ def lengths_plan(typed: TypedGraph) -> list[str]:
     return plan
 
 
-def _mixes_time(layer, axis: int) -> bool:
-    """Per-step layers that still reach across time."""
-    op, p, rank = layer.node.op, layer.node.params, layer.in_type.rank
-    if op in ("softmax", "log_softmax"):
-        return p["dim"] % (rank + 1) == axis + 1
-    if op == "layernorm":
-        return axis >= rank - len(p["normalized_shape"])
-    return False
+def _step(layer, axis: int | None) -> str:
+    """The layer's `lengths` trait; a layer whose input has no time axis mixes it (an error)."""
+    rule = get(layer.node.op).lengths
+    if axis is None:
+        return MIX
+    return rule(dict(layer.node.params), layer.in_type, layer.out_type, axis) if callable(rule) else rule

@@ -17,6 +17,7 @@ import numpy as np
 from .. import jsontext
 from ..compiler import UNHASHED, compile_doc, spec_hash
 from ..errors import Diagnostic, SpecError, missing_section
+from ..ops import get
 from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
@@ -81,9 +82,11 @@ def open_spec(
 
 
 def _vocab(typed: TypedGraph) -> int | None:
+    """The first layer reading token ids: how many ids it indexes (synthetic ids stay below it)."""
     for layer in typed.layers:
-        if layer.node.op == "embedding":
-            return layer.node.params["num_embeddings"]
+        vocab = get(layer.node.op).vocab_size
+        if vocab:
+            return vocab(layer.node.params)
     return None
 
 
@@ -218,8 +221,9 @@ def _load_prepared(
             lengths_plan(typed)
         except ShapeError as exc:
             raise RunError(f"variable-length data: {exc.message} ({exc.received}). {exc.hint}") from None
-        if any(la.node.op.startswith("batchnorm") for la in typed.layers):
-            prep.notes.append("warning: batchnorm statistics include the zero padding of shorter series in training")
+        for note in dict.fromkeys(get(la.node.op).padding_note for la in typed.layers):
+            if note:
+                prep.notes.append(note)
     return prep
 
 
