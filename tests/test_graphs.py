@@ -828,8 +828,9 @@ def test_variable_length_needs_a_chain():
 
 
 def test_symbolic_dims_that_agree_merge_though_written_differently():
-    """Two kernel-2 convs give "T-2+1-2+1", one kernel-3 conv "T-3+1": the same length for every
-    T, so the add is legal (torch runs it at any T); a real difference is still an error."""
+    """Two kernel-2 convs and one kernel-3 conv both give T-2 (symbolic dims are kept in canonical
+    form, ir/dims.py), so the add is legal (torch runs it at any T); a real difference is still an
+    error."""
     text = spec(
         "conv1d: {name: a1, out_channels: 4, kernel_size: 2}",
         "conv1d: {name: a2, out_channels: 4, kernel_size: 2}",

@@ -1,22 +1,20 @@
 """Tensor types of the IR and the small pure helpers for symbolic dimensions.
 
 Shapes are per sample: the batch dimension is implicit and always symbolic, so it never appears
-here. A dimension is an int or a symbolic expression kept as a string ("T", "T-4",
-"(T-8)//2+1"). Symbolic strings are for display and checking only; counts are computed in a
-second pass where every symbol is bound to a nominal size (spec `dims:` or `--dim T=...`).
+here. A dimension is an int or a symbolic one: a spec input's symbol ("T") or what layers make of
+it, an `ir.dims.Sym` in canonical form ("T-4", "T//2-3"), so two dims are equal exactly when
+their texts are. Counts are computed in a second pass where every symbol is bound to a nominal
+size (spec `dims:` or `--dim T=...`).
 """
 
 from __future__ import annotations
 
-import re
-
 from ..record import record
+from . import dims
 
 Dim = int | str
 FLOAT = "float32"
 INT = "int64"
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch ($ would pass a final newline)
 
 
 @record
@@ -53,39 +51,9 @@ def numel(shape) -> int | None:
     return n
 
 
-def _atom(d: Dim) -> str:
-    """Parenthesize a compound symbolic expression before it is combined further."""
-    s = str(d)
-    return s if isinstance(d, int) or _IDENT.fullmatch(s) or (s.startswith("(") and s.endswith(")")) else f"({s})"
-
-
-# A trailing integer term of a symbolic sum: "T-1" -> ("T", -1). The character before the sign must
-# end an operand (a name, a digit or a parenthesis), so "T*-1" and "T//-2" are never split.
-_TRAILING_CONST = re.compile(r"(.*[A-Za-z0-9_)])([+-]\d+)")
-
-
 def add(d: Dim, k: int) -> Dim:
-    """d + k, folding constants: ("T-1") + 1 is "T", not "T-1+1"."""
-    if isinstance(d, int):
-        return d + k
-    if k == 0:
-        return d
-    m = _TRAILING_CONST.fullmatch(d)
-    if m and _balanced(m.group(1)):
-        d, k = m.group(1), k + int(m.group(2))
-        if k == 0:
-            return d
-    return f"{d}{k:+d}"
-
-
-def _balanced(expr: str) -> bool:
-    """Whether every parenthesis of expr closes inside it, so its last term is a top-level one."""
-    depth = 0
-    for ch in expr:
-        depth += (ch == "(") - (ch == ")")
-        if depth < 0:
-            return False
-    return depth == 0
+    """d + k, in canonical form: ("T-1") + 1 is "T"."""
+    return d + k if isinstance(d, int) else dims.plus(d, k)
 
 
 def floordiv_plus1(num: Dim, stride: int, *, ceil: bool = False) -> Dim:
@@ -93,33 +61,28 @@ def floordiv_plus1(num: Dim, stride: int, *, ceil: bool = False) -> Dim:
     if isinstance(num, int):
         q = -(-num // stride) if ceil else num // stride
         return q + 1
-    if stride == 1:
-        return add(num, 1)
-    op = "ceil" if ceil else "floor"
-    return f"{op}({_atom(num)}/{stride})+1"
+    return dims.plus(dims.ceildiv(num, stride) if ceil else dims.floordiv(num, stride), 1)
 
 
-def mul(dims) -> Dim:
+def mul(shape) -> Dim:
     """Product of dims; symbolic when any factor is."""
-    n = numel(dims)
-    if n is not None:
-        return n
-    const = 1
-    syms = []
-    for d in dims:
-        if isinstance(d, int):
-            const *= d
-        else:
-            syms.append(_atom(d))
-    parts = ([str(const)] if const != 1 else []) + syms
-    return "*".join(parts)
+    out: Dim = 1
+    for d in shape:
+        out = out * d if isinstance(out, int) and isinstance(d, int) else dims.times(out, d)
+    return out
+
+
+def total(shape) -> Dim:
+    """Sum of dims (a concat's joined axis); symbolic when any term is."""
+    out: Dim = 0
+    for d in shape:
+        out = out + d if isinstance(out, int) and isinstance(d, int) else dims.plus(out, d)
+    return out
 
 
 def substitute(d: Dim, bindings: dict[str, int]) -> Dim:
-    """Bind a plain symbol; compound expressions are only ever produced by layers, not inputs."""
-    if isinstance(d, str) and d in bindings:
-        return bindings[d]
-    return d
+    """`d` with its symbols bound; unchanged while one is unbound."""
+    return dims.value(d, bindings)
 
 
 def symbols(shape) -> list[str]:

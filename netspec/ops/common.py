@@ -5,6 +5,7 @@ axis names, and kwargs for the lowering that omit PyTorch's defaults so generate
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..ir import dims
 from ..ir import types as T
 from ..ir.types import Dim
 
@@ -37,7 +38,7 @@ def sliding_window(
         if ceil_mode and left + stride - 1 >= span:
             # Where the last ceil window could start past the input and left padding, PyTorch
             # drops it (below): for those sizes the ceil formula is one too big.
-            out = f"min({out}, {T.floordiv_plus1(T.add(size, left - 1), stride)})"
+            out = dims.smaller(out, T.floordiv_plus1(T.add(size, left - 1), stride))
         return out
     num = size + pad_total - span
     out = (-(-num // stride) if ceil_mode else num // stride) + 1

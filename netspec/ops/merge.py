@@ -10,8 +10,8 @@ every other axis equal. A mismatch names both shapes and the axis that disagrees
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..ir import types as T
 from ..ir.types import TensorType
-from ..spec.expr import ExprError, parse_expr
 from .common import torch_dim
 from .params import Accepts, Int, Param
 from .registry import Ctor, Example, OpDef, register
@@ -28,28 +28,10 @@ def _same_dtype(xs):
         )
 
 
-# Symbolic dims are strings built by the shape rules, not simplified: two convs of kernel 2 give
-# "T-2+1-2+1" and one of kernel 3 gives "T-3+1", the same size for every T. Comparing the strings
-# refused merges that torch runs, so a symbolic pair counts as equal when the two expressions
-# agree wherever the symbols are evaluated (a sweep, then random sizes); anything that cannot be
-# evaluated stays unequal, as before. The spec's own expression language reads them: it has the
-# shape rules' operators and functions (+ - * / // %, floor, ceil, min, max).
 def _same_dim(a, b) -> bool:
-    if a == b:
-        return True
-    if isinstance(a, int) and isinstance(b, int):
-        return False
-    try:
-        exprs = [parse_expr(str(d)) for d in (a, b)]
-        names = sorted(exprs[0].names() | exprs[1].names())
-        import random  # only for symbolic dims that differ in text: not at every start-up
-
-        rng = random.Random(0)
-        envs = [{n: v * (i + 1) + 3 * i for i, n in enumerate(names)} for v in range(1, 257)]
-        envs += [{n: rng.randint(1, 100_000) for n in names} for _ in range(64)]
-        return all(exprs[0].evaluate(env) == exprs[1].evaluate(env) for env in envs)
-    except ExprError:
-        return False
+    """Dims are ints or symbolic dims in canonical form (ir/dims.py): equal exactly when their
+    texts are, so `T-2+1-2+1` from two convs of kernel 2 meets `T-3+1` from one of kernel 3."""
+    return a == b
 
 
 def _same_shape(a: TensorType, b: TensorType) -> bool:
@@ -152,7 +134,7 @@ def _concat_infer(p, xs):
                     param="dim",
                 )
     sizes = [x.shape[d] for x in xs]
-    total = sum(sizes) if all(isinstance(s, int) for s in sizes) else "+".join(str(s) for s in sizes)
+    total = T.total(sizes)
     shape = list(first.shape)
     shape[d] = total
     layout = first.layout if all(x.layout == first.layout for x in xs) else ""
