@@ -98,3 +98,12 @@ layers:
     assert res.ok
     assert [la.out_type.shape[-1] for la in res.typed.layers[:3]] == ["T-7", "(T-7)//2", "(T-9)//4"]
     assert [c.macs for c in res.typed.layers[:1]] == [4 * 2 * 8 * 33]
+
+
+def test_a_dim_survives_pickle_and_copy():
+    import copy
+    import pickle
+
+    d = dims.floordiv(dims.plus(T_, -7), 2)
+    for again in (pickle.loads(pickle.dumps(d)), copy.deepcopy(d), copy.copy(d)):
+        assert again == d == "(T-7)//2" and again.poly == d.poly and again.value({"T": 20}) == 6

@@ -162,6 +162,9 @@ class Sym(str):
         obj.poly = poly
         return obj
 
+    def __reduce__(self):  # pickle and copy rebuild it from its polynomial, not its text
+        return Sym, (self.poly,)
+
     def names(self) -> set[str]:
         return _names(self.poly, set())
 
