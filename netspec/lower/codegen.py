@@ -17,6 +17,7 @@ import yaml
 
 from .. import __version__
 from ..errors import ShapeError
+from ..ops import get
 from ..passes.infer import TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes, time_symbol
 from ..spec.loader import _SCALAR_RULES
@@ -311,7 +312,9 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     graph = typed.graph
     cls = class_name(graph.name)
     ctors = [ctor_of(lay) for lay in typed.layers]
-    helpers = _with_bases(sorted({c.cls for c in ctors if not c.cls.startswith("nn.")}))
+    helpers = _with_bases(sorted({c.cls for c in ctors if c.cls in _helper_sources()}))
+    # Layers that bring their own module classes (OpDef.module_source), in order of first use.
+    own = list(dict.fromkeys(s for lay in typed.layers if (s := get(lay.node.op).module_source)))
     if typed.is_chain and MASK in (_plan(typed) or []):
         helpers.insert(0, "zero_padding")
     macs = fmt_int(typed.total_macs)
@@ -336,6 +339,8 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     lines = [*doc, "", "import torch", "from torch import nn", "", *head, *_constants(typed)]
     for h in helpers:
         lines += ["", "", _helper_sources()[h]]
+    for source in own:
+        lines += ["", "", source.strip("\n")]
     model_head = [
         "",
         "",

@@ -102,7 +102,8 @@ class OpDef:
     # The identity at inference (dropout): export's passes drop it from the graph.
     inference_identity: bool = False
     # The batchnorm layer type that folds into this layer's output at export, when that batchnorm
-    # reads this layer alone: (params, x, y) -> its name, or None. The layer has a `bias` parameter.
+    # reads this layer alone: (params, x, y) -> its name, or None. The layer has a `bias` parameter
+    # and a `weight` whose first axis is its output channels (export/weights.py folds into them).
     folds_bn: Callable[[Params, TensorType, TensorType], str | None] = _no_fold
     # For a layer reading integer token ids: how many ids it indexes (synthetic data and export's
     # sample inputs draw ids below it).
@@ -113,6 +114,10 @@ class OpDef:
     low_rank_hint: str | None = None
     # Legal but suspicious uses: (node with params resolved, input type) -> warnings.
     warn: Callable[[Node, TensorType], list[Diagnostic]] | None = None
+    # Python source of the nn.Module class(es) that `lower`'s Ctor.cls names, for a layer torch has
+    # no module for: it may use `torch` and `nn` only. model.py copies it; the in-process builder
+    # runs the same text, so the two cannot drift (netspec/lower/layers.py holds the built-in ones).
+    module_source: str = ""
 
     def param(self, name: str) -> Param:
         for p in self.params:
