@@ -59,8 +59,8 @@ def _no_fold(p, x, y) -> str | None:
 
 # How a layer treats the lengths of a zero-padded, variable-length batch (passes/lengths.py) when
 # its input still has the time axis: the value of OpDef.lengths, or what its hook returns.
-USE = "use"  # called with the lengths (it packs the sequence); the time axis survives
-USE_LAST = "use_last"  # called with the lengths; the output has no time axis left
+USE = "use"  # called as module(x, lengths) (it packs the sequence); the time axis survives
+USE_LAST = "use_last"  # called as module(x, lengths); the output has no time axis left
 KEEP = "keep"  # called plainly; acts per step, so it must keep the time axis where it was
 MASK = "mask"  # like KEEP but it reaches across steps (a 'same' conv): padded steps are zeroed first
 MIX = "mix"  # it mixes steps (softmax over time): padding would leak into real steps, an error
