@@ -110,14 +110,15 @@ SS_PARAMS = 2 * 4  # scale and shift per channel of the conv's 4
 TOTAL = (4 * 3 * 3 + 4) + SS_PARAMS + (4 * 2 + 2)
 
 
-def _package_files() -> set[str]:
-    """netspec's files and which of them mention the layer (other engineers may edit the tree
-    while this runs, so contents are not compared)."""
-    out = set()
-    for p in PACKAGE.rglob("*"):
-        if p.is_file() and "__pycache__" not in p.parts:
-            out.add(p.relative_to(PACKAGE).as_posix() + (" mentions it" if b"scale_shift" in p.read_bytes() else ""))
-    return out
+def _mentions() -> list[str]:
+    """netspec's files that name the layer, its class or its module: none before and none after
+    (the tree itself may change meanwhile: other work goes on in it while the tests run)."""
+    words = (b"scale_shift", b"ScaleShift", b"nsx_")
+    return [
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and any(w in p.read_bytes() for w in words)
+    ]
 
 
 @pytest.fixture
@@ -151,8 +152,7 @@ def _netspec(layer_dir, *args, cwd) -> str:
 
 
 def test_a_layer_in_one_file_works_in_every_command(layer_dir, tmp_path):
-    before = _package_files()
-    assert not any(f.endswith(" mentions it") for f in before)
+    assert _mentions() == []
     work = tmp_path / "work"
     work.mkdir()
     spec = work / "scaled.yaml"
@@ -200,7 +200,7 @@ def test_a_layer_in_one_file_works_in_every_command(layer_dir, tmp_path):
 
     exported = _netspec(layer_dir, "export", run, "-f", "torchscript", "-o", work / "scaled.ts", cwd=work)
     assert (work / "scaled.ts").is_file(), exported
-    assert _package_files() == before  # no file of netspec was added or made to name the layer
+    assert _mentions() == []  # no file of netspec was made to know the layer
 
 
 def test_without_netspec_ops_the_layer_is_unknown(layer_dir, tmp_path):
@@ -210,6 +210,15 @@ def test_without_netspec_ops_the_layer_is_unknown(layer_dir, tmp_path):
         [sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True, env=_env(None)
     )
     assert out.returncode != 0 and "scale_shift" in out.stdout + out.stderr
+
+
+def test_a_missing_layer_module_is_a_user_error(tmp_path):
+    spec = tmp_path / "scaled.yaml"
+    spec.write_text(SPEC)
+    env = {**_env(None), "NETSPEC_OPS": "nsx_no_such_module"}
+    out = subprocess.run([sys.executable, "-m", "netspec", "check", str(spec)], capture_output=True, text=True, env=env)
+    assert out.returncode == 1, out.stderr
+    assert "NETSPEC_OPS: error[ops]: cannot import the layer module 'nsx_no_such_module'" in out.stdout + out.stderr
 
 
 # ----------------------------------------------------------------------------- no layer named outside ops/

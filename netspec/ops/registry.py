@@ -161,8 +161,34 @@ def _load() -> None:
     if extra:
         import importlib
 
-        for module in extra:
-            importlib.import_module(module)  # registers its ops; an import error names the module
+        try:
+            for module in extra:
+                try:
+                    importlib.import_module(module)  # registers its ops
+                except ModuleNotFoundError as exc:
+                    if exc.name is None or not (module == exc.name or module.startswith(exc.name + ".")):
+                        raise  # the module itself failed to import something: its own traceback
+                    raise _not_found(module, exc) from None
+        except BaseException:
+            _loaded.clear()
+            raise
+
+
+def _not_found(module: str, exc: ModuleNotFoundError) -> Exception:
+    from ..errors import Diagnostic, Location, SpecError
+
+    return SpecError(
+        [
+            Diagnostic(
+                f"cannot import the layer module {module!r} ({exc})",
+                loc=Location("NETSPEC_OPS"),
+                expected="importable module names, comma-separated",
+                received=os.environ.get("NETSPEC_OPS", ""),
+                hint="add the folder that holds it to PYTHONPATH, or install its package",
+                code="ops",
+            )
+        ]
+    )
 
 
 def get(name: str) -> OpDef:
