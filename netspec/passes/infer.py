@@ -17,7 +17,7 @@ from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir import Graph, Node, TensorType
 from ..ir import types as T
 from ..ir.graph import is_later
-from ..ops import get
+from ..ops import all_ops, get
 from ..record import factory, record, replace
 from .canonicalize import shape_diag
 
@@ -97,7 +97,8 @@ def _accepts(node: Node, x: TensorType) -> ShapeError | None:
         if acc.dtype == "int64":
             hint = "declare the input with `dtype: int64` (token ids)"
         elif x.dtype == "int64":
-            hint = "integer ids go through an `embedding` layer first"
+            readers = " or ".join(f"`{o.name}`" for o in all_ops().values() if o.vocab_size)
+            hint = f"integer ids go through an {readers} layer first" if readers else None
         return ShapeError(
             f"wrong input dtype for {node.op}",
             expected=f"{acc.dtype} input {acc.axes}",
