@@ -332,3 +332,44 @@ def test_the_leak_finder_finds_a_name_branch(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
     got = [line.split(": ", 1)[1] for line in leaks()]
     assert got == ["'gru'", "'lstm'", "'batchnorm'", "'mean'", "'dropout'", "'identity'"]
+
+
+# ----------------------------------------------------------------------------- the traits themselves
+
+
+def test_every_trait_is_well_formed():
+    """Each registered layer's traits, on each of its examples: the values the passes expect."""
+    from netspec.compiler import compile_text
+    from netspec.errors import WARNING
+    from netspec.ops import all_ops
+    from netspec.ops.registry import KEEP, MASK, MIX, USE, USE_LAST
+
+    ops = all_ops()
+    steps = {USE, USE_LAST, KEEP, MASK, MIX}
+    for op in ops.values():
+        assert callable(op.lengths) or op.lengths in steps, op.name
+        assert not op.low_rank_hint or op.accepts.ranks, op.name
+        assert not op.vocab_size or op.accepts.dtype == "int64", op.name
+        if op.module_source:
+            compile(op.module_source, op.name, "exec")
+        if op.arity != 1:
+            continue
+        for ex in op.examples:
+            item = op.name if ex.params is None else json.dumps({op.name: ex.params})
+            dtype = "int64" if op.accepts.dtype == "int64" else "float32"
+            res = compile_text(
+                f"netspec: 1\ninputs:\n  x: {{shape: {list(ex.input)}, dtype: {dtype}}}\nlayers:\n  - {item}\n"
+            )
+            assert res.ok, (op.name, [d.render() for d in res.diagnostics])
+            la = res.typed.layers[0]
+            p, x, y = dict(la.node.params), la.in_type, la.out_type
+            if callable(op.lengths):
+                assert all(op.lengths(p, x, y, axis) in steps for axis in range(x.rank)), op.name
+            bn = op.folds_bn(p, x, y)
+            if bn is not None:  # export/passes.py and export/weights.py read these
+                assert "bias" in {q.name for q in op.params}, op.name
+                assert {"eps", "affine", "track_running_stats"} <= {q.name for q in ops[bn].params}, op.name
+            if op.vocab_size:
+                assert isinstance(op.vocab_size(p), int), op.name
+            if op.warn:
+                assert all(d.severity == WARNING for d in op.warn(la.node, x)), op.name
