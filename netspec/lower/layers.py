@@ -182,3 +182,112 @@ class Concat(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         return torch.cat(xs, dim=self.dim)
+
+
+class Attend:
+    """The attention of an nn.MultiheadAttention's weights, batch first, written out: projections
+    with F.linear, softmax(q k^T / sqrt(d)) v per head as two matmuls, the output projection.
+    Written out rather than nn.MultiheadAttention.forward: its inference fast path and the CPU
+    kernel of scaled_dot_product_attention are invisible to torch.utils.flop_counter, which checks
+    the MACs netspec reports. The parameters and state-dict keys are nn.MultiheadAttention's.
+    With `lengths`, keys past each series' true length are masked (key_padding_mask), so padding
+    never changes a real step's result."""
+
+    @staticmethod
+    def attend(mha, query: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        b, t, e = query.shape
+        s, h = kv.shape[1], mha.num_heads
+        if mha._qkv_same_embed_dim:
+            wq, wk, wv = mha.in_proj_weight.chunk(3)
+        else:
+            wq, wk, wv = mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight
+        bq = bk = bv = None
+        if mha.in_proj_bias is not None:
+            bq, bk, bv = mha.in_proj_bias.chunk(3)
+        q = nn.functional.linear(query, wq, bq).view(b, t, h, e // h).transpose(1, 2)
+        k = nn.functional.linear(kv, wk, bk).view(b, s, h, e // h).transpose(1, 2)
+        v = nn.functional.linear(kv, wv, bv).view(b, s, h, e // h).transpose(1, 2)
+        scores = (q * (e // h) ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, S)
+        if lengths is not None:
+            pad = torch.arange(s, device=kv.device)[None, :] >= lengths.to(kv.device)[:, None]  # (B, S)
+            scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+        weights = nn.functional.dropout(scores.softmax(dim=-1), mha.dropout, mha.training)
+        return mha.out_proj((weights @ v).transpose(1, 2).reshape(b, t, e))
+
+
+class SelfAttention(Attend, nn.MultiheadAttention):
+    """nn.MultiheadAttention(batch_first=True) on one sequence (query = key = value): the output only."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend(self, x, x, lengths)
+
+
+class CrossAttention(Attend, nn.MultiheadAttention):
+    """nn.MultiheadAttention(batch_first=True): a query sequence attends to a memory (key = value)."""
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, kdim=None, vdim=None):
+        super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, kdim=kdim, vdim=vdim, batch_first=True)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        return self.attend(self, query, memory)
+
+
+class EncoderLayer(Attend, nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer(batch_first=True): the same submodules, parameters and
+    state-dict keys; the forward written out (post-norm, or pre-norm with norm_first) so padded
+    keys can be masked by `lengths` and the MACs are seen by torch's flop counter."""
+
+    def __init__(
+        self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", norm_first=False, bias=True
+    ):
+        super().__init__(
+            d_model,
+            nhead,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            batch_first=True,
+            norm_first=norm_first,
+            bias=bias,
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if self.norm_first:
+            h = self.norm1(x)
+            x = x + self.dropout1(self.attend(self.self_attn, h, h, lengths))
+            return x + self.feed_forward(self.norm2(x))
+        x = self.norm1(x + self.dropout1(self.attend(self.self_attn, x, x, lengths)))
+        return self.norm2(x + self.feed_forward(x))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout2(self.linear2(self.dropout(self.activation(self.linear1(x)))))
+
+
+class PositionalEmbedding(nn.Module):
+    """Adds a position vector to each step of (B, T, E): learned (a (max_len, E) parameter) or
+    sinusoidal (Vaswani et al. 2017: sin on even features, cos on odd; a buffer, not saved)."""
+
+    def __init__(self, kind, max_len, embed_dim):
+        super().__init__()
+        self.kind = kind
+        if kind == "learned":
+            self.weight = nn.Parameter(torch.empty(max_len, embed_dim))
+            nn.init.trunc_normal_(self.weight, std=0.02)
+        else:
+            pos = torch.arange(max_len, dtype=torch.float32)[:, None]
+            freq = 10000.0 ** (-torch.arange(0, embed_dim, 2, dtype=torch.float32) / embed_dim)
+            table = torch.zeros(max_len, embed_dim)
+            table[:, 0::2] = torch.sin(pos * freq)
+            table[:, 1::2] = torch.cos(pos * freq[: embed_dim // 2])
+            self.register_buffer("weight", table, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.weight.shape[0]:
+            raise ValueError(f"sequence of {x.shape[1]} steps is longer than max_len {self.weight.shape[0]}")
+        return x + self.weight[: x.shape[1]]
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, max_len={self.weight.shape[0]}, embed_dim={self.weight.shape[1]}"

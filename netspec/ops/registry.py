@@ -154,7 +154,7 @@ def _load() -> None:
     Not keyed on an empty registry: importing one family first must not hide the others."""
     if _loaded:
         return
-    from . import activation, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
+    from . import activation, attention, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
 
     _loaded.append(True)
     extra = [m.strip() for m in os.environ.get("NETSPEC_OPS", "").split(",") if m.strip()]
