@@ -112,7 +112,8 @@ class OpDef:
     padding_note: str = ""
     # The hint of the rank error for an input with fewer axes than the layer accepts.
     low_rank_hint: str | None = None
-    # Legal but suspicious uses: (node with params resolved, input type) -> warnings.
+    # Legal but suspicious uses: (the layer's node, params with defaults filled, input type) ->
+    # warnings (errors.Diagnostic with severity WARNING); every one that applies is reported.
     warn: Callable[[Node, TensorType], list[Diagnostic]] | None = None
     # Python source of the nn.Module class(es) that `lower`'s Ctor.cls names, for a layer torch has
     # no module for: it may use `torch` and `nn` only. model.py copies it; the in-process builder
