@@ -13,7 +13,7 @@ pytest.importorskip("optuna")
 
 from netspec.compiler import compile_file, compile_text
 from netspec.spec.loader import load_text
-from netspec.tune import report, study, trial
+from netspec.tune import report, study, table, trial
 from netspec.tune.space import MISSING, locate
 from netspec.tune.specfile import flow, spec_text
 
@@ -312,9 +312,9 @@ trials: 6
     assert front == {t.number for t in st.best_trials}  # Optuna's own front
     done = {t.number: (t.values[0], t.values[1]) for t in st.trials if t.state.name == "COMPLETE"}
     for n in front:
-        assert not any(report.dominates(c, done[n]) for m, c in done.items() if m != n)
+        assert not any(table.dominates(c, done[n]) for m, c in done.items() if m != n)
     for n in set(done) - front:
-        assert any(report.dominates(done[m], done[n]) for m in front)
+        assert any(table.dominates(done[m], done[n]) for m in front)
     assert summary["best"] in front
     assert {f"front/trial_{n}.yaml" for n in front} <= {str(p.relative_to(out)) for p in out.rglob("*.yaml")}
     assert all(compile_file(p).ok for p in (out / "front").iterdir())

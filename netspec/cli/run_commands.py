@@ -67,7 +67,7 @@ def build(
         raise UserError(str(exc)) from None
     if out.exists() and any(out.iterdir()) and not force:
         raise UserError(f"{out} exists and is not empty; pass --force to overwrite, or choose another --out")
-    from ..lower.build import write_build
+    from ..runtime.build import write_build
     from ..runtime.session import RunError
 
     try:

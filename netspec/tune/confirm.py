@@ -22,7 +22,9 @@ import time
 from typing import Any
 
 from ..record import record
+from .plan import load_plan, watch_parent
 from .space import Search
+from .table import order, rows
 from .trial import DataCache, Rejected, check_candidate, scalars, score
 
 # t quantiles (0.975) for 1..19 degrees of freedom: confirm.repeats is at most 20.
@@ -49,14 +51,6 @@ def seeds(search: Search, train_seed: int) -> list[int]:
     """The confirm seeds: the ones after the study's own (train.seed .. + repeats - 1)."""
     first = train_seed + search.repeats
     return list(range(first, first + search.confirm_repeats))
-
-
-def order(rows: list[dict], search: Search, value=lambda r: r["objectives"][0]) -> list[dict]:
-    """Best first: the metric, then the smaller model (params, or MACs when they are an objective),
-    then the earlier trial."""
-    sign = -1 if search.directions[0] == "maximize" else 1
-    size = "macs" if "macs" in search.objectives else "params"
-    return sorted(rows, key=lambda r: (sign * value(r), r[size] if r[size] is not None else math.inf, r["number"]))
 
 
 def picks(table: list[dict], search: Search) -> list[Pick]:
@@ -203,8 +197,6 @@ _WORKER: dict[str, Any] = {}  # a pool process's plan and data cache, made at it
 def _pool_run(spec: str, sets: tuple, values: dict, seed: int, threads: int) -> dict[str, Any]:
     from pathlib import Path
 
-    from .study import load_plan
-
     if "plan" not in _WORKER:
         _WORKER.update(plan=load_plan(Path(spec), sets), cache=DataCache())
     return run_one(_WORKER["plan"], values, seed, threads, _WORKER["cache"])
@@ -237,7 +229,6 @@ def line(pick: Pick, seed: int, result: dict, metric: str) -> str:
 def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:
     """Train the runs the confirm stage still lacks and store each as it ends; returns whether it
     was interrupted (Ctrl-C). Single-objective studies with search.confirm only."""
-    from .report import rows
 
     search = plan.search
     table = rows(study.get_trials(deepcopy=False), search)
@@ -264,7 +255,6 @@ def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from ..runtime.loop import available_cores
-        from .study import watch_parent
 
         threads = max(1, available_cores() // jobs)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -31,54 +28,15 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..errors import SpecError, missing_section
-from ..record import record
 from ..runtime import lock
-from ..spec.loader import Document, load_file
-from ..spec.overrides import apply_overrides
 from . import confirm
-from .space import Search, short_label, study_key
+from .plan import Plan, StudyError, load_plan, watch_parent
+from .space import Search, short_label
 from .trial import DataCache, Rejected, check_candidate, scalars, score
 
 STUDY = "netspec"  # one study per directory
 HEARTBEAT_S = 10  # a RUNNING trial whose process stopped beating for GRACE_S is failed (then retried)
 GRACE_S = 60
-
-
-class StudyError(Exception):
-    """A problem with the study directory the user can fix: exit code 1."""
-
-
-@record(frozen=False)
-class Plan:
-    """What a run of `netspec tune` works on: the spec (as loaded, with --set applied) and its search."""
-
-    spec: Path
-    sets: tuple[str, ...]
-    doc: Document
-    search: Search
-    name: str
-    key: str
-    seed: int  # train.seed as written: the study's runs use it and the next search.repeats - 1 seeds
-
-
-def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
-    """Compile the spec (the search section included); raise SpecError with every diagnostic."""
-    from ..compiler import compile_doc
-
-    doc = load_file(spec)
-    apply_overrides(doc, list(sets))
-    res = compile_doc(doc)
-    if not res.ok:
-        raise SpecError(res.diagnostics)
-    if res.search is None:
-        raise missing_section(
-            str(spec),
-            "search",
-            "a search: mapping with the values to search under space:",
-            "  space:\n    train.optimizer.lr: {float: [0.0001, 0.01], log: true}",
-        )
-    return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data), res.train["seed"])
 
 
 # ----------------------------------------------------------------------------- Optuna objects
@@ -361,21 +319,6 @@ def work(
             # baseline, a retry): the second to finish cannot record it. The first did; go on.
             if not str(exc).startswith("Cannot tell a "):
                 raise
-
-
-def watch_parent() -> None:
-    """In a --jobs process: when the process that started it dies (killed: Ctrl-C reaches every
-    process of the group by itself), stop as Ctrl-C would. The trial in progress then ends at its
-    next step and is marked FAIL, to be retried when the study resumes; unwatched, the processes of
-    a killed `netspec tune` would go on training, unseen, in the study."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:  # a dead parent's children are adopted by another process
-            time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    threading.Thread(target=watch, name="netspec-watch-parent", daemon=True).start()
 
 
 def _worker_main(spec: str, sets: tuple, study_dir: str, target: int, timeout, worker: int, threads, quiet) -> None:

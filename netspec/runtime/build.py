@@ -11,17 +11,16 @@ import numpy as np
 import torch
 
 from .. import jsontext
-from ..runtime.atomic import atomic_write_bytes
+from ..lower.codegen import model_source, resolved_spec
+from ..lower.module import lower
+from ..lower.trainsrc import train_source
 from ..spec.train_schema import source_kind
 from ..summary import summary_data, text
-from .codegen import model_source, resolved_spec
-from .module import lower
-from .trainsrc import train_source
+from .atomic import atomic_write_bytes
+from .session import load_data, time_axis
 
 
 def write_build(session, out: Path, *, seed: int | None = None) -> list[Path]:
-    from ..runtime.session import load_data, time_axis
-
     typed, data, cfg = session.typed, session.data, session.cfg
     if seed is None:
         seed = cfg["seed"] if cfg else 0
