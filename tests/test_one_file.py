@@ -197,6 +197,7 @@ def test_a_layer_in_one_file_works_in_every_command(layer_dir, tmp_path):
     run = work / "run"
     _netspec(layer_dir, "train", spec, "-o", run, "-q", cwd=work)
     assert (run / "weights.pt").is_file() and "class ScaleShift(nn.Module):" in (run / "model.py").read_text()
+    assert json.loads((run / "results.json").read_text())["epochs_run"] == 1
 
     exported = _netspec(layer_dir, "export", run, "-f", "torchscript", "-o", work / "scaled.ts", cwd=work)
     assert (work / "scaled.ts").is_file(), exported
