@@ -291,3 +291,22 @@ class PositionalEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, max_len={self.weight.shape[0]}, embed_dim={self.weight.shape[1]}"
+
+
+class SequencePool(nn.Module):
+    """Mean or max over the steps of (B, T, F) -> (B, F); with `lengths`, over the real steps only."""
+
+    def __init__(self, mode="avg"):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        if lengths is None:
+            return x.mean(dim=1) if self.mode == "avg" else x.amax(dim=1)
+        valid = torch.arange(x.shape[1], device=x.device)[None, :, None] < lengths.to(x.device)[:, None, None]
+        if self.mode == "avg":
+            return x.masked_fill(~valid, 0.0).sum(dim=1) / lengths.to(x.device, x.dtype)[:, None]
+        return x.masked_fill(~valid, float("-inf")).amax(dim=1)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"

@@ -17,7 +17,7 @@ from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import check_inferred, nondefault
 from .params import Accepts, Bool, Enum, Float, Int, Param
-from .registry import KEEP, MIX, USE, Ctor, Example, OpDef, register
+from .registry import KEEP, MIX, USE, USE_LAST, Ctor, Example, OpDef, register
 
 _SEQ = Accepts((2,), axes="(T, E)", sample_dims=(4, 8))
 _HEADS = Int(sample_values=(1, 2, 4))
@@ -332,5 +332,32 @@ register(
         # Positions count from the first step and padding comes last: the real steps are unchanged.
         lengths=lambda p, x, y, axis: KEEP if axis == 0 else MIX,
         low_rank_hint="a positional embedding reads (T, E); declare the input as [T, E]",
+    )
+)
+
+
+# ---------------------------------------------------------------- sequence_pool
+
+
+def _seqpool_infer(p, x: TensorType):
+    return TensorType(x.shape[1:], x.dtype, ""), {}
+
+
+register(
+    OpDef(
+        name="sequence_pool",
+        family="attention",
+        doc="mean or max over the steps of a (T, F) sequence -> (F): the pooling that ends a "
+        "transformer classifier. With variable-length input, over each series' real steps only.",
+        params=(Param("mode", Enum(("avg", "max")), "avg", doc="mean or max over time"),),
+        infer=_seqpool_infer,
+        lower=lambda p, x, y: Ctor("SequencePool", nondefault(p, {"mode": "avg"}, ["mode"])),
+        accepts=Accepts((2,), axes="(T, F)", sample_dims=(1, 3, 5)),
+        shorthand="mode",
+        examples=(Example(None, (8, 32), (32,)), Example("max", (5, 3), (3,))),
+        torch_equivalent="x.mean(dim=1) (or amax)",
+        shape_rule="(T, F) -> (F): the time axis is pooled. MACs 0",
+        lengths=lambda p, x, y, axis: USE_LAST if axis == 0 else MIX,
+        low_rank_hint="sequence_pool reads (T, F); declare the input as [T, F]",
     )
 )
