@@ -9,8 +9,9 @@ from collections.abc import Mapping
 
 from .errors import Diagnostic, SpecError, format_path
 from .ir import Graph
+from .ir.typed import TypedGraph
 from .passes.canonicalize import canonicalize
-from .passes.infer import TypedGraph, infer
+from .passes.infer import infer
 from .passes.scale import scale_width
 from .record import factory, record
 from .spec.loader import Document, load_file, load_text

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 
-from .passes.infer import TypedGraph
+from .ir.typed import TypedGraph
 from .summary import human_bytes
 
 BYTES = 4

@@ -7,7 +7,7 @@ T x (weight elements of each layer and direction) per sample.
 
 from __future__ import annotations
 
-from .passes.infer import TypedGraph
+from .ir.typed import TypedGraph
 
 BYTES = 4  # float32
 

@@ -1057,7 +1057,16 @@ def test_summary_depth_one_accounts_for_dotted_layer_names():
     assert sum(r["params"] for r in rows(data, depth=1)) == data["total_params"]
 
 
-GOLDEN_SPECS = ["vgg16", "resnet18", "resnet_ts", "lstm_fcn", "text_bilstm", "lenet5", "mobilenet_v2", "efficientnet_b0"]
+GOLDEN_SPECS = [
+    "vgg16",
+    "resnet18",
+    "resnet_ts",
+    "lstm_fcn",
+    "text_bilstm",
+    "lenet5",
+    "mobilenet_v2",
+    "efficientnet_b0",
+]
 REFERENCE = {  # totals from the papers / torchvision, checked before the golden files were written
     "vgg16": {"params": 138_357_544, "macs": 15_470_264_320},
     "resnet18": {"params": 11_689_512, "macs": 1_814_073_344, "buffers": 9_620},

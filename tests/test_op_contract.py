@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from netspec.compiler import Result, compile_text
+from netspec.ir.typed import TypedGraph
 from netspec.lower.module import lower
 from netspec.ops import all_ops
 from netspec.ops.params import IntList
-from netspec.passes.infer import TypedGraph
 
 OPS = all_ops()
 BATCH = 2

@@ -13,7 +13,7 @@ pytest.importorskip("optuna")
 
 from netspec.compiler import compile_file, compile_text
 from netspec.spec.loader import load_text
-from netspec.tune import report, study, table, trial
+from netspec.tune import study, table, trial
 from netspec.tune.space import MISSING, locate
 from netspec.tune.specfile import flow, spec_text
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..ir.typed import TypedGraph
 from ..memory import BYTES, MemoryLimitError, estimate
-from ..passes.infer import TypedGraph
 from ..summary import human_bytes
 
 EXPORT_COPIES = {"onnx": 6, "torchscript": 5, "safetensors": 5, "python": 5, "exported-program": 4}

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..ir.typed import TypedGraph
 from ..ops import get
-from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import factory, record
 from ..runtime.atomic import atomic_write_bytes

@@ -8,8 +8,9 @@ them), so the rewritten graph lowers, prints (model.py) and counts like any othe
 from __future__ import annotations
 
 from ..ir import Graph, Node
+from ..ir.typed import LayerInfo, TypedGraph
 from ..ops import get
-from ..passes.infer import LayerInfo, TypedGraph, infer
+from ..passes.infer import infer
 from ..record import record, replace
 
 # Which layers are dropped (OpDef.inference_identity) and which batchnorm folds into which layer

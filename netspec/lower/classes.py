@@ -13,8 +13,8 @@ from __future__ import annotations
 import keyword
 
 from ..ir import Instance
+from ..ir.typed import LayerInfo, TypedGraph
 from ..ops import get
-from ..passes.infer import LayerInfo, TypedGraph
 from ..record import factory, record
 
 

@@ -17,8 +17,8 @@ import yaml
 
 from .. import __version__
 from ..errors import ShapeError
+from ..ir.typed import TypedGraph
 from ..ops import get
-from ..passes.infer import TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes, time_symbol
 from ..spec.loader import _SCALAR_RULES
 from ..spec.train_schema import RELEVANT, relevant_keys

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ..errors import ShapeError
+from ..ir.typed import LayerInfo, TypedGraph
 from ..ops import get
-from ..passes.infer import LayerInfo, TypedGraph
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes
 from . import layers as custom
 from .classes import ctor_of

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
-from ..passes.infer import TypedGraph
+from ..ir.typed import TypedGraph
 from ..spec.train_schema import source_kind, streamed
 from .codegen import class_name, doc_text, ident, literal
 

@@ -10,9 +10,9 @@ ones (a strided conv, a flatten or softmax over time) is an error, found statica
 from __future__ import annotations
 
 from ..errors import ShapeError
+from ..ir.typed import TypedGraph
 from ..ops import get
 from ..ops.registry import KEEP, MASK, MIX, USE, USE_LAST
-from .infer import TypedGraph
 
 # What each layer does with the lengths is its OpDef's `lengths` trait (ops/registry.py says what
 # USE, USE_LAST, KEEP, MASK and MIX mean); a layer whose input has lost the time axis is PLAIN.

@@ -17,8 +17,8 @@ import numpy as np
 from .. import jsontext
 from ..compiler import UNHASHED, compile_doc, spec_hash
 from ..errors import Diagnostic, SpecError, missing_section
+from ..ir.typed import TypedGraph
 from ..ops import get
-from ..passes.infer import TypedGraph
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
 from ..spec.diff import changes, show_change, touches

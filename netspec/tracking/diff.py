@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from ..compiler import Result, compile_file
+from ..ir.typed import TypedGraph
 from ..lower.codegen import resolved_spec
-from ..passes.infer import TypedGraph
 from ..record import record
 from ..summary import fmt_int, fmt_shape
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
+from ..ir.typed import TypedGraph
 from ..ops import get
-from ..passes.infer import TypedGraph
 from ..record import record
 
 # Node ids: layer and input names are the IR's (unique, letters, digits, `_` and `.`); a collapsed
