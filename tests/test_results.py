@@ -21,6 +21,7 @@ SPECS = ROOT / "specs"
     [
         ("resnet_ts", ["train.epochs=2"]),
         ("lstm_fcn", ["train.epochs=2"]),
+        ("transformer_vowels", ["train.epochs=2"]),  # variable-length series, padding masked
         # random tokens and labels: a small set the network can memorize in a few epochs
         (
             "text_bilstm",
@@ -56,6 +57,8 @@ GOALS = {
     "resnet_ts": 0.98,
     "lstm_fcn": 0.98,
     "digits_lstm": 0.97,
+    "transformer_digits": 0.97,
+    "transformer_vowels": 0.96,
 }
 
 
