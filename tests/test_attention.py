@@ -32,6 +32,10 @@ def spec(layers: list[str], shape=(8, 16), extra_inputs: str = "", dims: str = "
     return "\n".join([*lines, "layers:", *(f"  - {layer}" for layer in layers), ""])
 
 
+def flow(params: dict) -> str:
+    return "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items()) + "}"
+
+
 def compiled(text: str):
     res = compile_text(text)
     assert res.ok, "\n".join(d.render() for d in res.diagnostics)
@@ -152,8 +156,7 @@ def test_cross_attention_equals_torch():
 )
 def test_encoder_layer_equals_torch(params):
     t, e = 6, 16
-    flow = "{" + ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}" for k, v in params.items()) + "}"
-    res = compiled(spec([f"transformer_encoder_layer: {flow}"], (t, e)))
+    res = compiled(spec([f"transformer_encoder_layer: {flow(params)}"], (t, e)))
     ours = lower(res.typed).eval()
     ref = nn.TransformerEncoderLayer(e, batch_first=True, **params).eval()
     assert res.typed.layers[0].params == n_params(ref) == n_params(ours)
@@ -183,6 +186,71 @@ def test_positional_embedding_counts_and_values():
     torch.testing.assert_close(y[:, 1::2], torch.cos(pos / 10000 ** (i / 6)))
 
 
+def decoder_spec(params: dict, t: int, s: int, e: int) -> str:
+    layer = f"transformer_decoder_layer: {flow({**params, 'from': '[x, m]'})}"
+    return spec([layer], (t, e), extra_inputs=f"  m: {{shape: [{s}, {e}], dtype: float32}}")
+
+
+@pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
+def test_decoder_layer_macs(train):
+    t, s, e, f = 6, 9, 16, 32
+    res = compiled(decoder_spec({"nhead": 4, "dim_feedforward": f, "dropout": 0.0, "causal": True}, t, s, e))
+    (layer,) = res.typed.layers
+    own, cross = 4 * t * e * e + 2 * t * t * e, 2 * t * e * e + 2 * s * e * e + 2 * t * s * e
+    assert layer.macs == own + cross + 2 * t * e * f
+    flops = counted_flops(lower(res.typed), torch.randn(B, t, e), torch.randn(B, s, e), train=train)
+    assert flops == 2 * B * layer.macs
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"nhead": 4, "dim_feedforward": 32},
+        {"nhead": 2, "dim_feedforward": 16, "activation": "gelu", "norm_first": True, "causal": True},
+        {"nhead": 1, "dim_feedforward": 8, "bias": False, "causal": True},
+    ],
+)
+def test_decoder_layer_equals_torch(params):
+    t, s, e = 5, 7, 8
+    res = compiled(decoder_spec(params, t, s, e))
+    ours = lower(res.typed).eval()
+    causal = params.pop("causal", False)
+    ref = nn.TransformerDecoderLayer(e, batch_first=True, **params).eval()
+    assert res.typed.layers[0].params == n_params(ref) == n_params(ours)
+    (inner,) = [m for m in ours.modules() if isinstance(m, nn.TransformerDecoderLayer)]
+    ref.load_state_dict(inner.state_dict())
+    x, m = torch.randn(2, t, e), torch.randn(2, s, e)
+    mask = nn.Transformer.generate_square_subsequent_mask(t) if causal else None
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, m), ref(x, m, tgt_mask=mask, tgt_is_causal=causal))
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        "multihead_attention: {num_heads: 2, causal: true}",
+        "transformer_encoder_layer: {nhead: 2, dim_feedforward: 8, dropout: 0.0, causal: true}",
+    ],
+)
+def test_causal_step_sees_only_earlier_steps(op):
+    res = compiled(spec([op], (6, 8)))
+    model = lower(res.typed).eval()
+    x = torch.randn(1, 6, 8)
+    later = x.clone()
+    later[:, 4:] += 5.0
+    with torch.no_grad():
+        a, b = model(x), model(later)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+    inner = next(m for m in model.modules() if isinstance(m, nn.MultiheadAttention))
+    if op.startswith("multihead"):
+        ref = nn.MultiheadAttention(8, 2, batch_first=True).eval()
+        ref.load_state_dict(inner.state_dict())
+        mask = nn.Transformer.generate_square_subsequent_mask(6)
+        with torch.no_grad():
+            torch.testing.assert_close(a, ref(x, x, x, attn_mask=mask, need_weights=False)[0])
+
+
 # --- static checks, with the arithmetic in the message -----------------------------------------
 
 
@@ -204,6 +272,11 @@ def test_positional_embedding_max_len():
     assert "the sequence is longer than max_len: 8 > 6" in msg
     msg = errors(spec(["positional_embedding"], ("T", 4), dims="dims: {T: 10}"))
     assert "needs max_len for the variable length T" in msg
+
+
+def test_decoder_memory_must_have_d_model_features():
+    msg = errors(decoder_spec({"nhead": 2}, 4, 5, 8).replace("m: {shape: [5, 8]", "m: {shape: [5, 6]"))
+    assert "the memory has 6 features, the target 8" in msg and "- linear: 8" in msg
 
 
 def test_cross_attention_reads_two_inputs():

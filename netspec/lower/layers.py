@@ -191,10 +191,12 @@ class Attend:
     kernel of scaled_dot_product_attention are invisible to torch.utils.flop_counter, which checks
     the MACs netspec reports. The parameters and state-dict keys are nn.MultiheadAttention's.
     With `lengths`, keys past each series' true length are masked (key_padding_mask), so padding
-    never changes a real step's result."""
+    never changes a real step's result; with `causal`, step i attends to steps 0..i only."""
 
     @staticmethod
-    def attend(mha, query: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def attend(
+        mha, query: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor | None = None, causal: bool = False
+    ) -> torch.Tensor:
         b, t, e = query.shape
         s, h = kv.shape[1], mha.num_heads
         if mha._qkv_same_embed_dim:
@@ -211,6 +213,9 @@ class Attend:
         if lengths is not None:
             pad = torch.arange(s, device=kv.device)[None, :] >= lengths.to(kv.device)[:, None]  # (B, S)
             scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+        if causal:  # step i sees steps 0..i (the masked scores are still computed, and counted)
+            later = torch.ones(t, s, dtype=torch.bool, device=kv.device).triu(1)
+            scores = scores.masked_fill(later, float("-inf"))
         weights = nn.functional.dropout(scores.softmax(dim=-1), mha.dropout, mha.training)
         return mha.out_proj((weights @ v).transpose(1, 2).reshape(b, t, e))
 
@@ -218,11 +223,12 @@ class Attend:
 class SelfAttention(Attend, nn.MultiheadAttention):
     """nn.MultiheadAttention(batch_first=True) on one sequence (query = key = value): the output only."""
 
-    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True):
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, causal=False):
         super().__init__(embed_dim, num_heads, dropout=dropout, bias=bias, batch_first=True)
+        self.causal = causal
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self.attend(self, x, x, lengths)
+        return self.attend(self, x, x, lengths, self.causal)
 
 
 class CrossAttention(Attend, nn.MultiheadAttention):
@@ -238,10 +244,19 @@ class CrossAttention(Attend, nn.MultiheadAttention):
 class EncoderLayer(Attend, nn.TransformerEncoderLayer):
     """nn.TransformerEncoderLayer(batch_first=True): the same submodules, parameters and
     state-dict keys; the forward written out (post-norm, or pre-norm with norm_first) so padded
-    keys can be masked by `lengths` and the MACs are seen by torch's flop counter."""
+    keys can be masked by `lengths` (and later steps with `causal`) and the MACs are seen by torch's
+    flop counter."""
 
     def __init__(
-        self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", norm_first=False, bias=True
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        norm_first=False,
+        bias=True,
+        causal=False,
     ):
         super().__init__(
             d_model,
@@ -253,13 +268,14 @@ class EncoderLayer(Attend, nn.TransformerEncoderLayer):
             norm_first=norm_first,
             bias=bias,
         )
+        self.causal = causal
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.norm_first:
             h = self.norm1(x)
-            x = x + self.dropout1(self.attend(self.self_attn, h, h, lengths))
+            x = x + self.dropout1(self.attend(self.self_attn, h, h, lengths, self.causal))
             return x + self.feed_forward(self.norm2(x))
-        x = self.norm1(x + self.dropout1(self.attend(self.self_attn, x, x, lengths)))
+        x = self.norm1(x + self.dropout1(self.attend(self.self_attn, x, x, lengths, self.causal)))
         return self.norm2(x + self.feed_forward(x))
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -310,3 +326,45 @@ class SequencePool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"
+
+
+class DecoderLayer(Attend, nn.TransformerDecoderLayer):
+    """nn.TransformerDecoderLayer(batch_first=True): the same submodules, parameters and
+    state-dict keys; the forward written out (post-norm, or pre-norm with norm_first): self-attention
+    on the target (causal: step i sees steps 0..i), attention to the memory, a feed-forward network."""
+
+    def __init__(
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        norm_first=False,
+        bias=True,
+        causal=False,
+    ):
+        super().__init__(
+            d_model,
+            nhead,
+            dim_feedforward=dim_feedforward,
+            dropout=dropout,
+            activation=activation,
+            batch_first=True,
+            norm_first=norm_first,
+            bias=bias,
+        )
+        self.causal = causal
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        if self.norm_first:
+            h = self.norm1(x)
+            x = x + self.dropout1(self.attend(self.self_attn, h, h, causal=self.causal))
+            x = x + self.dropout2(self.attend(self.multihead_attn, self.norm2(x), memory))
+            return x + self.dropout3(self.feed_forward(self.norm3(x)))
+        x = self.norm1(x + self.dropout1(self.attend(self.self_attn, x, x, causal=self.causal)))
+        x = self.norm2(x + self.dropout2(self.attend(self.multihead_attn, x, memory)))
+        return self.norm3(x + self.dropout3(self.feed_forward(x)))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))

@@ -58,6 +58,7 @@ def _seq_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
     return USE if axis == 0 else MIX
 
 
+_CAUSAL = Param("causal", Bool(), False, doc="causal mask: step i attends to steps 0..i only")
 _ATTN_PARAMS = (
     Param("num_heads", _HEADS, doc="parallel attention heads; embed_dim must be a multiple of it"),
     Param(
@@ -94,14 +95,14 @@ register(
         doc="multihead self-attention over (T, E), batch first: the parameters of "
         "nn.MultiheadAttention(batch_first=True), query = key = value; passes on the output only. "
         "embed_dim is inferred. With variable-length input, padded keys are masked.",
-        params=_ATTN_PARAMS,
+        params=(*_ATTN_PARAMS[:3], _CAUSAL, _ATTN_PARAMS[3]),
         infer=_self_infer,
         lower=lambda p, x, y: Ctor(
             "SelfAttention",
             {
                 "embed_dim": p["embed_dim"],
                 "num_heads": p["num_heads"],
-                **nondefault(p, {"dropout": 0.0, "bias": True}, ["dropout", "bias"]),
+                **nondefault(p, {"dropout": 0.0, "bias": True, "causal": False}, ["dropout", "bias", "causal"]),
             },
         ),
         accepts=_SEQ,
@@ -111,10 +112,11 @@ register(
         examples=(
             Example({"num_heads": 4}, (10, 16), (10, 16)),
             Example({"num_heads": 2, "bias": False, "dropout": 0.1}, (7, 8), (7, 8)),
+            Example({"num_heads": 2, "causal": True}, (5, 4), (5, 4)),
         ),
         torch_equivalent="torch.nn.MultiheadAttention",
         shape_rule="(T, E) -> (T, E); E % num_heads = 0. MACs 4*T*E*E (projections) + T*T*E (scores) "
-        "+ T*T*E (weighted sum); softmax not counted",
+        "+ T*T*E (weighted sum); softmax not counted; causal masks scores, it does not skip them",
         lengths=_seq_lengths,
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
     )
@@ -198,7 +200,7 @@ register(
 )
 
 
-# ---------------------------------------------------------------- transformer_encoder_layer
+# ---------------------------------------------------------------- transformer_encoder_layer / decoder
 
 
 def _enc_infer(p, x: TensorType):
@@ -208,16 +210,79 @@ def _enc_infer(p, x: TensorType):
     return TensorType(x.shape, x.dtype, "sequence"), {"d_model": e}
 
 
-def _enc_params(p, x, y) -> int:
+def _dec_infer(p, xs: tuple[TensorType, ...]):
+    if len(xs) != 2:
+        raise ShapeError(
+            "transformer_decoder_layer reads two inputs",
+            expected="`from: [target, memory]`",
+            received=f"{len(xs)} inputs: " + ", ".join(x.show() for x in xs),
+        )
+    x, m = xs
+    e = _features("transformer_decoder_layer", x, "target")
+    em = _features("transformer_decoder_layer", m, "memory")
+    check_inferred("d_model", p.get("d_model"), e, "target features")
+    if em != e:
+        raise ShapeError(
+            f"the memory has {em} features, the target {e}",
+            expected=f"a memory (S, {e}): nn.TransformerDecoderLayer attends to a memory of d_model features",
+            received=f"target {x.show()}, memory {m.show()}",
+            hint=f"project the memory first: `- linear: {e}` on it",
+        )
+    _divisible(e, p["nhead"], "d_model", "nhead")
+    s = m.shape[0] if isinstance(m.shape[0], int) else None
+    check_inferred("memory_len", p.get("memory_len"), s, "memory steps")
+    return TensorType(x.shape, x.dtype, "sequence"), {"d_model": e, "memory_len": s}
+
+
+def _ffn_and_norms(p, norms: int) -> int:
     e, f = p["d_model"], p["dim_feedforward"]
-    weights = 4 * e * e + 2 * e * f + 2 * e  # attention, the two linears, the norms' scales
-    return weights + (4 * e + f + e + 2 * e if p["bias"] else 0)
+    return 2 * e * f + norms * e + (f + e + norms * e if p["bias"] else 0)
+
+
+def _enc_params(p, x, y) -> int:
+    return _attn_param_count({**p, "embed_dim": p["d_model"]}, p["d_model"], p["d_model"]) + _ffn_and_norms(p, 2)
+
+
+def _dec_params(p, x, y) -> int:
+    return 2 * _attn_param_count({**p, "embed_dim": p["d_model"]}, p["d_model"], p["d_model"]) + _ffn_and_norms(p, 3)
 
 
 def _enc_macs(p, x, y):
     t, e = x.shape[0], p["d_model"]
     attn = _attention_macs(t, t, e, e)
     return None if attn is None else attn + 2 * t * e * p["dim_feedforward"]
+
+
+def _dec_macs(p, x, y):
+    t, e, s = x.shape[0], p["d_model"], p["memory_len"]
+    own, cross = _attention_macs(t, t, e, e), _attention_macs(t, s, e, e)
+    return None if own is None or cross is None else own + cross + 2 * t * e * p["dim_feedforward"]
+
+
+_LAYER_DEFAULTS = {
+    "dim_feedforward": 2048,
+    "dropout": 0.1,
+    "activation": "relu",
+    "norm_first": False,
+    "bias": True,
+    "causal": False,
+}
+_LAYER_PARAMS = (
+    Param("nhead", _HEADS, doc="attention heads; d_model must be a multiple of it"),
+    Param("dim_feedforward", Int(sample_values=(4, 16)), 2048, doc="width of the feed-forward network", width=True),
+    Param("dropout", Float(0.0, 1.0, exclusive_max=True, sample_values=(0.0, 0.1)), 0.1, doc="dropout probability"),
+    Param("activation", Enum(("relu", "gelu")), "relu", doc="activation of the feed-forward network"),
+    Param("norm_first", Bool(), False, doc="layer norm before attention and feed-forward (pre-norm)"),
+    Param("bias", Bool(), True, doc="biases of the linear layers and layer norms"),
+    _CAUSAL,
+    Param("d_model", Int(), None, doc="inferred from the input's last axis; checked if given", inferred=True),
+)
+
+
+def _layer_lower(cls: str):
+    return lambda p, x, y: Ctor(
+        cls, {"d_model": p["d_model"], "nhead": p["nhead"], **nondefault(p, _LAYER_DEFAULTS, list(_LAYER_DEFAULTS))}
+    )
 
 
 register(
@@ -228,32 +293,9 @@ register(
         "self-attention and a feed-forward network, each with a residual and a layer norm (after "
         "it, or before it with norm_first). d_model is inferred. With variable-length input, "
         "padded keys are masked.",
-        params=(
-            Param("nhead", _HEADS, doc="attention heads; d_model must be a multiple of it"),
-            Param(
-                "dim_feedforward", Int(sample_values=(4, 16)), 2048, doc="width of the feed-forward network", width=True
-            ),
-            Param(
-                "dropout", Float(0.0, 1.0, exclusive_max=True, sample_values=(0.0, 0.1)), 0.1, doc="dropout probability"
-            ),
-            Param("activation", Enum(("relu", "gelu")), "relu", doc="activation of the feed-forward network"),
-            Param("norm_first", Bool(), False, doc="layer norm before attention and feed-forward (pre-norm)"),
-            Param("bias", Bool(), True, doc="biases of the linear layers and layer norms"),
-            Param("d_model", Int(), None, doc="inferred from the input's last axis; checked if given", inferred=True),
-        ),
+        params=_LAYER_PARAMS,
         infer=_enc_infer,
-        lower=lambda p, x, y: Ctor(
-            "EncoderLayer",
-            {
-                "d_model": p["d_model"],
-                "nhead": p["nhead"],
-                **nondefault(
-                    p,
-                    {"dim_feedforward": 2048, "dropout": 0.1, "activation": "relu", "norm_first": False, "bias": True},
-                    ["dim_feedforward", "dropout", "activation", "norm_first", "bias"],
-                ),
-            },
-        ),
+        lower=_layer_lower("EncoderLayer"),
         accepts=_SEQ,
         param_count=_enc_params,
         macs=_enc_macs,
@@ -268,8 +310,45 @@ register(
         ),
         torch_equivalent="torch.nn.TransformerEncoderLayer",
         shape_rule="(T, E) -> (T, E); E % nhead = 0. MACs 4*T*E*E + 2*T*T*E (attention, as multihead_attention) "
-        "+ 2*T*E*dim_feedforward (feed-forward); softmax, norms and activations not counted",
+        "+ 2*T*E*dim_feedforward (feed-forward); softmax, norms and activations not counted; causal "
+        "masks scores, it does not skip them",
         lengths=_seq_lengths,
+        low_rank_hint="attention reads (T, E); declare the input as [T, E]",
+    )
+)
+
+register(
+    OpDef(
+        name="transformer_decoder_layer",
+        family="attention",
+        doc="a transformer decoder layer, batch first (nn.TransformerDecoderLayer): self-attention on "
+        "the target (causal: each step sees the steps before it), attention to the memory, and a "
+        "feed-forward network, each with a residual and a layer norm (after it, or before it with "
+        "norm_first). Reads `from: [target, memory]`; d_model is inferred.",
+        params=(
+            *_LAYER_PARAMS,
+            Param(
+                "memory_len",
+                Int(),
+                None,
+                doc="steps S of the memory (for the MACs); inferred, checked if given",
+                inferred=True,
+            ),
+        ),
+        infer=_dec_infer,
+        lower=_layer_lower("DecoderLayer"),
+        accepts=_SEQ,
+        param_count=_dec_params,
+        macs=_dec_macs,
+        shorthand="nhead",
+        arity=None,
+        examples=(
+            Example({"nhead": 2, "dim_feedforward": 16, "causal": True}, (6, 8), (6, 8), note="target and memory"),
+        ),
+        torch_equivalent="torch.nn.TransformerDecoderLayer",
+        shape_rule="target (T, E), memory (S, E) -> (T, E); E % nhead = 0. MACs 4*T*E*E + 2*T*T*E "
+        "(self-attention) + 2*T*E*E + 2*S*E*E + 2*T*S*E (attention to the memory) + "
+        "2*T*E*dim_feedforward; softmax, norms and activations not counted",
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
     )
 )
