@@ -336,3 +336,11 @@ def test_generated_model_py_matches_the_module():
     with torch.no_grad():
         torch.testing.assert_close(generated(x, lengths), module(x, lengths))
         torch.testing.assert_close(generated(x), module(x))
+
+
+def test_reading_a_conv1d_stack_warns():
+    res = compile_text(spec(["conv1d: {out_channels: 8, kernel_size: 3}", "multihead_attention: 2"], (3, 20)))
+    assert res.ok
+    (warning,) = res.warnings
+    assert "reads (C, L) = (8, 18) from a conv1d stack as (T, E)" in warning.message
+    assert "transpose: [1, 2]" in warning.render()

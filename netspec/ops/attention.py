@@ -13,7 +13,7 @@ the keys past each series' length (key_padding_mask); the real steps never see t
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir.types import TensorType
 from .common import check_inferred, nondefault
 from .params import Accepts, Bool, Enum, Float, Int, Param
@@ -51,6 +51,25 @@ def _attention_macs(t, s, e, ekv) -> int | None:
     if not isinstance(t, int) or not isinstance(s, int):
         return None
     return 2 * t * e * e + 2 * s * ekv * e + 2 * t * s * e
+
+
+def _layout_warn(node, x: TensorType) -> list[Diagnostic]:
+    """A conv1d stack gives (C, L): read as (T, E), its channels would be the steps."""
+    if x.layout != "channels" or x.rank != 2:
+        return []
+    c, length = x.shape
+    return [
+        Diagnostic(
+            f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, E)",
+            format_path(node.path),
+            node.loc,
+            expected="(T, E): time first, features last",
+            received=f"{x.show()} with channels first, so time would be the {c} channels",
+            hint="insert `- transpose: [1, 2]` before this layer",
+            severity=WARNING,
+            code="layout",
+        )
+    ]
 
 
 def _seq_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
@@ -119,6 +138,7 @@ register(
         "+ T*T*E (weighted sum); softmax not counted; causal masks scores, it does not skip them",
         lengths=_seq_lengths,
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
+        warn=_layout_warn,
     )
 )
 
@@ -196,6 +216,7 @@ register(
         shape_rule="query (T, E), memory (S, Ekv) -> (T, E); E % num_heads = 0. MACs 2*T*E*E + 2*S*Ekv*E "
         "(projections) + T*S*E (scores) + T*S*E (weighted sum); softmax not counted",
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
+        warn=_layout_warn,
     )
 )
 
@@ -314,6 +335,7 @@ register(
         "masks scores, it does not skip them",
         lengths=_seq_lengths,
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
+        warn=_layout_warn,
     )
 )
 
@@ -350,6 +372,7 @@ register(
         "(self-attention) + 2*T*E*E + 2*S*E*E + 2*T*S*E (attention to the memory) + "
         "2*T*E*dim_feedforward; softmax, norms and activations not counted",
         low_rank_hint="attention reads (T, E); declare the input as [T, E]",
+        warn=_layout_warn,
     )
 )
 
@@ -411,6 +434,7 @@ register(
         # Positions count from the first step and padding comes last: the real steps are unchanged.
         lengths=lambda p, x, y, axis: KEEP if axis == 0 else MIX,
         low_rank_hint="a positional embedding reads (T, E); declare the input as [T, E]",
+        warn=_layout_warn,
     )
 )
 
@@ -438,5 +462,6 @@ register(
         shape_rule="(T, F) -> (F): the time axis is pooled. MACs 0",
         lengths=lambda p, x, y, axis: USE_LAST if axis == 0 else MIX,
         low_rank_hint="sequence_pool reads (T, F); declare the input as [T, F]",
+        warn=_layout_warn,
     )
 )
