@@ -344,3 +344,23 @@ def test_reading_a_conv1d_stack_warns():
     (warning,) = res.warnings
     assert "reads (C, L) = (8, 18) from a conv1d stack as (T, E)" in warning.message
     assert "transpose: [1, 2]" in warning.render()
+
+
+@pytest.mark.parametrize(("lengths", "causal"), [(None, False), ([6, 2, 4], False), (None, True), ([6, 3, 5], True)])
+def test_fused_sdpa_path_equals_the_written_out_one(lengths, causal):
+    """On a GPU the layers call F.scaled_dot_product_attention: the same result, masks included,
+    and the same MACs (torch's math kernel, which the flop counter sees on the CPU)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from netspec.lower.layers import Attend
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(16, 4, batch_first=True).eval()
+    x = torch.randn(3, 6, 16)
+    lens = None if lengths is None else torch.tensor(lengths)
+    with torch.no_grad():
+        written = Attend.attend(mha, x, x, lens, causal, fused=False)
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as flops:
+            fused = Attend.attend(mha, x, x, lens, causal, fused=True)
+    torch.testing.assert_close(fused, written)
+    assert flops.get_total_flops() == 2 * 3 * (4 * 6 * 16 * 16 + 2 * 6 * 6 * 16)

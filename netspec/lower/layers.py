@@ -185,17 +185,24 @@ class Concat(nn.Module):
 
 
 class Attend:
-    """The attention of an nn.MultiheadAttention's weights, batch first, written out: projections
-    with F.linear, softmax(q k^T / sqrt(d)) v per head as two matmuls, the output projection.
-    Written out rather than nn.MultiheadAttention.forward: its inference fast path and the CPU
-    kernel of scaled_dot_product_attention are invisible to torch.utils.flop_counter, which checks
-    the MACs netspec reports. The parameters and state-dict keys are nn.MultiheadAttention's.
-    With `lengths`, keys past each series' true length are masked (key_padding_mask), so padding
-    never changes a real step's result; with `causal`, step i attends to steps 0..i only."""
+    """The attention of an nn.MultiheadAttention's weights, batch first: projections with F.linear,
+    softmax(q k^T / sqrt(d)) v per head, the output projection. On a GPU the middle step is
+    F.scaled_dot_product_attention (fused flash / memory-efficient kernels); elsewhere it is
+    written out as two matmuls, since torch's CPU kernel, like nn.MultiheadAttention's inference
+    fast path, is invisible to torch.utils.flop_counter, which checks the MACs netspec reports
+    (it counts the GPU kernels, the same MACs). The parameters and state-dict keys are
+    nn.MultiheadAttention's. With `lengths`, keys past each series' true length are masked
+    (key_padding_mask), so padding never changes a real step's result; with `causal`, step i
+    attends to steps 0..i only (masked scores are still computed, and counted)."""
 
     @staticmethod
     def attend(
-        mha, query: torch.Tensor, kv: torch.Tensor, lengths: torch.Tensor | None = None, causal: bool = False
+        mha,
+        query: torch.Tensor,
+        kv: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        causal: bool = False,
+        fused: bool | None = None,
     ) -> torch.Tensor:
         b, t, e = query.shape
         s, h = kv.shape[1], mha.num_heads
@@ -209,15 +216,21 @@ class Attend:
         q = nn.functional.linear(query, wq, bq).view(b, t, h, e // h).transpose(1, 2)
         k = nn.functional.linear(kv, wk, bk).view(b, s, h, e // h).transpose(1, 2)
         v = nn.functional.linear(kv, wv, bv).view(b, s, h, e // h).transpose(1, 2)
-        scores = (q * (e // h) ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, S)
+        keep = None  # (B or 1, 1, T or 1, S): True where a query may attend to a key
         if lengths is not None:
-            pad = torch.arange(s, device=kv.device)[None, :] >= lengths.to(kv.device)[:, None]  # (B, S)
-            scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
-        if causal:  # step i sees steps 0..i (the masked scores are still computed, and counted)
-            later = torch.ones(t, s, dtype=torch.bool, device=kv.device).triu(1)
-            scores = scores.masked_fill(later, float("-inf"))
-        weights = nn.functional.dropout(scores.softmax(dim=-1), mha.dropout, mha.training)
-        return mha.out_proj((weights @ v).transpose(1, 2).reshape(b, t, e))
+            keep = (torch.arange(s, device=kv.device)[None, :] < lengths.to(kv.device)[:, None])[:, None, None, :]
+        if causal:
+            before = torch.ones(t, s, dtype=torch.bool, device=kv.device).tril()[None, None]
+            keep = before if keep is None else keep & before
+        p = mha.dropout if mha.training else 0.0
+        if query.is_cuda if fused is None else fused:
+            out = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=p)
+        else:
+            scores = (q * (e // h) ** -0.5) @ k.transpose(-2, -1)  # (B, H, T, S)
+            if keep is not None:
+                scores = scores.masked_fill(~keep, float("-inf"))
+            out = nn.functional.dropout(scores.softmax(dim=-1), p) @ v
+        return mha.out_proj(out.transpose(1, 2).reshape(b, t, e))
 
 
 class SelfAttention(Attend, nn.MultiheadAttention):
