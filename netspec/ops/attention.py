@@ -1,11 +1,14 @@
-"""Attention: multihead self-attention, cross-attention, a transformer encoder layer, and
-positional embeddings, over (T, E) sequences (batch first).
+"""Attention: multihead self-attention, cross-attention, transformer encoder and decoder layers,
+positional embeddings, and the mean/max over time that ends a sequence classifier, over (T, E)
+sequences (batch first). Self-attention reads one input; cross-attention and the decoder layer read
+`from: [query, memory]` (a layer reads one input or, as merges do, two or more: hence two types).
 
 MACs per sample, the convention (torch.utils.flop_counter counts the same, FLOPs = 2 * MACs):
 the query, key, value and output projections (T*E*E + 2*S*Ekv*E + T*E*E; 4*T*E*E for
 self-attention, where S = T), the scores q k^T (T*S*E over all heads) and the weighted sum of the
-values (T*S*E). Softmax, scaling, masking, biases, residual adds and layer norms are not counted.
-A transformer encoder layer adds its feed-forward network, 2*T*E*dim_feedforward.
+values (T*S*E). Softmax, scaling, masking, biases, residual adds and layer norms are not counted;
+a causal mask hides scores but they are still computed, and counted. A transformer layer adds its
+feed-forward network, 2*T*E*dim_feedforward.
 
 Variable-length batches: attention reads every step, so it takes the batch's lengths and masks
 the keys past each series' length (key_padding_mask); the real steps never see the padding.
