@@ -372,3 +372,23 @@ def test_prepare_refuses_copies_over_the_limit():
     with pytest.raises(DataError, match=r"x prepared: 100,000 values x 4 B \(float32\) x 2 copies = 781.25 KiB"):
         prepare(raw, cfg, (1000,), "float32", (2,), 0, limit=2**19)
     assert prepare(raw, cfg, (1000,), "float32", (2,), 0, limit=2**20).x["train"].shape == (72, 1000)
+
+
+@pytest.mark.parametrize(
+    ("shape", "layer", "hint"),
+    [
+        ("[12, 29]", "conv1d: {out_channels: 4, kernel_size: 3}", "Declare the input as shape: [12, T]."),  # (C, L)
+        ("[29, 12]", "lstm: {hidden_size: 4, output: last}", "Declare the input as shape: [T, 12]."),  # (T, F)
+    ],
+)
+def test_unequal_lengths_under_a_fixed_shape_hint_in_the_specs_own_layout(tmp_path, cli, shape, layer, hint):
+    """JapaneseVowels' training series run 7 to 26 steps: the hint makes the length T, in the spec's own order."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "netspec: 1\ninputs:\n  x: {shape: " + shape + "}\nlayers:\n  - " + layer + "\n"
+        "  - flatten\n  - linear: 9\n"
+        'train:\n  data: {source: "ucr:JapaneseVowels", val_fraction: 0}\n  epochs: 1\n'
+    )
+    code, _, err = cli("train", spec, "-o", tmp_path / "run")
+    assert code == 1, err
+    assert "The series run 7 to 26 steps, so their length must be a symbol." in err and hint in err, err

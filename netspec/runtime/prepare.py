@@ -118,6 +118,13 @@ def _map_layout(x, spec_shape: tuple, mode: str, notes: list[str], what: str):
             f"and add a `reshape: {list(spec_shape)}` or `flatten` layer if the model needs other axes, "
             "or save the data with its axes in the input's order (e.g. np.moveaxis)."
         )
+    if ragged:  # series of unequal length: a symbolic length, in the spec's own axis order
+        lengths = sorted({a.shape[-1] for a in x})
+        head += f" The series run {lengths[0]} to {lengths[-1]} steps, so their length must be a symbol."
+        want = [*sample[:-1], "T"]
+        if len(spec_shape) == 2 and spec_shape[1] == sample[0] and spec_shape[0] != sample[0]:
+            want = ["T", sample[0]]  # the spec reads (T, F): keep its order, layout: auto transposes
+        raise DataError(f"{head} Declare the input as shape: [{', '.join(map(str, want))}].")
     raise DataError(f"{head} Declare the input as the data's shape, shape: {list(sample)}, or save the data to fit.")
 
 
