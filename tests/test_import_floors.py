@@ -45,7 +45,6 @@ FLOORS = {
 
 # (importer, imported): why it is still there. Remove an entry with the import it excuses.
 KNOWN = {
-    ("netspec.ops.registry", "netspec.ops.*"): "the registry imports the op modules that register themselves",
     ("netspec.data.tables", "netspec.runtime.datasets"): "datasets.py (data loading) belongs under data/",
     ("netspec.runtime.datasets", "netspec.data.tables"): "datasets.py (data loading) belongs under data/",
 }

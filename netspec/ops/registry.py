@@ -147,16 +147,15 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
-_loaded = []  # set once every family is imported: `get` runs per layer, an import statement costs ~5 us
+_loaded = []  # set once NETSPEC_OPS is imported: `get` runs per layer, an import statement costs ~5 us
 
 
 def _load() -> None:
-    """Import every family module (each registers its ops on import; later calls are no-ops).
-    Not keyed on an empty registry: importing one family first must not hide the others."""
+    """Import the extra layer modules NETSPEC_OPS names (each registers its ops on import; later
+    calls are no-ops). The built-in families are imported by the package (ops/__init__.py), so any
+    import of netspec.ops has them all, and this module imports none of them: no cycle."""
     if _loaded:
         return
-    from . import activation, attention, conv, linear, merge, norm, pool, recurrent, shape  # noqa: F401  (registers)
-
     _loaded.append(True)
     extra = [m.strip() for m in os.environ.get("NETSPEC_OPS", "").split(",") if m.strip()]
     if extra:
