@@ -444,10 +444,11 @@ def _prepare(rng: random.Random, raw, task: str, check_labels: bool = True, stat
 def run_case(kind: str, raw: bytes, seed: int = 0) -> tuple[str, str]:
     """('accepted' | 'refused' | 'internal', detail) for one file through the paths that
     `netspec train` (load_source + prepare), `init` (data_info) and `predict` (_read_inputs) take."""
+    from netspec.data.load import load_source
     from netspec.errors import SpecError
     from netspec.init import InitError, data_info
     from netspec.memory import MemoryLimitError
-    from netspec.runtime.datasets import DataError, RawData, load_source, load_ts
+    from netspec.runtime.datasets import DataError, RawData, load_ts
     from netspec.runtime.session import RunError, _read_inputs
 
     refusals = (DataError, RunError, SpecError, InitError, MemoryLimitError)

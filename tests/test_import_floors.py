@@ -44,10 +44,7 @@ FLOORS = {
 }
 
 # (importer, imported): why it is still there. Remove an entry with the import it excuses.
-KNOWN = {
-    ("netspec.data.tables", "netspec.runtime.datasets"): "datasets.py (data loading) belongs under data/",
-    ("netspec.runtime.datasets", "netspec.data.tables"): "datasets.py (data loading) belongs under data/",
-}
+KNOWN = {}
 
 
 def _modules() -> dict[str, Path]:

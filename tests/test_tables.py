@@ -16,8 +16,9 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 sk = pytest.importorskip("sklearn.datasets")
 
+from netspec.data.load import load_source  # noqa: E402
 from netspec.data.tables import load_table, options, read_table  # noqa: E402
-from netspec.runtime.datasets import DataError, load_source  # noqa: E402
+from netspec.runtime.datasets import DataError  # noqa: E402
 from netspec.runtime.prepare import prepare  # noqa: E402
 
 from .test_train import run_cli  # noqa: E402

@@ -20,9 +20,10 @@ import torch
 
 from netspec.cli import main
 from netspec.compiler import compile_text
+from netspec.data.load import load_source
 from netspec.lower.module import lower
 from netspec.runtime import loop
-from netspec.runtime.datasets import RawData, load_source
+from netspec.runtime.datasets import RawData
 from netspec.runtime.prepare import prepare
 from netspec.runtime.session import load_data, open_spec
 

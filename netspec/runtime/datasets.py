@@ -455,30 +455,3 @@ def _unpad(x: np.ndarray, lengths: np.ndarray, name: str) -> list[np.ndarray]:
     if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[-1]):
         raise DataError(f"{name} must lie in 1..{x.shape[-1]} (the padded last axis of x)")
     return [x[i, ..., : int(n)] for i, n in enumerate(lengths)]
-
-
-def load_source(
-    source: str,
-    *,
-    task: str,
-    base: Path,
-    label_column: str = "label",
-    limit: int | None = None,
-    data: dict | None = None,
-) -> RawData:
-    """`limit`: the run's --max-memory; a file's arrays over it are refused before they are read.
-    `data`: the train.data config, whose table keys a .csv/.parquet source reads."""
-    if source == "digits":
-        return load_digits()
-    if source.startswith("ucr:"):
-        return load_ucr(source[4:])
-    path = Path(source)
-    if not path.is_absolute():
-        path = base / path
-    if source.endswith(".npz"):
-        return load_npz(path, task, limit)
-    if source.lower().endswith((".csv", ".parquet")):
-        from ..data.tables import load_table
-
-        return load_table(path, task, data or {"label_column": label_column}, limit)
-    raise DataError(f"unknown data source {source!r}: use digits, ucr:<Name>, synthetic, or a .npz/.csv/.parquet file")

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import jsontext
 from ..compiler import UNHASHED, compile_doc, spec_hash
+from ..data.load import load_source
 from ..errors import Diagnostic, SpecError, missing_section
 from ..ir.typed import TypedGraph
 from ..ops import get
@@ -27,7 +28,7 @@ from ..spec.overrides import absolute_paths, apply_overrides, parse_key_path
 from ..spec.train_schema import source_kind
 from . import lock
 from .atomic import atomic_write_text
-from .datasets import DataError, RawData, load_source, output_names
+from .datasets import DataError, RawData, output_names
 from .prepare import Prepared, prepare, synthetic
 
 
