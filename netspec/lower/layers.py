@@ -254,11 +254,8 @@ class CrossAttention(Attend, nn.MultiheadAttention):
         return self.attend(self, query, memory)
 
 
-class EncoderLayer(Attend, nn.TransformerEncoderLayer):
-    """nn.TransformerEncoderLayer(batch_first=True): the same submodules, parameters and
-    state-dict keys; the forward written out (post-norm, or pre-norm with norm_first) so padded
-    keys can be masked by `lengths` (and later steps with `causal`) and the MACs are seen by torch's
-    flop counter."""
+class BatchFirstLayer:
+    """Mixin for nn.Transformer{Encoder,Decoder}Layer: batch first always, and a `causal` flag."""
 
     def __init__(
         self,
@@ -282,6 +279,13 @@ class EncoderLayer(Attend, nn.TransformerEncoderLayer):
             bias=bias,
         )
         self.causal = causal
+
+
+class EncoderLayer(Attend, BatchFirstLayer, nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer(batch_first=True): the same submodules, parameters and
+    state-dict keys; the forward written out (post-norm, or pre-norm with norm_first) so padded
+    keys can be masked by `lengths` (and later steps with `causal`) and the MACs are seen by torch's
+    flop counter."""
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         if self.norm_first:
@@ -341,33 +345,10 @@ class SequencePool(nn.Module):
         return f"mode={self.mode!r}"
 
 
-class DecoderLayer(Attend, nn.TransformerDecoderLayer):
+class DecoderLayer(Attend, BatchFirstLayer, nn.TransformerDecoderLayer):
     """nn.TransformerDecoderLayer(batch_first=True): the same submodules, parameters and
     state-dict keys; the forward written out (post-norm, or pre-norm with norm_first): self-attention
     on the target (causal: step i sees steps 0..i), attention to the memory, a feed-forward network."""
-
-    def __init__(
-        self,
-        d_model,
-        nhead,
-        dim_feedforward=2048,
-        dropout=0.1,
-        activation="relu",
-        norm_first=False,
-        bias=True,
-        causal=False,
-    ):
-        super().__init__(
-            d_model,
-            nhead,
-            dim_feedforward=dim_feedforward,
-            dropout=dropout,
-            activation=activation,
-            batch_first=True,
-            norm_first=norm_first,
-            bias=bias,
-        )
-        self.causal = causal
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
