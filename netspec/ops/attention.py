@@ -149,16 +149,22 @@ register(
 # ---------------------------------------------------------------- cross_attention
 
 
-def _cross_infer(p, xs: tuple[TensorType, ...]):
+def _two(op: str, names: tuple[str, str], xs: tuple[TensorType, ...]) -> tuple[TensorType, TensorType]:
+    """The two inputs of a layer that attends from one sequence to another, of one dtype."""
     if len(xs) != 2:
         raise ShapeError(
-            "cross_attention reads two inputs",
-            expected="`from: [query, memory]`",
+            f"{op} reads two inputs",
+            expected=f"`from: [{names[0]}, {names[1]}]`",
             received=f"{len(xs)} inputs: " + ", ".join(x.show() for x in xs),
         )
-    q, m = xs
-    if q.dtype != m.dtype:
-        raise ShapeError("query and memory of different dtypes", received=f"{q.dtype} and {m.dtype}")
+    a, b = xs
+    if a.dtype != b.dtype:
+        raise ShapeError(f"{names[0]} and {names[1]} of different dtypes", received=f"{a.dtype} and {b.dtype}")
+    return a, b
+
+
+def _cross_infer(p, xs: tuple[TensorType, ...]):
+    q, m = _two("cross_attention", ("query", "memory"), xs)
     e = _features("cross_attention", q, "query")
     ekv = _features("cross_attention", m, "memory")
     check_inferred("embed_dim", p.get("embed_dim"), e, "query features")
@@ -235,13 +241,7 @@ def _enc_infer(p, x: TensorType):
 
 
 def _dec_infer(p, xs: tuple[TensorType, ...]):
-    if len(xs) != 2:
-        raise ShapeError(
-            "transformer_decoder_layer reads two inputs",
-            expected="`from: [target, memory]`",
-            received=f"{len(xs)} inputs: " + ", ".join(x.show() for x in xs),
-        )
-    x, m = xs
+    x, m = _two("transformer_decoder_layer", ("target", "memory"), xs)
     e = _features("transformer_decoder_layer", x, "target")
     em = _features("transformer_decoder_layer", m, "memory")
     check_inferred("d_model", p.get("d_model"), e, "target features")
