@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from numpy.lib import format as npformat
 
+from netspec.data.load import load_source
 from netspec.init import InitError, data_info
-from netspec.runtime.datasets import DataError, load_source, load_ts, read_ts
+from netspec.runtime.datasets import DataError, load_ts, read_ts
 from netspec.runtime.prepare import synthetic
 from netspec.runtime.session import _read_inputs
 
@@ -104,7 +105,8 @@ def measured(code: str, cwd: Path) -> tuple[str, float, float]:
         """
         import re, time
         from pathlib import Path
-        from netspec.runtime.datasets import DataError, load_source
+        from netspec.data.load import load_source
+        from netspec.runtime.datasets import DataError
         t = time.perf_counter()
         try:
             CODE

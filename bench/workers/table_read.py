@@ -2,7 +2,7 @@
 
     python -m bench.workers.table_read netspec|pandas|pyarrow FILE
 
-netspec: its own data path (runtime/datasets.load_source, which reads .csv and .parquet through
+netspec: its own data path (data/load.load_source, which reads .csv and .parquet through
 pyarrow, then the encoding that prepare() applies, fitted on every row here). pandas: read_csv / read_parquet, then the label column's codes and the features as one
 float32 array. pyarrow: pyarrow.csv / pyarrow.parquet, then the same arrays. Prints the shape read.
 """
@@ -42,8 +42,8 @@ def by_pyarrow(path: Path):
 
 
 def by_netspec(path: Path):
+    from netspec.data.load import load_source
     from netspec.data.tables import transform
-    from netspec.runtime.datasets import load_source
 
     raw = load_source(str(path), task="classification", base=path.parent, label_column="label")
     src, rows = raw.table, np.arange(len(raw.y))  # a table's x holds row numbers; prepare() encodes them
