@@ -16,9 +16,9 @@ the keys past each series' length (key_padding_mask); the real steps never see t
 
 from __future__ import annotations
 
-from ..errors import WARNING, Diagnostic, ShapeError, format_path
+from ..errors import Diagnostic, ShapeError
 from ..ir.types import TensorType
-from .common import check_inferred, nondefault
+from .common import channels_read_as_time, check_inferred, nondefault
 from .params import Accepts, Bool, Enum, Float, Int, Param
 from .registry import KEEP, MIX, USE, USE_LAST, Ctor, Example, OpDef, register
 
@@ -57,22 +57,7 @@ def _attention_macs(t, s, e, ekv) -> int | None:
 
 
 def _layout_warn(node, x: TensorType) -> list[Diagnostic]:
-    """A conv1d stack gives (C, L): read as (T, E), its channels would be the steps."""
-    if x.layout != "channels" or x.rank != 2:
-        return []
-    c, length = x.shape
-    return [
-        Diagnostic(
-            f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, E)",
-            format_path(node.path),
-            node.loc,
-            expected="(T, E): time first, features last",
-            received=f"{x.show()} with channels first, so time would be the {c} channels",
-            hint="insert `- transpose: [1, 2]` before this layer",
-            severity=WARNING,
-            code="layout",
-        )
-    ]
+    return channels_read_as_time(node, x, "(T, E)")
 
 
 def _seq_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:

@@ -4,7 +4,7 @@ axis names, and kwargs for the lowering that omit PyTorch's defaults so generate
 
 from __future__ import annotations
 
-from ..errors import ShapeError
+from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir import dims
 from ..ir import types as T
 from ..ir.types import Dim
@@ -107,3 +107,23 @@ def check_inferred(name: str, given, actual, what: str, hint: str | None = None)
             f"if not, write {name}: {actual} (or leave it out to take it from the input unchecked)",
             param=name,
         )
+
+
+def channels_read_as_time(node, x, axes: str) -> list[Diagnostic]:
+    """A conv1d stack gives (C, L): a layer that reads `axes` ("(T, F)") time first would take
+    its channels for the steps. Legal (the shapes may happen to fit), almost always a mistake."""
+    if x.layout != "channels" or x.rank != 2:
+        return []
+    c, length = x.shape
+    return [
+        Diagnostic(
+            f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as {axes}",
+            format_path(node.path),
+            node.loc,
+            expected=f"{axes}: time first, features last",
+            received=f"{x.show()} with channels first, so time would be the {c} channels",
+            hint="insert `- transpose: [1, 2]` before this layer",
+            severity=WARNING,
+            code="layout",
+        )
+    ]

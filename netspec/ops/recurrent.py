@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir.types import TensorType
-from .common import check_inferred
+from .common import channels_read_as_time, check_inferred
 from .params import Accepts, Bool, Enum, Float, Int, Param
 from .registry import KEEP, USE, USE_LAST, Ctor, Example, OpDef, register
 
@@ -41,21 +41,7 @@ def _lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
 
 
 def _warn(node, x: TensorType) -> list[Diagnostic]:
-    out = []
-    if x.layout == "channels" and x.rank == 2:
-        c, length = x.shape
-        out.append(
-            Diagnostic(
-                f"{node.op} '{node.name}' reads (C, L) = ({c}, {length}) from a conv1d stack as (T, F)",
-                format_path(node.path),
-                node.loc,
-                expected="(T, F): time first, features last",
-                received=f"{x.show()} with channels first, so time would be the {c} channels",
-                hint="insert `- transpose: [1, 2]` before this layer",
-                severity=WARNING,
-                code="layout",
-            )
-        )
+    out = channels_read_as_time(node, x, "(T, F)")
     if node.params["dropout"] > 0 and node.params["num_layers"] == 1:
         out.append(
             Diagnostic(
