@@ -61,17 +61,22 @@ def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
     return hook(node, x) if hook else []
 
 
-class Resolver:
-    """Resolves a graph's Later values once the types they read are known (spec/resolve.py)."""
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def node(self, node: Node, types: Mapping[str, TensorType]) -> tuple[Node | str | None, list[Diagnostic]]:
-        """The node with its values; or the value it passes on (a str) when its `when:` is false;
-        or None when it failed (diagnostics say why)."""
-        raise NotImplementedError
+    class Resolver(Protocol):
+        """Resolves a graph's Later values once the types they read are known (spec/resolve.py's
+        SpecResolver is the one netspec uses; a protocol, so this floor imports nothing above it)."""
 
-    def value(self, value: object, types: Mapping[str, TensorType]) -> object:
-        """A block argument's value (None when it failed: its readers report that)."""
-        raise NotImplementedError
+        def node(self, node: Node, types: Mapping[str, TensorType]) -> tuple[Node | str | None, list[Diagnostic]]:
+            """The node with its values; or the value it passes on (a str) when its `when:` is false;
+            or None when it failed (diagnostics say why)."""
+            ...
+
+        def value(self, value: object, types: Mapping[str, TensorType]) -> object:
+            """A block argument's value (None when it failed: its readers report that)."""
+            ...
 
 
 @record(frozen=False)

@@ -24,7 +24,6 @@ from ..errors import Diagnostic, did_you_mean, format_path
 from ..ir import Node, TensorType
 from ..ir.graph import Later, frozen_map, is_later
 from ..passes.canonicalize import canonical_node
-from ..passes.infer import Resolver
 from ..record import record, replace
 from .expr import AttributeProblem, Attributes, ExprError, substitute, template
 from .loader import Document
@@ -201,7 +200,9 @@ def _jsonable(v):
     return [_jsonable(x) for x in v] if isinstance(v, tuple | list) else v
 
 
-class SpecResolver(Resolver):
+class SpecResolver:
+    """passes/infer.py's Resolver: evaluates a node's Later values with the types inference found."""
+
     def __init__(self, doc: Document):
         self.doc = doc
         self.done: dict[int, tuple[Any, bool]] = {}  # id(LaterValue) -> (value, ok): each is evaluated once
