@@ -9,7 +9,7 @@ import torch.
 
 # Registered in this order, which is the order of `netspec --help`: the spec's commands first.
 # isort: off
-from . import spec_commands, run_commands, report_commands  # noqa: F401
+from . import spec_commands, run_commands, tune_command, report_commands  # noqa: F401
 
 # isort: on
 from .core import COMMANDS, Exit, UserError, app, click_command, main, run

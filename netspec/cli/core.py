@@ -1,6 +1,6 @@
 """The command line's machinery on typer: the app, the options several commands share, completion,
 and mapping failures to exit codes. The commands themselves live in spec_commands.py (front end, no
-torch), run_commands.py (build, train, evaluate, predict, export, tune) and report_commands.py
+torch), run_commands.py (build, train, evaluate, predict, export), tune_command.py and report_commands.py
 (runs, plot).
 
 Start-up: typer (with its vendored click) is the floor of every command; the command bodies import

@@ -1,9 +1,8 @@
 """Commands that build, train or run a model (they import torch when they run): build, train,
-evaluate, predict, export, tune."""
+evaluate, predict, export (tune: tune_command.py)."""
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,7 +25,6 @@ from .core import (
     UserError,
     command,
     complete_spec,
-    console,
     memory_limit,
     parse_dims,
     path_arg,
@@ -368,100 +366,3 @@ def export(
     if fmt == "python":
         for f in res.written.files:
             print(f"  {f.name}")
-
-
-@command(RUN_PANEL, "netspec tune specs/digits_cnn_tune.yaml -o runs/tune-digits --jobs 2")
-def tune(
-    spec: Annotated[
-        Path,
-        typer.Argument(
-            metavar="SPEC", help="the spec file (YAML) with train: and search: sections", autocompletion=complete_spec
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "-o",
-            "--out",
-            help="study directory (default runs/tune-<name>); rerun to resume the study",
-            rich_help_panel=OPT_OUTPUT,
-        ),
-    ] = None,
-    trials: Annotated[
-        int | None,
-        typer.Option("--trials", min=1, help="trials in all, earlier runs counted (default: search.trials)"),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option("--timeout", metavar="S", help="start no trial after S seconds (default: search.timeout)"),
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option(
-            "--jobs",
-            min=1,
-            help="processes working on the study at once, sharing the cores",
-            rich_help_panel=OPT_RESOURCES,
-        ),
-    ] = 1,
-    set_: Sets = None,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no line per trial", rich_help_panel=OPT_OUTPUT)] = False,
-) -> None:
-    """Search the values the spec's search: section names, with Optuna. Each candidate is compiled and
-    shape-checked, and held to the constraints, before it trains; unpromising ones are pruned epoch by
-    epoch. With search.confirm, the best few are then trained again on seeds the study never used, beside the
-    spec as written, and best.yaml is chosen by those runs. Writes study.db (rerun to resume),
-    trials.json/csv, best.yaml (a normal spec) and plots."""
-    if timeout is not None and not timeout > 0:
-        raise UserError(f"--timeout expects a positive number of seconds, got {timeout}")
-    try:
-        from ..tune.study import StudyError, load_plan, run
-    except ImportError as exc:
-        raise UserError(f"netspec tune needs Optuna: pip install 'netspec[tune]' ({exc})") from None
-    from ..tune.confirm import seeds_text
-    from ..tune.report import confirm_table, confirmed_line, rich_table, write
-
-    plan = load_plan(spec, set_ or [])
-    out = out or path_arg("runs") / f"tune-{plan.name}"
-    s = plan.search
-    print(
-        f"tuning {plan.name}: {len(s.params)} values, {trials or s.trials} trials, "
-        f"{' and '.join(f'{d} {o}' for o, d in zip(s.objectives, s.directions, strict=True))} -> {out}/"
-    )
-    from ..runtime import lock
-
-    try:  # the study's lock (study.run takes it, nested) also covers writing its reports
-        with lock.hold(out):
-            study, notes, interrupted = run(plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
-            result = write(plan, study, out)
-    except (StudyError, lock.LockError) as exc:
-        raise UserError(str(exc)) from None
-    for line in notes:
-        print(line)
-    screen = console()
-    if not screen.is_terminal:  # a log file: room for every column
-        screen.width = 160
-    confirmed = result["confirm"]
-    screen.print(rich_table(result["table"], s, result["best"], result["front"], f"{plan.name}: trials", confirmed))
-    if confirmed is not None and confirmed["rows"]:
-        seeds = seeds_text(confirmed["seeds"])
-        title = f"{plan.name}: the finalists on {seeds}, new to the study (test accuracy: not used)"
-        screen.print(confirm_table(confirmed, s, title))
-    best, base = result["best"], result["baseline"]
-    if best is not None:
-        own = f" (the spec's own values: {base['objectives'][0]:.4f}, {base['params']:,} params)" if base else ""
-        print(f"best: trial {best['number']}: {s.metric} {best['objectives'][0]:.4f}, {best['params']:,} params{own}")
-        fresh = confirmed_line(confirmed, best["number"], s.metric)
-        if fresh is not None:
-            print(f"  {fresh}")
-        elif confirmed is not None:
-            print("  the confirm stage is not finished: run the same command again to finish it")
-        if s.multi:
-            print(f"Pareto front ({s.metric} / {s.objectives[1]}): trials {', '.join(map(str, result['front']))}")
-    print("wrote " + ", ".join(str(f) for f in result["files"]))
-    if interrupted:
-        print("interrupted: run the same command again to resume the study", file=sys.stderr)
-        raise Exit(130)
-    if best is None:
-        raise UserError("no trial trained to the end, so there is no best spec; the table says why")
-    print(f"train it: netspec train {out}/best.yaml")
