@@ -28,7 +28,9 @@ from __future__ import annotations
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, TypeVar, dataclass_transform, overload
+    from typing import Any, TypeVar, overload
+
+    from typing_extensions import dataclass_transform  # typing has it from 3.11; checkers only
 
     _T = TypeVar("_T")
     _C = TypeVar("_C", bound=type)
@@ -58,7 +60,6 @@ if TYPE_CHECKING:  # what type checkers read (PEP 681): records are frozen datac
     def record(cls: _C, /) -> _C: ...
 
     @overload
-    @dataclass_transform(frozen_default=True)
     def record(*, frozen: bool = True) -> Callable[[_C], _C]: ...
 
 
@@ -68,13 +69,15 @@ def _own_fields(cls: type) -> list[str]:
     return [n for n, t in notes.items() if "ClassVar" not in str(t)]
 
 
-def record(cls: type | None = None, /, *, frozen: bool = True):
-    """Make `cls` a record (see the module docstring); usable bare or as `@record(frozen=False)`."""
+if not TYPE_CHECKING:  # the implementation; checkers read the overloads above
 
-    def wrap(cls: type) -> type:
-        return _build(cls, frozen)
+    def record(cls: type | None = None, /, *, frozen: bool = True):
+        """Make `cls` a record (see the module docstring); usable bare or as `@record(frozen=False)`."""
 
-    return wrap if cls is None else wrap(cls)
+        def wrap(cls: type) -> type:
+            return _build(cls, frozen)
+
+        return wrap if cls is None else wrap(cls)
 
 
 def _build(cls: type, frozen: bool) -> type:
