@@ -71,7 +71,14 @@ register(
         "gelu",
         "GELU",
         "Gaussian error linear unit",
-        (Param("approximate", Enum(("none", "tanh")), "none", doc="'tanh' uses the tanh approximation"),),
+        (
+            Param(
+                "approximate",
+                Enum(("none", "tanh"), ("the exact erf form", "the faster tanh approximation")),
+                "none",
+                doc="'tanh' uses the tanh approximation",
+            ),
+        ),
         shorthand="approximate",
     )
 )

@@ -280,7 +280,12 @@ _LAYER_PARAMS = (
     Param("nhead", _HEADS, doc="attention heads; d_model must be a multiple of it"),
     Param("dim_feedforward", Int(sample_values=(4, 16)), 2048, doc="width of the feed-forward network", width=True),
     Param("dropout", Float(0.0, 1.0, exclusive_max=True, sample_values=(0.0, 0.1)), 0.1, doc="dropout probability"),
-    Param("activation", Enum(("relu", "gelu")), "relu", doc="activation of the feed-forward network"),
+    Param(
+        "activation",
+        Enum(("relu", "gelu"), ("max(0, x)", "Gaussian error linear unit")),
+        "relu",
+        doc="activation of the feed-forward network",
+    ),
     Param("norm_first", Bool(), False, doc="layer norm before attention and feed-forward (pre-norm)"),
     Param("bias", Bool(), True, doc="biases of the linear layers and layer norms"),
     _CAUSAL,
@@ -401,7 +406,12 @@ register(
         "sinusoidal (a max_len*E buffer, recomputed, not saved in the state dict). embed_dim is "
         "inferred; max_len defaults to a fixed T.",
         params=(
-            Param("kind", Enum(("learned", "sinusoidal")), "learned", doc="a learned table or fixed sinusoids"),
+            Param(
+                "kind",
+                Enum(("learned", "sinusoidal"), ("a trained table of vectors", "fixed sine and cosine waves")),
+                "learned",
+                doc="a learned table or fixed sinusoids",
+            ),
             Param("max_len", Int(sample_values=(8, 16)), None, doc="longest sequence; defaults to T when T is fixed"),
             Param("embed_dim", Int(), None, doc="inferred from the input's last axis; checked if given", inferred=True),
         ),
@@ -440,7 +450,14 @@ register(
         family="attention",
         doc="mean or max over the steps of a (T, F) sequence -> (F): the pooling that ends a "
         "transformer classifier. With variable-length input, over each series' real steps only.",
-        params=(Param("mode", Enum(("avg", "max")), "avg", doc="mean or max over time"),),
+        params=(
+            Param(
+                "mode",
+                Enum(("avg", "max"), ("the mean over time", "the maximum over time")),
+                "avg",
+                doc="mean or max over time",
+            ),
+        ),
         infer=_seqpool_infer,
         lower=lambda p, x, y: Ctor("SequencePool", nondefault(p, {"mode": "avg"}, ["mode"])),
         accepts=Accepts((2,), axes="(T, F)", sample_dims=(1, 3, 5)),

@@ -161,7 +161,15 @@ def _make(n: int) -> OpDef:
             Param("bias", Bool(), True, doc="add a learnable bias"),
             Param(
                 "padding_mode",
-                Enum(("zeros", "reflect", "replicate", "circular")),
+                Enum(
+                    ("zeros", "reflect", "replicate", "circular"),
+                    (
+                        "pad with zeros",
+                        "mirror the edge (without repeating it)",
+                        "repeat the edge value",
+                        "wrap around",
+                    ),
+                ),
                 "zeros",
                 doc="how padding is filled",
             ),

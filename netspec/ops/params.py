@@ -120,6 +120,7 @@ class Bool(Kind):
 @record
 class Enum(Kind):
     values: tuple = ()
+    meanings: tuple = ()  # what each value means, in order: editors show it in completion and hover
 
     def schema(self):
         return {"enum": list(self.values)}

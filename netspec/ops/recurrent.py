@@ -125,7 +125,15 @@ def _make(kind: str) -> OpDef:
         Param("bias", Bool(), True, doc="the two bias vectors (b_ih and b_hh) of PyTorch"),
         Param(
             "output",
-            Enum(("sequence", "last", "mean", "max")),
+            Enum(
+                ("sequence", "last", "mean", "max"),
+                (
+                    "every step: (T, D*H)",
+                    "the final state: (D*H)",
+                    "the mean over time: (D*H)",
+                    "the maximum over time: (D*H)",
+                ),
+            ),
             "sequence",
             doc="what is passed on: every step (T, D*H), the final state (D*H), or mean/max over time",
         ),
