@@ -167,6 +167,8 @@ class Padding(Kind):
     """PyTorch conv padding: int, per-axis list, 'same' or 'valid'."""
 
     rank: int = 1
+    # what 'same' and 'valid' mean, for editors (as Enum.meanings)
+    meanings: tuple = ("pad so the output has the input's size (stride 1 only)", "no padding, as 0")
 
     def schema(self):
         item = _int_schema(0)

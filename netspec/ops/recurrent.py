@@ -141,7 +141,11 @@ def _make(kind: str) -> OpDef:
     if kind == "lstm":
         ps.append(Param("proj_size", Int(0, sample_values=(0, 2)), 0, doc="project h to this size (0: off)"))
     if kind == "rnn":
-        ps.append(Param("nonlinearity", Enum(("tanh", "relu")), "tanh", doc="activation of the cell"))
+        ps.append(
+            Param(
+                "nonlinearity", Enum(("tanh", "relu"), ("tanh(x)", "max(0, x)")), "tanh", doc="activation of the cell"
+            )
+        )
     ps.append(Param("input_size", Int(), None, doc="inferred from the input; checked if given", inferred=True))
 
     return OpDef(
