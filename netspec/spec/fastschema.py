@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 Check = Callable[["Any"], bool]
 
-# Keywords that carry documentation only: they never affect validity.
+# Keywords that carry documentation only: they never affect validity. The second line: what
+# yaml-language-server reads for completion, hover and its messages (docs/editors.md).
 ANNOTATIONS = frozenset(
     {"title", "description", "default", "examples", "$schema", "$id", "$comment", "markdownDescription"}
+    | {"markdownEnumDescriptions", "enumDescriptions", "errorMessage", "patternErrorMessage", "defaultSnippets"}
 )
 
 
