@@ -18,37 +18,50 @@ from __future__ import annotations
 
 import re
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+    # The polynomial form the module comment below describes, for type checkers.
+    SymAtom: TypeAlias = "tuple[Literal['sym'], str]"
+    FloorAtom: TypeAlias = "tuple[Literal['floor'], Poly, int]"
+    MinAtom: TypeAlias = "tuple[Literal['min'], Poly, Poly]"
+    # Narrowed by its tag (atom[0] == "floor") only where a variable is declared `Atom`.
+    Atom: TypeAlias = "SymAtom | FloorAtom | MinAtom"
+    Mono: TypeAlias = "tuple[Atom, ...]"
+    Poly: TypeAlias = "tuple[tuple[tuple[Mono, int], ...], int]"
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # A polynomial is (terms, const): terms a sorted tuple of (monomial, coefficient != 0), a
 # monomial a sorted tuple of atoms, an atom ("sym", name), ("floor", poly, k) or ("min", p, q).
 
 
-def _poly(terms: dict, const: int) -> tuple:
+def _poly(terms: dict[Mono, int], const: int) -> Poly:
     kept = {m: c for m, c in terms.items() if c}
     return tuple(sorted(kept.items(), key=lambda mc: _mono_text(mc[0]))), const
 
 
-def _const(k: int) -> tuple:
+def _const(k: int) -> Poly:
     return (), k
 
 
-def _atom_poly(atom: tuple) -> tuple:
+def _atom_poly(atom: Atom) -> Poly:
     return (((atom,), 1),), 0
 
 
-def _add(a: tuple, b: tuple) -> tuple:
+def _add(a: Poly, b: Poly) -> Poly:
     terms = dict(a[0])
     for m, c in b[0]:
         terms[m] = terms.get(m, 0) + c
     return _poly(terms, a[1] + b[1])
 
 
-def _scale(a: tuple, k: int) -> tuple:
+def _scale(a: Poly, k: int) -> Poly:
     return _poly({m: c * k for m, c in a[0]}, a[1] * k)
 
 
-def _mul(a: tuple, b: tuple) -> tuple:
+def _mul(a: Poly, b: Poly) -> Poly:
     out = _scale(b, a[1])
     for ma, ca in a[0]:
         out = _add(out, _poly({tuple(sorted((*ma, *mb), key=_atom_text)): ca * cb for mb, cb in b[0]}, 0))
@@ -56,11 +69,12 @@ def _mul(a: tuple, b: tuple) -> tuple:
     return out
 
 
-def _floordiv(a: tuple, k: int) -> tuple:
+def _floordiv(a: Poly, k: int) -> Poly:
     """floor(a / k) for integer-valued a: whole multiples of k leave the floor."""
     if k == 1:
         return a
-    quotient, rest = {}, {}
+    quotient: dict[Mono, int] = {}
+    rest: dict[Mono, int] = {}
     for m, c in a[0]:
         q, r = divmod(c, k)
         quotient[m], rest[m] = q, r
@@ -70,16 +84,17 @@ def _floordiv(a: tuple, k: int) -> tuple:
         return _poly(quotient, q0)  # 0 <= r0 < k: its floor is 0
     inner = rest_poly
     (only, coeff), *more = rest_poly[0]
-    if not more and coeff == 1 and len(only) == 1 and only[0][0] == "floor":
+    atom: Atom = only[0]  # declared, to narrow by tag; a monomial has one or more
+    if not more and coeff == 1 and len(only) == 1 and atom[0] == "floor":
         # floor((floor(x / a) + r) / k) = floor((x + r*a) / (a*k)), for 0 <= r < k
-        _, x, a_k = only[0]
+        _, x, a_k = atom
         inner, k = _add(x, _const(rest_poly[1] * a_k)), a_k * k
         q1, r1 = divmod(inner[1], k)  # the constant may have grown past k
         inner, q0 = (inner[0], r1), q0 + q1
     return _add(_poly(quotient, q0), _atom_poly(("floor", inner, k)))
 
 
-def _min(a: tuple, b: tuple) -> tuple:
+def _min(a: Poly, b: Poly) -> Poly:
     diff = _add(a, _scale(b, -1))
     if not diff[0]:
         return a if diff[1] <= 0 else b
@@ -90,7 +105,7 @@ def _min(a: tuple, b: tuple) -> tuple:
 # --- text ------------------------------------------------------------------------------------
 
 
-def _atom_text(atom: tuple) -> str:
+def _atom_text(atom: Atom) -> str:
     if atom[0] == "sym":
         return atom[1]
     if atom[0] == "min":
@@ -99,17 +114,19 @@ def _atom_text(atom: tuple) -> str:
     return f"{body if _NAME.match(body) else f'({body})'}//{atom[2]}"
 
 
-def _mono_text(mono: tuple) -> str:
+def _mono_text(mono: Mono) -> str:
     # In a product a floor needs its parentheses: T*U//2 would read (T*U)//2.
     return "*".join(f"({_atom_text(a)})" if len(mono) > 1 and a[0] == "floor" else _atom_text(a) for a in mono)
 
 
-def _text(p: tuple) -> str:
-    if len(p[0]) == 1 and p[1] and p[0][0][1] == 1 and len(p[0][0][0]) == 1 and p[0][0][0][0][0] == "floor":
-        # floor(x / k) + c prints as (x + c*k)//k, how a length formula is written: (T-7)//2
-        _, inner, k = p[0][0][0][0]
-        return _atom_text(("floor", _add(inner, _const(p[1] * k)), k))
-    parts = []
+def _text(p: Poly) -> str:
+    if len(p[0]) == 1 and p[1] and p[0][0][1] == 1 and len(p[0][0][0]) == 1:
+        atom: Atom = p[0][0][0][0]
+        if atom[0] == "floor":
+            # floor(x / k) + c prints as (x + c*k)//k, how a length formula is written: (T-7)//2
+            _, inner, k = atom
+            return _atom_text(("floor", _add(inner, _const(p[1] * k)), k))
+    parts: list[str] = []
     for mono, c in p[0]:
         factor = _mono_text(mono)
         if c != 1 and len(mono) == 1 and mono[0][0] == "floor":
@@ -122,8 +139,9 @@ def _text(p: tuple) -> str:
     return text[1:] if text.startswith("+") else text
 
 
-def _value(p: tuple, env: dict[str, int]) -> int:
+def _value(p: Poly, env: dict[str, int]) -> int:
     total = p[1]
+    atom: Atom  # declared, so the checks of its tag below narrow it
     for mono, c in p[0]:
         v = c
         for atom in mono:
@@ -137,7 +155,8 @@ def _value(p: tuple, env: dict[str, int]) -> int:
     return total
 
 
-def _names(p: tuple, out: set[str]) -> set[str]:
+def _names(p: Poly, out: set[str]) -> set[str]:
+    atom: Atom  # declared, so the check of its tag below narrows it
     for mono, _ in p[0]:
         for atom in mono:
             if atom[0] == "sym":
@@ -155,9 +174,9 @@ def _names(p: tuple, out: set[str]) -> set[str]:
 class Sym(str):
     """A symbolic dim: its canonical text, with its polynomial in `poly`."""
 
-    poly: tuple
+    poly: Poly
 
-    def __new__(cls, poly: tuple):
+    def __new__(cls, poly: Poly) -> Sym:
         obj = super().__new__(cls, _text(poly))
         obj.poly = poly
         return obj
@@ -176,7 +195,7 @@ class Sym(str):
 Dim = int | str
 
 
-def _as_poly(d: Dim) -> tuple:
+def _as_poly(d: Dim) -> Poly:
     if isinstance(d, Sym):
         return d.poly
     if isinstance(d, int):
@@ -186,7 +205,7 @@ def _as_poly(d: Dim) -> tuple:
     raise ValueError(f"not a dimension: {d!r}")
 
 
-def _dim(p: tuple) -> Dim:
+def _dim(p: Poly) -> Dim:
     """An int when no symbol is left (T - T), else a Sym."""
     return p[1] if not p[0] else Sym(p)
 

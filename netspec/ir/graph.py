@@ -42,7 +42,7 @@ class Input:
     name: str
     type: TensorType
     loc: Location = factory(Location)
-    path: tuple = ()
+    path: tuple[str | int, ...] = ()
 
 
 @record
@@ -53,7 +53,7 @@ class Node:
     inputs: tuple[str, ...]
     user_set: frozenset[str] = frozenset()
     loc: Location = factory(Location)
-    path: tuple = ()  # key path of the layer in the spec, e.g. ("layers", 3)
+    path: tuple[str | int, ...] = ()  # key path of the layer in the spec, e.g. ("layers", 3)
     param_locs: Mapping[str, Location] = factory(frozen_map)
     # Set for layers of a block instance: the use sites, innermost first (see Diagnostic.context).
     via: tuple[str, ...] = ()
@@ -139,7 +139,8 @@ class Graph:
                 name = alias[name] or by_name[name].inputs[0]
             return name
 
-        kept, new_index = [], {}
+        kept: list[Node] = []
+        new_index: dict[int, int] = {}
         for i, node in enumerate(self.nodes):
             new_index[i] = len(kept)  # where the node at i would have been: orders block instances
             if node.name in alias:

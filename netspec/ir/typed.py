@@ -30,7 +30,7 @@ class TypedGraph:
     graph: Graph
     inputs: tuple[TensorType, ...]  # one per graph input, in order
     layers: tuple[LayerInfo, ...]
-    bindings: Mapping[str, int] = factory(dict)
+    bindings: Mapping[str, int] = factory(lambda: {})  # a lambda, not `dict`: checkers infer dict[str, int]
     unbound: tuple[str, ...] = ()
 
     @property
@@ -74,6 +74,9 @@ class TypedGraph:
 
     @property
     def total_macs(self) -> int | None:
-        if any(layer.macs is None for layer in self.layers):
-            return None
-        return sum(layer.macs for layer in self.layers)
+        total = 0
+        for layer in self.layers:
+            if layer.macs is None:
+                return None
+            total += layer.macs
+        return total
