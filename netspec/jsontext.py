@@ -11,7 +11,10 @@ import json
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeAlias
+
+    # Data as JSON or YAML gives it (a spec, a schema, a summary): for checkers only.
+    JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
 
 _flat = json.JSONEncoder(separators=(", ", ": "), allow_nan=True).encode  # indent=None: the C encoder
 

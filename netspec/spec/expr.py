@@ -45,7 +45,12 @@ from ..record import record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, NamedTuple, TypeAlias, TypeGuard
+
+    from ..jsontext import JSON
+
+    Node: TypeAlias = tuple[Any, ...]  # a syntax tree node: (kind, start, end, *payload), see the parser
 
 MAX_TEXT = 500  # characters in one expression
 MAX_DEPTH = 50  # nested parentheses, calls, unary operators and `**` right operands
@@ -94,7 +99,19 @@ _CHAR_HINTS = {
 }
 
 
-class _Tok(namedtuple("_Tok", "kind text offset value", defaults=(None,))):
+if TYPE_CHECKING:  # the same fields, typed for checkers
+
+    class _TokFields(NamedTuple):
+        kind: str
+        text: str
+        offset: int
+        value: Any = None
+
+else:
+    _TokFields = namedtuple("_Tok", "kind text offset value", defaults=(None,))
+
+
+class _Tok(_TokFields):
     """kind: num, bool, name, kw, op or end; `value` of a number or bool. (collections' namedtuple,
     not typing's NamedTuple: importing typing is ~4 ms of every command's start-up.)"""
 
@@ -110,10 +127,10 @@ def _quote(text: str) -> str:
     return f"'{text}'" if text.isprintable() and "'" not in text else repr(text)
 
 
-def _number_token(text: str, m: re.Match) -> _Tok:
+def _number_token(text: str, m: re.Match[str]) -> _Tok:
     start, end = m.span()
     # `1e`, `1.2.3` or `2x` must not split into two tokens that then fail confusingly.
-    tail = _NUMBER_TAIL.match(text, end).end()
+    tail = _NUMBER_TAIL.match(text, end).end()  # pyright: ignore[reportOptionalMemberAccess]  # `*` always matches
     if tail > end:
         raise ExprError(f"invalid number {_quote(text[start:tail])}", offset=start)
     raw = m.group()
@@ -213,7 +230,7 @@ class _Parser:
         if self.depth > MAX_DEPTH:
             raise ExprError(f"expression is nested too deeply (more than {MAX_DEPTH} levels)", offset=offset)
 
-    def parse(self) -> tuple:
+    def parse(self) -> Node:
         tree = self.conditional()
         tok = self.peek()
         if tok.kind == "end":
@@ -224,7 +241,7 @@ class _Parser:
             raise _unexpected(tok, _UNSUPPORTED.get(tok.text, "`else` needs an `if` before it"))
         raise _unexpected(tok, "missing an operator?" if tok.kind != "op" or tok.text == "(" else None)
 
-    def conditional(self) -> tuple:
+    def conditional(self) -> Node:
         """`then if condition else otherwise`, the loosest form; right-associative."""
         then = self.expr(0)
         if not self.at("if"):
@@ -244,7 +261,7 @@ class _Parser:
         self.depth -= 1
         return ("cond", then[1], otherwise[2], condition, then, otherwise)
 
-    def expr(self, min_bp: int) -> tuple:
+    def expr(self, min_bp: int) -> Node:
         left = self.operand()
         while True:
             tok = self.peek()
@@ -268,10 +285,10 @@ class _Parser:
                     offset=nxt.offset,
                 )
 
-    def operand(self) -> tuple:
+    def operand(self) -> Node:
         return self.postfix(self.primary())
 
-    def primary(self) -> tuple:
+    def primary(self) -> Node:
         tok = self.take()
         if tok.kind in ("num", "bool", "str"):
             return ("lit", tok.offset, tok.end, tok.value)
@@ -302,7 +319,7 @@ class _Parser:
             raise ExprError(f"missing operand before '{tok.text}'", offset=tok.offset)
         raise _unexpected(tok, "expected a number, a name or '('")
 
-    def postfix(self, node: tuple) -> tuple:
+    def postfix(self, node: Node) -> Node:
         """`.name` and `[index]` after an operand, left to right: in.shape[1]."""
         while self.at(".") or self.at("["):
             tok = self.take()
@@ -339,13 +356,13 @@ class _Parser:
             raise ExprError(f"unclosed '{opener.text}'", hint=f"add '{closer}'", offset=opener.offset)
         raise _unexpected(tok, hint)
 
-    def call(self, name: _Tok) -> tuple:
+    def call(self, name: _Tok) -> Node:
         if name.text not in _ARITY:
             hint = did_you_mean(name.text, FUNCTIONS) or "functions: " + ", ".join(sorted(FUNCTIONS))
             raise ExprError(f"unknown function '{name.text}'", hint=hint, offset=name.offset)
         paren = self.take()
         self.enter(paren.offset)
-        args: list[tuple] = []
+        args: list[Node] = []
         if not self.at(")"):
             args.append(self.conditional())
             while self.at(","):
@@ -401,6 +418,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _is_list(v: Any) -> TypeGuard[list[Any] | tuple[Any, ...]]:
+    return isinstance(v, (list, tuple))
+
+
 def _kind(v: Any) -> str:
     own = getattr(v, "expr_kind", None)  # a value that names its own kind (a symbolic dim)
     if own:
@@ -413,7 +434,7 @@ def _kind(v: Any) -> str:
         return "number"
     if isinstance(v, str):
         return "string"
-    if isinstance(v, (list, tuple)):
+    if _is_list(v):
         return "list"
     if isinstance(v, Mapping):
         return "mapping"
@@ -437,7 +458,7 @@ def _show(v: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _snippet(text: str, node: tuple) -> str:
+def _snippet(text: str, node: Node) -> str:
     part = " ".join(text[node[1] : node[2]].split())
     return part if len(part) <= 40 else part[:37] + "..."
 
@@ -473,10 +494,10 @@ class _Eval:
         self.text = text
         self.env = env
 
-    def snip(self, node: tuple) -> str:
+    def snip(self, node: Node) -> str:
         return _snippet(self.text, node)
 
-    def value(self, node: tuple) -> Any:
+    def value(self, node: Node) -> Any:
         kind = node[0]
         if kind == "lit":
             return node[3]
@@ -505,14 +526,14 @@ class _Eval:
             return self.item(node)
         return self.call(node)
 
-    def boolean(self, node: tuple, why: str) -> bool:
+    def boolean(self, node: Node, why: str) -> bool:
         v = self.value(node)
         if not isinstance(v, bool):
             hint = "compare it, e.g. `n > 0` or `n != 1`" if _is_number(v) else None
             raise ExprError(f"{why}, got {_show(v)} ({_kind(v)})", hint=hint, offset=node[1])
         return v
 
-    def compare(self, node: tuple) -> bool:
+    def compare(self, node: Node) -> bool:
         op, at, left, right = node[3:]
         if op in ("==", "!="):
             a, b = self.value(left), self.value(right)
@@ -526,7 +547,7 @@ class _Eval:
         b = self.number(right, f"'{op}' needs numbers")
         return _COMPARISONS[op](a, b)
 
-    def attribute(self, node: tuple) -> Any:
+    def attribute(self, node: Node) -> Any:
         obj, name, at = node[3:]
         v = self.value(obj)
         if not isinstance(v, Attributes):
@@ -536,10 +557,10 @@ class _Eval:
         except AttributeProblem as exc:
             raise ExprError(f"'{self.snip(node)}': {exc.message}", hint=exc.hint, offset=at) from None
 
-    def item(self, node: tuple) -> Any:
+    def item(self, node: Node) -> Any:
         obj, index, at = node[3:]
         items = self.value(obj)
-        if not isinstance(items, (list, tuple)):
+        if not _is_list(items):
             raise ExprError(f"{_show(items)} ({_kind(items)}) is not a list, so it has no items", offset=at)
         k = self.value(index)
         if isinstance(k, bool) or not isinstance(k, int):
@@ -549,13 +570,13 @@ class _Eval:
             raise ExprError(f"index {k} is out of range for '{self.snip(obj)}' (valid: {valid})", offset=index[1])
         return items[k]
 
-    def lookup(self, node: tuple) -> Any:
+    def lookup(self, node: Node) -> Any:
         name = node[3]
         if name in self.env:
             return self.env[name]
         if name in FUNCTIONS:
             raise ExprError(f"'{name}' is a function; call it as {name}(...)", offset=node[1])
-        defined = sorted(k for k in self.env if isinstance(k, str))
+        defined = sorted(k for k in self.env if isinstance(k, str))  # pyright: ignore[reportUnnecessaryIsInstance]  # a YAML key may be a number
         # Names in scope first: a misspelt block argument must not be "corrected" to a builtin.
         hint = did_you_mean(name, defined) or did_you_mean(name, FUNCTIONS)
         if name == "in":
@@ -565,14 +586,14 @@ class _Eval:
             hint = f"defined here: {shown}" if defined else "no variables are defined here"
         raise ExprError(f"unknown variable '{name}'", hint=hint, offset=node[1])
 
-    def number(self, node: tuple, why: str) -> int | float:
+    def number(self, node: Node, why: str) -> int | float:
         """Evaluate `node` and insist on a finite number within the magnitude limit."""
         v = self.value(node)
         if not _is_number(v):
             raise ExprError(f"{why}, got {_show(v)} ({_kind(v)})", hint=getattr(v, "expr_hint", None), offset=node[1])
         return self.checked(v, node)
 
-    def checked(self, v: int | float, node: tuple) -> int | float:
+    def checked(self, v: int | float, node: Node) -> int | float:
         if not isinstance(v, complex) and abs(v) <= LIMIT:  # False for nan and inf too
             return v
         real = not isinstance(v, complex) and not math.isnan(v)
@@ -585,7 +606,7 @@ class _Eval:
             raise ExprError(f"result too large in '{self.snip(node)}' (limit is 2**53)", offset=at)
         raise ExprError(f"result is not finite in '{self.snip(node)}'", offset=at)
 
-    def binop(self, node: tuple) -> int | float:
+    def binop(self, node: Node) -> int | float:
         op, at, left, right = node[3:]
         a = self.number(left, "arithmetic needs numbers")
         b = self.number(right, "arithmetic needs numbers")
@@ -601,7 +622,7 @@ class _Eval:
             raise ExprError(f"result too large in '{self.snip(node)}' (limit is 2**53)", offset=at) from None
         return self.checked(result, node)
 
-    def check_power(self, base: int | float, exp: int | float, node: tuple) -> None:
+    def check_power(self, base: int | float, exp: int | float, node: Node) -> None:
         """Refuse a power before computing it, so `10**10**10` costs nothing."""
         at = node[4]
         if base == 0 and exp < 0:
@@ -613,7 +634,7 @@ class _Eval:
         if base != 0 and abs(base) != 1 and exp * math.log2(abs(base)) > 54:
             raise ExprError(f"result too large in '{self.snip(node)}' (limit is 2**53)", offset=at)
 
-    def call(self, node: tuple) -> int | float:
+    def call(self, node: Node) -> int | float:
         name, args = node[3], node[4]
         why = f"{name}() needs numbers"
         if name in ("min", "max"):
@@ -621,9 +642,9 @@ class _Eval:
             return min(nums) if name == "min" else max(nums)
         return self.checked(_UNARY[name](self.number(args[0], why)), node)
 
-    def list_arg(self, name: str, node: tuple) -> list[int | float]:
+    def list_arg(self, name: str, node: Node) -> list[int | float]:
         items = self.value(node)
-        if not isinstance(items, (list, tuple)):
+        if not _is_list(items):
             msg = f"{name}() needs at least 2 arguments or one list, got {_show(items)} ({_kind(items)})"
             raise ExprError(msg, offset=node[1])
         if not items:
@@ -635,17 +656,28 @@ class _Eval:
         return list(items)
 
 
-_BINOPS = {
+_BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
-    "/": operator.truediv,
-    "//": operator.floordiv,
+    "/": operator.truediv,  # pyright: ignore[reportUnknownMemberType]  # typeshed leaves it unannotated
+    "//": operator.floordiv,  # pyright: ignore[reportUnknownMemberType]  # typeshed leaves it unannotated
     "%": operator.mod,
-    "**": operator.pow,
+    "**": operator.pow,  # pyright: ignore[reportUnknownMemberType]  # typeshed leaves it unannotated
 }
-_COMPARISONS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_UNARY = {"round": round, "floor": math.floor, "ceil": math.ceil, "abs": abs, "int": int}
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_UNARY: dict[str, Callable[[Any], Any]] = {
+    "round": round,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "abs": abs,
+    "int": int,
+}
 
 
 # --- public API -----------------------------------------------------------------------------
@@ -656,7 +688,7 @@ class Expr:
     """A parsed expression: `text` is the source between `${` and `}`, `tree` its syntax tree."""
 
     text: str
-    tree: tuple
+    tree: Node
 
     def names(self) -> frozenset[str]:
         """The variable names the expression reads (function names excluded)."""
@@ -744,7 +776,7 @@ def _scan(value: str) -> list[tuple[int, str | Expr]]:
     return pieces
 
 
-def template(value: str) -> list:
+def template(value: str) -> list[str | Expr]:
     """Split a string into literal str pieces and Expr pieces (`$${` becomes a literal `${`)."""
     return [piece for _, piece in _scan(value)]
 
@@ -778,13 +810,13 @@ def _substitute_str(value: str, env: Mapping[str, Any]) -> Any:
     if len(exprs) == 1 and all(isinstance(p, Expr) or not p.strip() for _, p in pieces):
         start, expr = exprs[0]
         return _evaluate_at(expr, start, env)  # the whole value: keep the result's type
-    out = []
+    out: list[str] = []
     for start, piece in pieces:
         out.append(piece if isinstance(piece, str) else _as_text(_evaluate_at(piece, start, env), piece, start))
     return "".join(out)
 
 
-def substitute(value: Any, env: Mapping[str, Any]) -> Any:
+def substitute(value: JSON, env: Mapping[str, Any]) -> Any:
     """Replace every `${...}` in `value` (recursing into lists and dict values) using `env`.
 
     A string that is exactly one `${...}` (give or take surrounding whitespace) becomes the
