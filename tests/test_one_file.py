@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from netspec.lower.own import OwnClassError, class_source, op_classes
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "netspec"
 
@@ -33,20 +35,28 @@ from netspec.ir.types import TensorType, numel
 from netspec.ops.params import Accepts, Bool, Float, Int, Param
 from netspec.ops.registry import KEEP, Ctor, Example, OpDef, register
 
-SOURCE = """
-class ScaleShift(nn.Module):
-    \\"\\"\\"y = x * scale[c] + shift[c] over (B, C, *).\\"\\"\\"
 
-    def __init__(self, num_features: int, init_scale: float = 1.0, shift: bool = True) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.full((num_features,), float(init_scale)))
-        self.shift = nn.Parameter(torch.zeros(num_features)) if shift else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        view = (1, -1) + (1,) * (x.dim() - 2)
-        y = x * self.scale.view(view)
-        return y if self.shift is None else y + self.shift.view(view)
-"""
+def _modules():
+    # Called only when the model is built, so checking a spec never imports torch. model.py gets
+    # a copy of the class's source.
+    import torch
+    from torch import nn
+
+    class ScaleShift(nn.Module):
+        """y = x * scale[c] + shift[c] over (B, C, *)."""
+
+        def __init__(self, num_features: int, init_scale: float = 1.0, shift: bool = True) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.full((num_features,), float(init_scale)))
+            self.shift = nn.Parameter(torch.zeros(num_features)) if shift else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            view = (1, -1) + (1,) * (x.dim() - 2)
+            y = x * self.scale.view(view)
+            return y if self.shift is None else y + self.shift.view(view)
+
+    return (ScaleShift,)
 
 
 def _infer(p, x: TensorType):
@@ -85,7 +95,7 @@ register(
         torch_equivalent="x * scale.view(1, C, 1, ...) + shift.view(1, C, 1, ...)",
         shape_rule="(C, *) -> (C, *): the shape is kept",
         lengths=KEEP,
-        module_source=SOURCE,
+        modules=_modules,
     )
 )
 '''
@@ -193,6 +203,13 @@ def test_a_layer_in_one_file_works_in_every_command(layer_dir, tmp_path):
     )
     assert fresh.returncode == 0, fresh.stderr
     assert fresh.stdout.strip() == "(5, 2)"
+
+    # a spec named like the layer's class: the model class steps aside, the layer's class is kept
+    clash = work / "clash.yaml"
+    clash.write_text(SPEC.replace("name: scaled", "name: scale_shift"))
+    _netspec(layer_dir, "build", clash, "-o", work / "clash", cwd=work)
+    source = (work / "clash" / "model.py").read_text()
+    assert "class NetScaleShift(nn.Module):" in source and source.count("class ScaleShift(nn.Module):") == 1
 
     run = work / "run"
     _netspec(layer_dir, "train", spec, "-o", run, "-q", cwd=work)
@@ -351,8 +368,9 @@ def test_every_trait_is_well_formed():
         assert callable(op.lengths) or op.lengths in steps, op.name
         assert not op.low_rank_hint or op.accepts.ranks, op.name
         assert not op.vocab_size or op.accepts.dtype == "int64", op.name
-        if op.module_source:
-            compile(op.module_source, op.name, "exec")
+        if op.modules is not None:
+            for cls in op_classes(op.name).values():
+                class_source(cls)  # readable, and needing nothing model.py lacks
         if op.arity != 1:
             continue
         for ex in op.examples:
@@ -374,3 +392,27 @@ def test_every_trait_is_well_formed():
                 assert isinstance(op.vocab_size(p), int), op.name
             if op.warn:
                 assert all(d.severity == WARNING for d in op.warn(la.node, x)), op.name
+
+
+def _helper(x):
+    return x
+
+
+def test_a_layer_class_that_needs_more_than_torch_is_refused_before_model_py_is_written():
+    import torch
+    from torch import nn
+
+    class UsesHelper(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return _helper(x)
+
+    class SelfContained(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            def twice(v):
+                return v * 2
+
+            return twice(torch.relu(x))
+
+    with pytest.raises(OwnClassError, match=r"uses _helper, which model.py will not have"):
+        class_source(UsesHelper)
+    assert class_source(SelfContained).startswith("class SelfContained(nn.Module):\n")

@@ -354,14 +354,14 @@ CHILD_TIMEOUT = 600.0  # seconds; the largest spec here checks in a few
 
 def check_python(folder: Path, typed: TypedGraph, model: nn.Module) -> float:
     """Run the written model.py as a user would (its class, its weights.pt), in a child process."""
-    from ..lower.codegen import class_name
+    from ..lower.codegen import model_class
 
     _parses((folder / "model.py").read_text(), "model.py")
     inputs = check_inputs(typed)
     with tempfile.TemporaryDirectory(prefix="netspec-check-") as tmp:
         xs_path, ys_path = Path(tmp) / "inputs.pt", Path(tmp) / "outputs.pt"
         torch.save([list(xs) for xs in inputs], xs_path)
-        cmd = [sys.executable, "-I", "-B", "-c", _CHILD, str(folder.resolve()), class_name(typed.graph.name)]
+        cmd = [sys.executable, "-I", "-B", "-c", _CHILD, str(folder.resolve()), model_class(typed)]
         try:
             proc = subprocess.run(
                 [*cmd, str(xs_path), str(ys_path)],

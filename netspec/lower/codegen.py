@@ -18,12 +18,12 @@ import yaml
 from .. import __version__
 from ..errors import ShapeError
 from ..ir.typed import TypedGraph
-from ..ops import get
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes, time_symbol
 from ..spec.loader import _SCALAR_RULES
 from ..spec.train_schema import RELEVANT, relevant_keys
 from ..summary import fmt_int
 from .classes import ClassDef, Owner, classes, ctor_of, owners
+from .own import class_source, graph_classes
 
 _LAYERS_PY = Path(__file__).with_name("layers.py")
 
@@ -60,6 +60,15 @@ def class_name(name: str) -> str:
     if not out or not out[0].isalpha() or keyword.iskeyword(out) or out in _helper_sources():
         out = "Net" + out
     return out
+
+
+def model_class(typed: TypedGraph) -> str:
+    """The model's class in model.py (what train.py and export import): the spec's name in
+    CamelCase, prefixed with `Net` while a class that a layer brings (OpDef.modules) has it."""
+    name = class_name(typed.graph.name)
+    while name in graph_classes(typed):
+        name = "Net" + name
+    return name
 
 
 # ----------------------------------------------------------------------------- strings into source
@@ -310,11 +319,12 @@ def _block_classes(typed: TypedGraph, root: Owner, taken: set[str]) -> list[str]
 
 def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str = "") -> str:
     graph = typed.graph
-    cls = class_name(graph.name)
+    cls = model_class(typed)
     ctors = [ctor_of(lay) for lay in typed.layers]
     helpers = _with_bases(sorted({c.cls for c in ctors if c.cls in _helper_sources()}))
-    # Layers that bring their own module classes (OpDef.module_source), in order of first use.
-    own = list(dict.fromkeys(s for lay in typed.layers if (s := get(lay.node.op).module_source)))
+    # Classes that layers bring in their own files (OpDef.modules), in order of first use.
+    brought = graph_classes(typed)
+    own = [class_source(c) for c in brought.values()]
     if typed.is_chain and MASK in (_plan(typed) or []):
         helpers.insert(0, "zero_padding")
     macs = fmt_int(typed.total_macs)
@@ -351,7 +361,7 @@ def model_source(typed: TypedGraph, spec_file: str = "<spec>", description: str 
     if graph.instances:
         # One class per block (children first), then the model built from them.
         root = owners(typed)
-        lines += _block_classes(typed, root, {cls, "Block", *_helper_sources()})
+        lines += _block_classes(typed, root, {cls, "Block", *_helper_sources(), *brought})
         lines += model_head
         lines += _init_lines(root, None, typed)
         lines += _owner_forward(root, typed, comments=True)

@@ -8,38 +8,20 @@ from torch import nn
 
 from ..errors import ShapeError
 from ..ir.typed import LayerInfo, TypedGraph
-from ..ops import get
 from ..passes.lengths import MASK, USE, USE_LAST, lengths_plan, time_axes
 from . import layers as custom
 from .classes import ctor_of
+from .own import op_classes
 
 
 def instantiate(layer: LayerInfo) -> nn.Module:
     c = ctor_of(layer)
     if c.cls.startswith("nn."):
         return getattr(nn, c.cls[3:])(**c.kwargs)
-    source = get(layer.node.op).module_source
-    if source:
-        return op_classes(layer.node.op, source)[c.cls](**c.kwargs)
+    own = op_classes(layer.node.op)  # a layer module's own classes (OpDef.modules)
+    if c.cls in own:
+        return own[c.cls](**c.kwargs)
     return getattr(custom, c.cls)(**c.kwargs)
-
-
-_OP_CLASSES: dict[tuple[str, str], dict] = {}
-
-
-def op_classes(op: str, source: str) -> dict:
-    """The namespace of a layer's own module source (OpDef.module_source), run once; the text is
-    put in linecache so tracebacks and inspect show it."""
-    key = (op, source)
-    if key not in _OP_CLASSES:
-        import linecache
-
-        filename = f"<netspec op {op}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        namespace = {"torch": torch, "nn": nn, "__name__": f"netspec.ops.{op}"}
-        exec(compile(source, filename, "exec"), namespace)
-        _OP_CLASSES[key] = namespace
-    return _OP_CLASSES[key]
 
 
 class Block(nn.Module):

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..ir.typed import TypedGraph
 from ..spec.train_schema import source_kind, streamed
-from .codegen import class_name, doc_text, ident, literal
+from .codegen import doc_text, ident, literal, model_class
 
 RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
 
@@ -56,7 +56,7 @@ def _streamed_main(cfg: dict) -> str:
 
 
 def train_source(typed: TypedGraph, cfg: dict, spec_hash: str, time_axis: int | None, data_base: str = ".") -> str:
-    cls = ident(class_name(typed.graph.name))
+    cls = ident(model_class(typed))
     stream = streamed(cfg)
     shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
     out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)

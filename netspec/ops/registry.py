@@ -115,10 +115,13 @@ class OpDef:
     # Legal but suspicious uses: (the layer's node, params with defaults filled, input type) ->
     # warnings (errors.Diagnostic with severity WARNING); every one that applies is reported.
     warn: Callable[[Node, TensorType], list[Diagnostic]] | None = None
-    # Python source of the nn.Module class(es) that `lower`'s Ctor.cls names, for a layer torch has
-    # no module for: it may use `torch` and `nn` only. model.py copies it; the in-process builder
-    # runs the same text, so the two cannot drift (netspec/lower/layers.py holds the built-in ones).
-    module_source: str = ""
+    # For a layer torch has no module for: a function returning the nn.Module classes its Ctor.cls
+    # names, defined inside that function in the layer's own file (it imports torch in its body,
+    # so only lowering pays for it and the front end stays torch-free). The in-process builder
+    # uses the classes themselves; model.py copies their source, which may use torch and nn only
+    # (lower/own.py checks). No text is ever run: the classes are ordinary imported code.
+    # (netspec/lower/layers.py holds the built-in ones.)
+    modules: Callable[[], tuple[type, ...]] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
