@@ -9,6 +9,15 @@ from ..ir import dims
 from ..ir import types as T
 from ..ir.types import Dim
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from ..ir import Node
+    from ..ir.types import TensorType
+    from .registry import Params
+
 AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 LAYOUT = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}
 OUT_AXES = {1: "L'", 2: "H', W'", 3: "D', H', W'"}  # output sizes in shape rules
@@ -59,13 +68,14 @@ def sliding_window(
     return out
 
 
-def nondefault(params, defaults: dict, names) -> dict:
+def nondefault(params: Params, defaults: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
     """kwargs for the lowering: the listed params whose value differs from PyTorch's default."""
-    out = {}
+    out: dict[str, Any] = {}
     for n in names:
         v = params[n]
-        if isinstance(v, tuple) and len(set(v)) == 1 and not isinstance(defaults.get(n), tuple):
-            v = v[0]  # (3, 3) -> 3, as a person would write it
+        # (isinstance makes the Any value a tuple[Unknown, ...]: a per-axis tuple of ints)
+        if isinstance(v, tuple) and len(set(v)) == 1 and not isinstance(defaults.get(n), tuple):  # pyright: ignore[reportUnknownArgumentType]
+            v = v[0]  # pyright: ignore[reportUnknownVariableType]  (3, 3) -> 3, as a person would write it
         if n in defaults and defaults[n] == v:
             continue
         out[n] = v
@@ -93,7 +103,7 @@ def torch_dim(dim: int, rank: int, what: str = "dim", param: str = "dim") -> int
     return d
 
 
-def check_inferred(name: str, given, actual, what: str, hint: str | None = None) -> None:
+def check_inferred(name: str, given: object, actual: object, what: str, hint: str | None = None) -> None:
     """A user-written value of an inferred parameter is a check: it must equal what inference
     finds. The mismatch may be in the check or in the layers above, so the hint names both (and
     never just "remove it", which would silence the check that caught the mistake)."""
@@ -109,7 +119,7 @@ def check_inferred(name: str, given, actual, what: str, hint: str | None = None)
         )
 
 
-def channels_read_as_time(node, x, axes: str) -> list[Diagnostic]:
+def channels_read_as_time(node: Node, x: TensorType, axes: str) -> list[Diagnostic]:
     """A conv1d stack gives (C, L): a layer that reads `axes` ("(T, F)") time first would take
     its channels for the steps. Legal (the shapes may happen to fit), almost always a mistake."""
     if x.layout != "channels" or x.rank != 2:

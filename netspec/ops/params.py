@@ -32,21 +32,21 @@ class ParamValueError(ValueError):
 @record
 class Kind(ABC):
     @abstractmethod
-    def schema(self) -> dict:
+    def schema(self) -> dict[str, Any]:
         """The JSON Schema fragment of a value of this kind."""
 
     def normalize(self, value: Any) -> Any:
         return value
 
-    def samples(self) -> tuple:
+    def samples(self) -> tuple[Any, ...]:
         return ()
 
     def describe(self) -> str:
         return type(self).__name__.lower()
 
 
-def _int_schema(lo: int | None, hi: int | None = INT_MAX) -> dict:
-    s: dict = {"type": "integer"}
+def _int_schema(lo: int | None, hi: int | None = INT_MAX) -> dict[str, Any]:
+    s: dict[str, Any] = {"type": "integer"}
     if lo is not None:
         s["minimum"] = lo
     if hi is not None:
@@ -58,18 +58,18 @@ def _int_schema(lo: int | None, hi: int | None = INT_MAX) -> dict:
 class Int(Kind):
     min: int | None = 1
     max: int | None = INT_MAX
-    sample_values: tuple = (1, 2, 3, 4, 7)
+    sample_values: tuple[int, ...] = (1, 2, 3, 4, 7)
 
-    def schema(self) -> dict:
+    def schema(self) -> dict[str, Any]:
         return _int_schema(self.min, self.max)
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> int:
         return int(value)
 
-    def samples(self):
+    def samples(self) -> tuple[int, ...]:
         return tuple(v for v in self.sample_values if (self.min is None or v >= self.min))
 
-    def describe(self):
+    def describe(self) -> str:
         if self.min is None:
             return "int"
         return f"int >= {self.min}"
@@ -80,26 +80,26 @@ class Float(Kind):
     min: float | None = None
     max: float | None = None
     exclusive_max: bool = False
-    sample_values: tuple = (0.0, 0.1, 0.5)
+    sample_values: tuple[float, ...] = (0.0, 0.1, 0.5)
 
-    def schema(self):
-        s: dict = {"type": "number"}
+    def schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "number"}
         if self.min is not None:
             s["minimum"] = self.min
         if self.max is not None:
             s["exclusiveMaximum" if self.exclusive_max else "maximum"] = self.max
         return s
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> float:
         value = float(value)
         if not math.isfinite(value):
             raise ParamValueError(f"a finite number, not {value}")
         return value
 
-    def samples(self):
+    def samples(self) -> tuple[float, ...]:
         return self.sample_values
 
-    def describe(self):
+    def describe(self) -> str:
         lo = "" if self.min is None else f"{self.min} <= "
         hi = "" if self.max is None else (" < " if self.exclusive_max else " <= ") + str(self.max)
         return f"{lo}float{hi}" if lo or hi else "float"
@@ -107,28 +107,28 @@ class Float(Kind):
 
 @record
 class Bool(Kind):
-    def schema(self):
+    def schema(self) -> dict[str, Any]:
         return {"type": "boolean"}
 
-    def samples(self):
+    def samples(self) -> tuple[bool, ...]:
         return (True, False)
 
-    def describe(self):
+    def describe(self) -> str:
         return "bool"
 
 
 @record
 class Enum(Kind):
-    values: tuple = ()
-    meanings: tuple = ()  # what each value means, in order: editors show it in completion and hover
+    values: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()  # what each value means, in order: editors show it in completion and hover
 
-    def schema(self):
+    def schema(self) -> dict[str, Any]:
         return {"enum": list(self.values)}
 
-    def samples(self):
+    def samples(self) -> tuple[str, ...]:
         return self.values
 
-    def describe(self):
+    def describe(self) -> str:
         return " | ".join(str(v) for v in self.values)
 
 
@@ -138,9 +138,9 @@ class Ints(Kind):
 
     rank: int = 1
     min: int = 1
-    sample_values: tuple = (1, 2, 3)
+    sample_values: tuple[int, ...] = (1, 2, 3)
 
-    def schema(self):
+    def schema(self) -> dict[str, Any]:
         item = _int_schema(self.min)
         return {
             "type": ["integer", "array"],
@@ -150,15 +150,15 @@ class Ints(Kind):
             "maxItems": self.rank,
         }
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> tuple[int, ...]:
         if isinstance(value, list | tuple):
-            return tuple(int(v) for v in value)
+            return tuple(int(v) for v in value)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]  (isinstance makes Any a list[Unknown]; the schema made the items ints)
         return (int(value),) * self.rank
 
-    def samples(self):
+    def samples(self) -> tuple[int, ...]:
         return tuple(v for v in self.sample_values if v >= self.min)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"int >= {self.min} or list of {self.rank}" if self.rank > 1 else f"int >= {self.min}"
 
 
@@ -168,9 +168,9 @@ class Padding(Kind):
 
     rank: int = 1
     # what 'same' and 'valid' mean, for editors (as Enum.meanings)
-    meanings: tuple = ("pad so the output has the input's size (stride 1 only)", "no padding, as 0")
+    meanings: tuple[str, ...] = ("pad so the output has the input's size (stride 1 only)", "no padding, as 0")
 
-    def schema(self):
+    def schema(self) -> dict[str, Any]:
         item = _int_schema(0)
         return {
             "type": ["integer", "array", "string"],
@@ -183,17 +183,17 @@ class Padding(Kind):
             "then": {"enum": ["same", "valid"]},
         }
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> tuple[int, ...] | str:
         if value == "valid":
             return (0,) * self.rank
         if isinstance(value, str):
             return value
         return Ints(self.rank, 0).normalize(value)
 
-    def samples(self):
+    def samples(self) -> tuple[int | str, ...]:
         return (0, 1, 2, "same", "valid")
 
-    def describe(self):
+    def describe(self) -> str:
         return "int >= 0, list, 'same' or 'valid'"
 
 
@@ -205,16 +205,16 @@ class IntList(Kind):
     max_items: int | None = None
     item_min: int | None = None
 
-    def schema(self):
-        s: dict = {"type": "array", "items": _int_schema(self.item_min, INT_MAX), "minItems": self.min_items}
+    def schema(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"type": "array", "items": _int_schema(self.item_min, INT_MAX), "minItems": self.min_items}
         if self.max_items is not None:
             s["maxItems"] = self.max_items
         return s
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> tuple[int, ...]:
         return tuple(int(v) for v in value)
 
-    def describe(self):
+    def describe(self) -> str:
         return "list of int"
 
 
@@ -224,7 +224,7 @@ class OutputSize(Kind):
 
     rank: int = 1
 
-    def schema(self):
+    def schema(self) -> dict[str, Any]:
         item = {"type": ["integer", "null"], "minimum": 1, "maximum": INT_MAX}
         return {
             "type": ["integer", "array"],
@@ -235,15 +235,15 @@ class OutputSize(Kind):
             "maxItems": self.rank,
         }
 
-    def normalize(self, value):
+    def normalize(self, value: Any) -> tuple[int | None, ...]:
         if isinstance(value, list | tuple):
-            return tuple(None if v is None else int(v) for v in value)
+            return tuple(None if v is None else int(v) for v in value)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]  (isinstance makes Any a list[Unknown]; the schema made the items int or null)
         return (int(value),) * self.rank
 
-    def samples(self):
+    def samples(self) -> tuple[int, ...]:
         return (1, 2, 3)
 
-    def describe(self):
+    def describe(self) -> str:
         return f"int >= 1 or list of {self.rank} (int or null)" if self.rank > 1 else "int >= 1"
 
 
@@ -265,14 +265,14 @@ class Param:
     def json_default(self) -> Any:
         """The default as JSON writes it (tuples as lists); None where there is none to write."""
         d = None if self.default is REQUIRED else self.default
-        return list(d) if isinstance(d, tuple) else d
+        return list(d) if isinstance(d, tuple) else d  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]  (isinstance makes Any a tuple[Unknown, ...]; any value)
 
-    def schema(self, examples: list | None = None) -> dict:
+    def schema(self, examples: list[Any] | None = None) -> dict[str, Any]:
         """The value schema with its editor annotations (title, description, default, examples).
         Examples: the given valid values (the layer's registered examples), then the default and
         the kind's samples, up to three."""
         default = self.json_default
-        s = {"title": self.name, "description": f"{self.doc} (required)" if self.required else self.doc}
+        s: dict[str, Any] = {"title": self.name, "description": f"{self.doc} (required)" if self.required else self.doc}
         if default is not None:
             s["default"] = default
         # Plain list work: this runs for every parameter of every layer type on each `check`.
@@ -282,7 +282,7 @@ class Param:
             for v in more:
                 if v not in shown:  # (True == 1 cannot mix here: a kind is all bools or all numbers)
                     shown.append(v)
-        s["examples"] = [list(v) if isinstance(v, tuple) else v for v in shown[:3]]
+        s["examples"] = [list(v) if isinstance(v, tuple) else v for v in shown[:3]]  # pyright: ignore[reportUnknownArgumentType]  (isinstance makes Any a tuple[Unknown, ...]; any values)
         s.update(self.kind.schema())
         return s
 
