@@ -25,12 +25,20 @@ from .params import REQUIRED, Accepts, Param
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeAlias
 
-    from ..errors import Diagnostic
+    from ..errors import Diagnostic, ShapeError
     from ..ir import Node
 
+    # A hook's input: one TensorType, or a tuple of them for a merge (arity None). Any, so that
+    # each layer's hook can name the one it takes (a Callable's parameters are contravariant).
+    In: TypeAlias = Any
+
 Params = Mapping[str, "Any"]
+
+
+def _no_kwargs() -> dict[str, Any]:
+    return {}
 
 
 @record
@@ -38,22 +46,22 @@ class Ctor:
     """How to construct the torch module: `cls` is `nn.X` or a class in netspec.lower.layers."""
 
     cls: str
-    kwargs: dict = factory(dict)
+    kwargs: dict[str, Any] = factory(_no_kwargs)
 
 
 @record
 class Example:
     params: Any  # what a user would write after the layer key (mapping, scalar or None)
-    input: tuple  # per-sample input shape
-    output: tuple = ()  # the per-sample output shape the shape rule gives (docs; checked by a test)
+    input: tuple[int | str, ...]  # per-sample input shape
+    output: tuple[int | str, ...] = ()  # the per-sample output shape the shape rule gives (docs; checked by a test)
     note: str = ""
 
 
-def _zero(p, x, y) -> int:
+def _zero(p: Params, x: In, y: TensorType) -> int:
     return 0
 
 
-def _no_fold(p, x, y) -> str | None:
+def _no_fold(p: Params, x: TensorType, y: TensorType) -> str | None:
     return None
 
 
@@ -74,15 +82,15 @@ class OpDef:
     params: tuple[Param, ...]
     # Shape rule: (params with defaults filled, input type) -> (output type, inferred params).
     # Raises errors.ShapeError. Must be pure and import nothing heavy.
-    infer: Callable[[Params, TensorType], tuple[TensorType, dict]]
-    lower: Callable[[Params, TensorType, TensorType], Ctor]
+    infer: Callable[[Params, In], tuple[TensorType, dict[str, Any]]]
+    lower: Callable[[Params, In, TensorType], Ctor]
     accepts: Accepts = factory(Accepts)
-    param_count: Callable[[Params, TensorType, TensorType], int] = _zero
-    buffer_count: Callable[[Params, TensorType, TensorType], int] = _zero
+    param_count: Callable[[Params, In, TensorType], int] = _zero
+    buffer_count: Callable[[Params, In, TensorType], int] = _zero
     # MACs per sample; may return None when a symbolic dimension makes it unknown.
-    macs: Callable[[Params, TensorType, TensorType], int | None] = _zero
+    macs: Callable[[Params, In, TensorType], int | None] = _zero
     # Checks that need no input shape (run for every layer, so all such errors are reported).
-    validate: Callable[[Params], list] = lambda p: []
+    validate: Callable[[Params], list[ShapeError]] = lambda p: []
     shorthand: str | None = None  # the parameter a scalar sets: `- linear: 10`
     # Inputs: 1 for ordinary layers (infer gets one TensorType), None for merges, which take two
     # or more (infer gets a tuple of TensorTypes).
@@ -134,7 +142,7 @@ class OpDef:
         """Can the layer be written as a bare string (`- relu`)?"""
         return not any(p.required for p in self.params)
 
-    def defaults(self) -> dict:
+    def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if p.default is not REQUIRED and not p.inferred}
 
 
@@ -150,7 +158,7 @@ def register(op: OpDef) -> OpDef:
     return op
 
 
-_loaded = []  # set once NETSPEC_OPS is imported: `get` runs per layer, an import statement costs ~5 us
+_loaded: list[bool] = []  # set once NETSPEC_OPS is imported: `get` runs per layer, an import statement costs ~5 us
 
 
 def _load() -> None:
