@@ -9,17 +9,29 @@ from .common import nondefault, torch_dim
 from .params import Accepts, Enum, Float, Int, Param
 from .registry import KEEP, MIX, Ctor, Example, OpDef, register
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from .common import Inferred
+    from .registry import Params
+
 _ANY = Accepts(None, axes="(*)", min_rank=1, sample_dims=(1, 3, 4))
 
 
-def _same(p, x):
+def _same(p: Params, x: TensorType) -> Inferred:
     return x, {}
 
 
-def _elementwise(name: str, cls: str, doc: str, params=(), shorthand=None, examples=()) -> OpDef:
+def _elementwise(
+    name: str,
+    cls: str,
+    doc: str,
+    params: tuple[Param, ...] = (),
+    shorthand: str | None = None,
+    examples: tuple[Example, ...] = (),
+) -> OpDef:
     defaults = {q.name: q.default for q in params}
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         return Ctor(f"nn.{cls}", nondefault(p, defaults, [q.name for q in params]))
 
     return OpDef(
@@ -84,13 +96,13 @@ register(
 )
 
 
-def _softmax_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+def _softmax_lengths(p: Params, x: TensorType, y: TensorType, axis: int) -> str:
     """Per step, unless it normalizes over the time axis itself (`dim` counts the batch)."""
     return MIX if p["dim"] % (x.rank + 1) == axis + 1 else KEEP
 
 
 def _make_softmax(name: str, cls: str) -> OpDef:
-    def infer(p, x):
+    def infer(p: Params, x: TensorType) -> Inferred:
         torch_dim(p["dim"], x.rank)
         return x, {}
 
@@ -114,7 +126,7 @@ register(_make_softmax("softmax", "Softmax"))
 register(_make_softmax("log_softmax", "LogSoftmax"))
 
 
-def _prelu_infer(p, x: TensorType):
+def _prelu_infer(p: Params, x: TensorType) -> Inferred:
     n = p["num_parameters"]
     if n != 1 and (x.rank < 1 or x.shape[0] != n):
         raise ShapeError(

@@ -12,11 +12,14 @@ from ..ir.types import Dim
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from typing import Any
+    from typing import Any, TypeAlias
 
     from ..ir import Node
     from ..ir.types import TensorType
     from .registry import Params
+
+    # What a shape rule (OpDef.infer) returns: the output type and the inferred parameters.
+    Inferred: TypeAlias = "tuple[TensorType, dict[str, Any]]"
 
 AXES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 LAYOUT = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}

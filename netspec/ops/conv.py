@@ -10,11 +10,19 @@ from .common import AXES, LAYOUT, OUT_AXES, check_inferred, nondefault, sliding_
 from .params import Accepts, Bool, Enum, Int, Ints, Padding, Param
 from .registry import MASK, Ctor, Example, OpDef, register
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..ir.types import Dim
+    from .common import Inferred
+    from .registry import Params
+
 _TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True, "padding_mode": "zeros"}
 
 
-def _validate(p) -> list[ShapeError]:
-    errs = []
+def _validate(p: Params) -> list[ShapeError]:
+    errs: list[ShapeError] = []
     if p["padding"] == "same" and any(s != 1 for s in p["stride"]):
         errs.append(
             ShapeError(
@@ -44,7 +52,7 @@ def _validate(p) -> list[ShapeError]:
 _DEPTHWISE_HINT = "for a depthwise conv write `depthwise: true`: groups then follows in_channels, under scale.width too"
 
 
-def _check_padding_mode(p, sizes, axes) -> None:
+def _check_padding_mode(p: Params, sizes: Sequence[Dim], axes: Sequence[str]) -> None:
     """reflect / circular padding copies input values, so it cannot exceed the input: PyTorch
     needs pad < size for reflect and pad <= size for circular (zeros / replicate: any pad)."""
     mode = p["padding_mode"]
@@ -69,7 +77,7 @@ def _check_padding_mode(p, sizes, axes) -> None:
             )
 
 
-def _uneven_same(p) -> bool:
+def _uneven_same(p: Params) -> bool:
     """padding 'same' with zeros whose total padding d*(k-1) is odd on some axis (an even kernel)."""
     if p["padding"] != "same" or p["padding_mode"] != "zeros":  # other modes: PyTorch pads explicitly itself
         return False
@@ -79,7 +87,7 @@ def _uneven_same(p) -> bool:
 def _make(n: int) -> OpDef:
     axes = AXES[n]
 
-    def infer(p, x: TensorType):
+    def infer(p: Params, x: TensorType) -> Inferred:
         cin = x.shape[0]
         if not isinstance(cin, int):
             raise ShapeError("the channel dimension must be a fixed size", received=f"channels {cin}")
@@ -111,7 +119,7 @@ def _make(n: int) -> OpDef:
                 param="groups",
             )
         _check_padding_mode(p, x.shape[1:], axes)
-        out = []
+        out: list[Dim] = []
         for i, size in enumerate(x.shape[1:]):
             k, s, d = p["kernel_size"][i], p["stride"][i], p["dilation"][i]
             if p["padding"] == "same":
@@ -121,17 +129,17 @@ def _make(n: int) -> OpDef:
             out.append(sliding_window(axes[i], size, k, s, 2 * pad, d))
         return TensorType((p["out_channels"], *out), x.dtype, "channels"), {"in_channels": cin, "groups": groups}
 
-    def params(p, x, y):
+    def params(p: Params, x: TensorType, y: TensorType) -> int:
         w = p["out_channels"] * (p["in_channels"] // p["groups"]) * math.prod(p["kernel_size"])
         return w + (p["out_channels"] if p["bias"] else 0)
 
-    def macs(p, x, y):
+    def macs(p: Params, x: TensorType, y: TensorType) -> int | None:
         out = numel(y.shape)
         if out is None:
             return None
         return out * (p["in_channels"] // p["groups"]) * math.prod(p["kernel_size"])
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         kw = {"in_channels": p["in_channels"], "out_channels": p["out_channels"]}
         kw.update(nondefault(p, {}, ["kernel_size"]))
         kw.update(nondefault(p, _TORCH_DEFAULTS, ["stride", "padding", "dilation", "groups", "bias", "padding_mode"]))

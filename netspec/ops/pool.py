@@ -8,6 +8,12 @@ from .common import AXES, LAYOUT, OUT_AXES, nondefault, sliding_window
 from .params import Accepts, Bool, Ints, OutputSize, Param
 from .registry import KEEP, USE_LAST, Ctor, Example, OpDef, register
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from ..ir.types import Dim
+    from .common import Inferred
+    from .registry import Params
+
 
 def _window_params(n: int, kind: str) -> tuple[Param, ...]:
     ps = [
@@ -30,12 +36,12 @@ def _make_window(n: int, kind: str) -> OpDef:
     name = f"{kind}pool{n}d"
     cls = f"nn.{'Max' if kind == 'max' else 'Avg'}Pool{n}d"
 
-    def resolve(p):
+    def resolve(p: Params) -> tuple[tuple[int, ...], tuple[int, ...]]:
         stride = p["stride"] if p["stride"] is not None else p["kernel_size"]
         dilation = p.get("dilation", (1,) * n)
         return stride, dilation
 
-    def validate(p):
+    def validate(p: Params) -> list[ShapeError]:
         for i in range(n):
             # PyTorch bounds the padding by half the kernel_size itself, for max pooling too:
             # dilation does not raise the limit (max_pool checks kW / 2 >= padW).
@@ -52,9 +58,9 @@ def _make_window(n: int, kind: str) -> OpDef:
                 ]
         return []
 
-    def infer(p, x: TensorType):
+    def infer(p: Params, x: TensorType) -> Inferred:
         stride, dilation = resolve(p)
-        out = []
+        out: list[Dim] = []
         for i, size in enumerate(x.shape[1:]):
             k, s, pad = p["kernel_size"][i], stride[i], p["padding"][i]
             if kind == "avg" and n == 3 and isinstance(size, int) and size < k:
@@ -72,7 +78,7 @@ def _make_window(n: int, kind: str) -> OpDef:
             )
         return TensorType((x.shape[0], *out), x.dtype, "channels"), {"stride": stride}
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         kw = nondefault(p, {}, ["kernel_size"])
         if p["stride"] != p["kernel_size"]:
             kw.update(nondefault(p, {}, ["stride"]))
@@ -106,7 +112,7 @@ def _make_window(n: int, kind: str) -> OpDef:
 def _make_adaptive(n: int, kind: str) -> OpDef:
     cls = f"nn.Adaptive{'Max' if kind == 'max' else 'Avg'}Pool{n}d"
 
-    def infer(p, x: TensorType):
+    def infer(p: Params, x: TensorType) -> Inferred:
         if n == 1 and p["output_size"] == (None,) and not isinstance(x.shape[1], int):
             # torch's 1d adaptive pools take no null, and a length known only at run time cannot
             # be written in its place
@@ -120,7 +126,7 @@ def _make_adaptive(n: int, kind: str) -> OpDef:
         out = tuple(size if o is None else o for o, size in zip(p["output_size"], x.shape[1:], strict=True))
         return TensorType((x.shape[0], *out), x.dtype, "channels"), {}
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         # null keeps an axis: write the size when it is known (torch's 1d pools take no null), and
         # never collapse (null, null) to a bare null, which torch reads as no size at all
         sizes = zip(p["output_size"], x.shape[1:], strict=True)
@@ -142,18 +148,18 @@ def _make_adaptive(n: int, kind: str) -> OpDef:
     )
 
 
-def _global_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+def _global_lengths(p: Params, x: TensorType, y: TensorType, axis: int) -> str:
     """Over (C, T): pools each series over its true length only (the padding is left out)."""
     return USE_LAST if x.rank == 2 and axis == 1 else KEEP
 
 
 def _make_global(kind: str) -> OpDef:
-    def infer(p, x: TensorType):
+    def infer(p: Params, x: TensorType) -> Inferred:
         if p["keepdim"]:
             return TensorType((x.shape[0],) + (1,) * (x.rank - 1), x.dtype, "channels"), {}
         return TensorType((x.shape[0],), x.dtype, ""), {}
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         return Ctor("GlobalPool", {"mode": kind, "dims": x.rank - 1, "keepdim": p["keepdim"]})
 
     return OpDef(

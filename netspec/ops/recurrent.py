@@ -13,15 +13,21 @@ from .common import channels_read_as_time, check_inferred
 from .params import Accepts, Bool, Enum, Float, Int, Param
 from .registry import KEEP, USE, USE_LAST, Ctor, Example, OpDef, register
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from ..ir import Node
+    from .common import Inferred
+    from .registry import Params
+
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 CLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
 
-def _h_out(p) -> int:
+def _h_out(p: Params) -> int:
     return p.get("proj_size") or p["hidden_size"]
 
 
-def weights(p, input_size: int) -> tuple[int, int]:
+def weights(p: Params, input_size: int) -> tuple[int, int]:
     """(weight elements without biases, number of layer-direction cells), in PyTorch's layout.
     Closed form: only the first layer reads the input; every later one reads the layer below
     (num_layers may be any int the schema allows, so no per-layer loop)."""
@@ -33,14 +39,14 @@ def weights(p, input_size: int) -> tuple[int, int]:
     return dirs * (first + (n - 1) * later), dirs * n
 
 
-def _lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+def _lengths(p: Params, x: TensorType, y: TensorType, axis: int) -> str:
     """Packs a padded batch when time is its first axis (T, F); the state at each true length."""
     if axis != 0:
         return KEEP
     return USE if x.shape[axis] in y.shape else USE_LAST
 
 
-def _warn(node, x: TensorType) -> list[Diagnostic]:
+def _warn(node: Node, x: TensorType) -> list[Diagnostic]:
     out = channels_read_as_time(node, x, "(T, F)")
     if node.params["dropout"] > 0 and node.params["num_layers"] == 1:
         out.append(
@@ -59,8 +65,8 @@ def _warn(node, x: TensorType) -> list[Diagnostic]:
 
 
 def _make(kind: str) -> OpDef:
-    def validate(p):
-        errs = []
+    def validate(p: Params) -> list[ShapeError]:
+        errs: list[ShapeError] = []
         proj = p.get("proj_size") or 0
         if proj and proj >= p["hidden_size"]:
             errs.append(
@@ -73,7 +79,7 @@ def _make(kind: str) -> OpDef:
             )
         return errs
 
-    def infer(p, x: TensorType):
+    def infer(p: Params, x: TensorType) -> Inferred:
         feat = x.shape[-1]
         if not isinstance(feat, int):
             hint = "recurrent layers read (T, F): the last axis must be a fixed feature count"
@@ -93,19 +99,19 @@ def _make(kind: str) -> OpDef:
             y = TensorType((width,), x.dtype, "")
         return y, {"input_size": feat}
 
-    def params(p, x, y):
+    def params(p: Params, x: TensorType, y: TensorType) -> int:
         g, h = GATES[kind], p["hidden_size"]
         biases = 2 * g * h if p["bias"] else 0
         total, cells = weights({**p, "kind": kind}, p["input_size"])
         return total + cells * biases
 
-    def macs(p, x, y):
+    def macs(p: Params, x: TensorType, y: TensorType) -> int | None:
         t = x.shape[0]
         if not isinstance(t, int):
             return None
         return t * weights({**p, "kind": kind}, p["input_size"])[0]
 
-    def lower(p, x, y):
+    def lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
         kw = {"mode": CLS[kind], "input_size": p["input_size"], "hidden_size": p["hidden_size"]}
         for name, default in [("num_layers", 1), ("bias", True), ("dropout", 0.0), ("bidirectional", False)]:
             if p[name] != default:
