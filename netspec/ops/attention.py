@@ -22,6 +22,15 @@ from .common import channels_read_as_time, check_inferred, nondefault
 from .params import Accepts, Bool, Enum, Float, Int, Param
 from .registry import KEEP, MIX, USE, USE_LAST, Ctor, Example, OpDef, register
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..ir import Node
+    from ..ir.types import Dim
+    from .common import Inferred
+    from .registry import Params
+
 _SEQ = Accepts((2,), axes="(T, E)", sample_dims=(4, 8))
 _HEADS = Int(sample_values=(1, 2, 4))
 
@@ -49,18 +58,18 @@ def _divisible(embed: int, heads: int, name: str = "embed_dim", heads_name: str 
         )
 
 
-def _attention_macs(t, s, e, ekv) -> int | None:
+def _attention_macs(t: Dim, s: Dim, e: int, ekv: int) -> int | None:
     """Projections, scores and weighted sum per sample (the module docstring's convention)."""
     if not isinstance(t, int) or not isinstance(s, int):
         return None
     return 2 * t * e * e + 2 * s * ekv * e + 2 * t * s * e
 
 
-def _layout_warn(node, x: TensorType) -> list[Diagnostic]:
+def _layout_warn(node: Node, x: TensorType) -> list[Diagnostic]:
     return channels_read_as_time(node, x, "(T, E)")
 
 
-def _seq_lengths(p, x: TensorType, y: TensorType, axis: int) -> str:
+def _seq_lengths(p: Params, x: TensorType, y: TensorType, axis: int) -> str:
     """Masks padded keys when time is the first axis of (T, E)."""
     return USE if axis == 0 else MIX
 
@@ -79,7 +88,7 @@ _ATTN_PARAMS = (
 )
 
 
-def _attn_param_count(p, kdim: int, vdim: int) -> int:
+def _attn_param_count(p: Params, kdim: int, vdim: int) -> int:
     e = p["embed_dim"]
     weights = e * e + kdim * e + vdim * e + e * e
     return weights + (4 * e if p["bias"] else 0)
@@ -88,7 +97,7 @@ def _attn_param_count(p, kdim: int, vdim: int) -> int:
 # ---------------------------------------------------------------- multihead_attention (self)
 
 
-def _self_infer(p, x: TensorType):
+def _self_infer(p: Params, x: TensorType) -> Inferred:
     e = _features("multihead_attention", x)
     check_inferred("embed_dim", p.get("embed_dim"), e, "features")
     _divisible(e, p["num_heads"])
@@ -148,7 +157,7 @@ def _two(op: str, names: tuple[str, str], xs: tuple[TensorType, ...]) -> tuple[T
     return a, b
 
 
-def _cross_infer(p, xs: tuple[TensorType, ...]):
+def _cross_infer(p: Params, xs: tuple[TensorType, ...]) -> Inferred:
     q, m = _two("cross_attention", ("query", "memory"), xs)
     e = _features("cross_attention", q, "query")
     ekv = _features("cross_attention", m, "memory")
@@ -160,7 +169,7 @@ def _cross_infer(p, xs: tuple[TensorType, ...]):
     return TensorType(q.shape, q.dtype, "sequence"), {"embed_dim": e, "kdim": ekv, "memory_len": s}
 
 
-def _cross_lower(p, x, y) -> Ctor:
+def _cross_lower(p: Params, x: TensorType, y: TensorType) -> Ctor:
     kw = {"embed_dim": p["embed_dim"], "num_heads": p["num_heads"]}
     kw.update(nondefault(p, {"dropout": 0.0, "bias": True}, ["dropout", "bias"]))
     if p["kdim"] != p["embed_dim"]:
@@ -168,7 +177,7 @@ def _cross_lower(p, x, y) -> Ctor:
     return Ctor("CrossAttention", kw)
 
 
-def _cross_macs(p, x, y):
+def _cross_macs(p: Params, x: TensorType, y: TensorType) -> int | None:
     # `x` is the query (the first input); the memory's length S comes from infer (memory_len).
     s = p["memory_len"]
     return None if s is None else _attention_macs(x.shape[0], s, p["embed_dim"], p["kdim"])
@@ -218,14 +227,14 @@ register(
 # ---------------------------------------------------------------- transformer_encoder_layer / decoder
 
 
-def _enc_infer(p, x: TensorType):
+def _enc_infer(p: Params, x: TensorType) -> Inferred:
     e = _features("transformer_encoder_layer", x)
     check_inferred("d_model", p.get("d_model"), e, "features")
     _divisible(e, p["nhead"], "d_model", "nhead")
     return TensorType(x.shape, x.dtype, "sequence"), {"d_model": e}
 
 
-def _dec_infer(p, xs: tuple[TensorType, ...]):
+def _dec_infer(p: Params, xs: tuple[TensorType, ...]) -> Inferred:
     x, m = _two("transformer_decoder_layer", ("target", "memory"), xs)
     e = _features("transformer_decoder_layer", x, "target")
     em = _features("transformer_decoder_layer", m, "memory")
@@ -243,26 +252,26 @@ def _dec_infer(p, xs: tuple[TensorType, ...]):
     return TensorType(x.shape, x.dtype, "sequence"), {"d_model": e, "memory_len": s}
 
 
-def _ffn_and_norms(p, norms: int) -> int:
+def _ffn_and_norms(p: Params, norms: int) -> int:
     e, f = p["d_model"], p["dim_feedforward"]
     return 2 * e * f + norms * e + (f + e + norms * e if p["bias"] else 0)
 
 
-def _enc_params(p, x, y) -> int:
+def _enc_params(p: Params, x: TensorType, y: TensorType) -> int:
     return _attn_param_count({**p, "embed_dim": p["d_model"]}, p["d_model"], p["d_model"]) + _ffn_and_norms(p, 2)
 
 
-def _dec_params(p, x, y) -> int:
+def _dec_params(p: Params, x: TensorType, y: TensorType) -> int:
     return 2 * _attn_param_count({**p, "embed_dim": p["d_model"]}, p["d_model"], p["d_model"]) + _ffn_and_norms(p, 3)
 
 
-def _enc_macs(p, x, y):
+def _enc_macs(p: Params, x: TensorType, y: TensorType) -> int | None:
     t, e = x.shape[0], p["d_model"]
     attn = _attention_macs(t, t, e, e)
     return None if attn is None else attn + 2 * t * e * p["dim_feedforward"]
 
 
-def _dec_macs(p, x, y):
+def _dec_macs(p: Params, x: TensorType, y: TensorType) -> int | None:
     t, e, s = x.shape[0], p["d_model"], p["memory_len"]
     own, cross = _attention_macs(t, t, e, e), _attention_macs(t, s, e, e)
     return None if own is None or cross is None else own + cross + 2 * t * e * p["dim_feedforward"]
@@ -293,7 +302,7 @@ _LAYER_PARAMS = (
 )
 
 
-def _layer_lower(cls: str):
+def _layer_lower(cls: str) -> Callable[[Params, TensorType, TensorType], Ctor]:
     return lambda p, x, y: Ctor(
         cls, {"d_model": p["d_model"], "nhead": p["nhead"], **nondefault(p, _LAYER_DEFAULTS, list(_LAYER_DEFAULTS))}
     )
@@ -373,7 +382,7 @@ register(
 # ---------------------------------------------------------------- positional_embedding
 
 
-def _pos_infer(p, x: TensorType):
+def _pos_infer(p: Params, x: TensorType) -> Inferred:
     t = x.shape[0]
     e = _features("positional_embedding", x)
     check_inferred("embed_dim", p.get("embed_dim"), e, "features")
@@ -440,7 +449,7 @@ register(
 # ---------------------------------------------------------------- sequence_pool
 
 
-def _seqpool_infer(p, x: TensorType):
+def _seqpool_infer(p: Params, x: TensorType) -> Inferred:
     return TensorType(x.shape[1:], x.dtype, ""), {}
 
 
