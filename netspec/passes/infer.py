@@ -65,6 +65,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from ..ir import Instance
+
     class Resolver(Protocol):
         """Resolves a graph's Later values once the types they read are known (spec/resolve.py's
         SpecResolver is the one netspec uses; a protocol, so this floor imports nothing above it)."""
@@ -81,8 +83,9 @@ if TYPE_CHECKING:
 
 @record(frozen=False)
 class _Changes:
-    nodes: dict = factory(dict)  # name -> the node with its Later values resolved
-    alias: dict = factory(dict)  # name of a skipped node -> the value it passes on
+    # (lambdas, not `dict`: checkers infer the item types from the field's)
+    nodes: dict[str, Node] = factory(lambda: {})  # name -> the node with its Later values resolved
+    alias: dict[str, str] = factory(lambda: {})  # name of a skipped node -> the value it passes on
 
 
 def _run(
@@ -142,9 +145,11 @@ def _run(
     return layers, diags, changes
 
 
-def _resolved(graph: Graph, changes: _Changes, resolver: Resolver | None, types) -> Graph:
+def _resolved(graph: Graph, changes: _Changes, resolver: Resolver | None, types: Mapping[str, TensorType]) -> Graph:
     if not changes.nodes and not changes.alias and not any(_later_args(i) for i in graph.instances):
         return graph
+    if resolver is None:  # (changes come from a resolver: here a block argument is left, as in _run)
+        raise AssertionError("a block argument left for shape inference and no resolver")
     graph = graph.without(changes.alias, changes.nodes)
     instances = tuple(
         replace(i, args={k: resolver.value(v, types) if is_later(v) else v for k, v in i.args.items()})
@@ -155,7 +160,7 @@ def _resolved(graph: Graph, changes: _Changes, resolver: Resolver | None, types)
     return replace(graph, instances=instances)
 
 
-def _later_args(inst) -> bool:
+def _later_args(inst: Instance) -> bool:
     return any(is_later(v) for v in inst.args.values())
 
 

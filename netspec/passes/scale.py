@@ -19,6 +19,10 @@ from ..ir.graph import frozen_map, is_later
 from ..ops import get
 from ..record import replace
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from ..ir import Node
+
 
 def scaled_width(value: int, width: float, divisor: int = 1) -> int:
     """value * width rounded to the nearest multiple of divisor, never below divisor (or 1), and
@@ -56,10 +60,10 @@ def scale_width(graph: Graph, width: float, divisor: int = 1) -> Graph:
     if width == 1 and divisor == 1:
         return graph
     keep = heads(graph)
-    nodes = []
+    nodes: list[Node] = []
     for node in graph.nodes:
         params = dict(node.params)
-        scaled = {}
+        scaled: dict[str, int] = {}
         if node.name not in keep:
             for key in width_params(node.op):
                 if isinstance(params.get(key), int):
