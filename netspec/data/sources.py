@@ -108,6 +108,7 @@ def decode(data: bytes | bytearray, channels: int, name: str) -> torch.Tensor:
         out = tvio.decode_jpeg(torch.frombuffer(buf, dtype=torch.uint8), mode=mode)
     except RuntimeError as exc:
         raise DataError(f"{name}: cannot decode the JPEG: {_reason(exc)}") from None
+    assert not isinstance(out, list)  # one tensor in, one tensor out (a list only for a list in)
     if channels == 4:
         out = torch.cat([out, torch.full_like(out[:1], 255)])
     return out
@@ -588,7 +589,7 @@ def open_arrays(
     if (test_source is None) != (test_labels is None):
         raise DataError("test_source and test_labels go together: give both or neither")
     pairs = [(Path(source), Path(labels))]
-    if test_source is not None:
+    if test_source is not None and test_labels is not None:  # both or neither, checked above
         pairs.append((Path(test_source), Path(test_labels)))
     heads = [_check_npy(x) for x, _ in pairs]
     total = sum(_header(y).nbytes for _, y in pairs if y.suffix == ".npy")

@@ -41,6 +41,7 @@ import contextlib
 import csv
 import re
 from pathlib import Path
+from typing import cast  # typing is loaded already: numpy imports it
 
 import numpy as np
 
@@ -98,6 +99,11 @@ class _Lines:
 
     def __getitem__(self, i: int) -> int:
         return self.table.line(i)
+
+
+def _lines(table: Table) -> list[int]:
+    """class_labels' `rows`: it only tests their truth and indexes them, which _Lines does lazily."""
+    return cast("list[int]", _Lines(table))
 
 
 class Table:
@@ -346,7 +352,9 @@ def _missing(table: Table, feats: list[str], kinds: dict) -> np.ndarray:
     out = np.zeros((table.rows, len(feats)), dtype=bool)
     for j, name in enumerate(feats):
         if kinds[name] == "number":
-            out[:, j] = np.isnan(table.numbers(name))
+            nums = table.numbers(name)
+            assert nums is not None  # _kinds makes a column "number" only when numbers() reads it
+            out[:, j] = np.isnan(nums)
         else:
             out[:, j] = pc.is_null(table.strings(name)).to_numpy(zero_copy_only=False)
     return out
@@ -362,7 +370,7 @@ def _text_labels(table: Table, label: str, what: str) -> tuple[np.ndarray, list[
     names = [str(v) for v in enc.dictionary.to_pylist()]
     if any(n.strip() == "" or n.strip().lower() == "nan" for n in names):
         text = col.fill_null("").to_numpy(zero_copy_only=False).astype(str)
-        return class_labels(text, what, _Lines(table))
+        return class_labels(text, what, _lines(table))
     order = sorted(range(len(names)), key=names.__getitem__)
     lut = np.empty(len(names), dtype=np.int64)
     lut[order] = np.arange(len(names))
@@ -374,7 +382,7 @@ def _labels(table: Table, label: str, task: str) -> tuple[np.ndarray, list[str] 
     nums = table.numbers(label)
     if task == "classification":
         if nums is not None:
-            return class_labels(nums, what, _Lines(table))
+            return class_labels(nums, what, _lines(table))
         return _text_labels(table, label, what)
     if nums is None:
         raise table.not_a_number(label, " (a regression target)")
@@ -452,7 +460,9 @@ class TableSource:
         for name in self.feats:
             kind = self.kinds[name]
             if kind == "number":
-                v = self.table.numbers(name)[rows]
+                nums = self.table.numbers(name)
+                assert nums is not None  # _kinds makes a column "number" only when numbers() reads it
+                v = nums[rows]
                 v = v[~np.isnan(v)]
                 value = None
                 if policy in ("mean", "median"):
@@ -465,8 +475,10 @@ class TableSource:
                 features.append(name)
                 continue
             col = self.table.strings(name).take(pa.array(rows))
-            counts = pc.value_counts(col.drop_null()) if len(col) else []
-            seen = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()} if len(counts) else {}
+            seen: dict[str, int] = {}
+            if len(col):
+                counts = pc.value_counts(col.drop_null())
+                seen = {str(c["values"]): int(c["counts"]) for c in counts.to_pylist()}
             nums = self.table.numbers(name)
             if nums is not None:  # a number column declared categorical: categories in numeric order
                 order = {s: float(s) if re.fullmatch(_NUMBER, s, re.I) else float("inf") for s in seen}
@@ -620,6 +632,7 @@ def describe(path: Path, label_column: str, task: str, limit: int | None = None)
     opt = options({"label_column": label_column, "encode": "one_hot", "missing": "median"})
     raw = load_table(path, task, opt, limit)
     src = raw.table
+    assert isinstance(src, TableSource)  # load_table always sets it
     text = [n for n in src.feats if src.kinds[n] != "number"]
     missing = bool(_missing(src.table, src.feats, src.kinds).any())
     return {"features": src.width(), "y": raw.y, "text": text, "missing": missing, "rows": src.table.rows}
