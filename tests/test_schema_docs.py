@@ -14,7 +14,7 @@ from netspec.ops import all_ops
 from netspec.ops.params import REQUIRED
 from netspec.spec.fastschema import compile_schema
 from netspec.spec.loader import load_text
-from netspec.spec.schema import build_schema, evaluated_layer_schema
+from netspec.spec.schema import build_schema, evaluated_layer_schema, published_schema
 from netspec.spec.train_schema import SECTIONS, TRAIN
 from netspec.spec.validate import block_signature
 
@@ -23,7 +23,7 @@ from .conftest import ROOT
 OPS = all_ops()
 RESNET = load_text((ROOT / "specs" / "resnet18.yaml").read_text(), "resnet18.yaml").data
 SCHEMAS = {
-    "published": build_schema(),
+    "published": published_schema(),
     "with blocks": build_schema(block_signature(RESNET)),  # a document's own schema: its block uses
     "evaluated": evaluated_layer_schema(),
 }

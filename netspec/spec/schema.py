@@ -7,10 +7,10 @@ schemas/netspec.schema.json is this function's output, checked in so editors
 from __future__ import annotations
 
 from ..ops import all_ops
-from ..ops.params import NAME_PATTERN
+from ..ops.params import NAME_PATTERN, Param
 from ..ops.registry import OpDef
 from .search_schema import search_schema
-from .train_schema import train_schema
+from .train_schema import SOURCE_PATTERN, train_schema
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
 # A dotted name is a module path: blocks produce them (`stage2.block0.conv1`), and a resolved spec
@@ -19,6 +19,23 @@ REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 # The model name names the run directory runs/<name>: no separator, and neither . nor .. (runs/ itself
 # or the folder above it).
 DIR_NAME_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9_.\-]+$"
+IDENTIFIER = "letters, digits and _ (a Python identifier, not starting with a digit)"
+# What each pattern of the schema asks for, in words: `netspec check`'s message and expected text
+# (spec/validate.py), and the editor's (patternErrorMessage); a pattern not listed is a plain name.
+PATTERN_WORDS = {
+    NAME_PATTERN: ("invalid name", IDENTIFIER),
+    REF_PATTERN: ("invalid name", IDENTIFIER + ", or a dotted path of them such as stage2.conv1"),
+    DIR_NAME_PATTERN: (
+        "invalid name",
+        "letters, digits, _, . and - (the name of the run directory runs/<name>), not . or ..",
+    ),
+    SOURCE_PATTERN: ("invalid data source", "digits, synthetic, ucr:<Name>, or a path ending in .npz or .csv"),
+}
+UNKNOWN_LAYER = (
+    "unknown layer type",
+    "a layer type (see `netspec ops`) or a block defined under `blocks:`",
+    "run `netspec ops` for the list of layer types",
+)
 MAX_REPEAT = 1000
 # A spec with more layers than this, written or expanded, is a mistake (or an attack: nested
 # repeats multiply); refusing it early keeps every check fast.
@@ -49,7 +66,7 @@ EXPR_DEF = {
 }
 _IS_EXPR = {"type": "string", "pattern": r"\$\{"}
 # Editor annotations: they stay on the outside of `exprable`'s wrapper, where editors look for them.
-_ANNOTATIONS = ("title", "description", "default", "examples")
+_ANNOTATIONS = ("title", "description", "markdownDescription", "default", "examples", "defaultSnippets")
 
 
 def exprable(schema: dict) -> dict:
@@ -104,16 +121,17 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
     wrap = exprable if authoring else (lambda s: s)
     props = {**COMMON_KEYS, **({"repeat": REPEAT, "when": WHEN} if authoring else {})}
     examples = _param_examples(op)
-    props.update({p.name: wrap(p.schema(examples.get(p.name))) for p in op.params})
+    props.update({p.name: wrap(_param_schema(p, examples.get(p.name))) for p in op.params})
+    needed = [p.name for p in op.params if p.required]
     mapping = {
         "type": "object",
         "properties": props,
-        "required": [p.name for p in op.params if p.required],
+        "required": needed,
         "additionalProperties": False,
     }
     if op.shorthand:
-        # the key's hover shows the layer's docs; this is the value's
-        other = {"description": f"shorthand for {op.shorthand}", **op.param(op.shorthand).kind.schema()}
+        # an editor's hover shows the innermost description: the layer's, not the parameter's
+        other = {"description": f"{op.doc} A single value sets {op.shorthand}.", **op.param(op.shorthand).kind.schema()}
         if op.bare_ok:  # `- dropout:` (null) means all defaults, as `- dropout` does
             types = other["type"] if isinstance(other.get("type"), list) else [other["type"]] if "type" in other else []
             if "enum" in other:
@@ -123,15 +141,78 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
         other = wrap(other)
     elif op.bare_ok:
         other = {"type": "null"}
-    else:
-        other = {"type": "object"}  # parameters are required: only the mapping form is valid
-    return {
+    else:  # parameters are required: only the mapping form is valid
+        other = {"type": "object", "errorMessage": needs_parameters(op.name, needed)}
+    out = {
         "title": op.name,
         "description": op.doc,
+        "markdownDescription": _op_markdown(op),
         "if": {"type": "object"},
         "then": mapping,
         "else": other,
     }
+    if needed:  # completion inserts the mapping with the required keys, not the bare name
+        body = {n: f"${{{i}}}" for i, n in enumerate(needed, 1)}
+        out["defaultSnippets"] = [{"label": f"{op.name} with its required parameters", "body": body}]
+    return out
+
+
+def needs_parameters(name: str, needed: list[str]) -> str:
+    """netspec's words for a layer written without its required parameters."""
+    keys = ", ".join(f"{n}: ..." for n in needed)
+    return f"layer '{name}' needs parameters: expected a mapping with {', '.join(needed)}; hint: write `- {name}: {{{keys}}}`"
+
+
+def _param_schema(p: Param, examples: list | None) -> dict:
+    """A parameter's schema with what editors show: its default in the hover text, and each
+    choice of an enum with its meaning (completion offers every one, not just the examples)."""
+    s = p.schema(examples)
+    default = p.json_default
+    s["markdownDescription"] = markdown_text(s["description"]) + (
+        f"\n\ndefault: `{yaml_scalar(default)}`" if default is not None else ""
+    )
+    target = s if "enum" in s else s.get("then") if isinstance(s.get("then"), dict) and "enum" in s["then"] else None
+    meanings: tuple = getattr(p.kind, "meanings", ())
+    if target is not None and len(meanings) == len(target["enum"]):
+        docs = [m + (" (default)" if v == default else "") for v, m in zip(target["enum"], meanings, strict=True)]
+        target["markdownEnumDescriptions"] = [markdown_text(d) for d in docs]
+        s["defaultSnippets"] = [
+            {"label": str(v), "markdownDescription": markdown_text(d), "body": v}
+            for v, d in zip(target["enum"], docs, strict=True)
+        ]
+    return s
+
+
+def yaml_scalar(value: object) -> str:
+    """A default as a spec writes it: true, null, [1, 1], zeros."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def markdown_text(text: str) -> str:
+    """Plain text for a markdownDescription: `code` spans kept, * _ < > [ ] outside them escaped
+    (`D*H` is not emphasis)."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # the even parts are outside code spans
+        parts[i] = "".join("\\" + c if c in "*_<>[]" else c for c in parts[i])
+    return "`".join(parts)
+
+
+def _op_markdown(op: OpDef) -> str:
+    """A layer type's hover text: what it does, its shape rule, and its parameters with defaults."""
+    lines = [markdown_text(op.doc)]
+    if op.shape_rule:
+        lines.append(f"shape: `{op.shape_rule}`")
+    params = []
+    for p in op.params:
+        what = "required" if p.required else "inferred" if p.inferred else f"default `{yaml_scalar(p.json_default)}`"
+        params.append(f"- `{p.name}` ({what}): {markdown_text(p.doc)}")
+    if params:
+        lines.append("\n".join(params))
+    if op.shorthand:
+        lines.append(f"`- {op.name}: <value>` sets {op.shorthand}")
+    return "\n\n".join(lines)
 
 
 def _block_arg(block: str, arg: str, required: bool) -> dict:
@@ -255,24 +336,15 @@ def build_schema(
     names = sorted(ops)
     uses = {b[0]: block_use_schema(*b) for b in blocks or ()}
     bare = [n for n in names if ops[n].bare_ok] + [b for b, _, req in blocks or () if not req]
-    item_names = {"enum": names + sorted(uses)} if blocks is not None else {"pattern": REF_PATTERN}
-    layer = {
-        "description": "a layer: `- relu`, `- linear: 10`, or `- conv2d: {out_channels: 6, kernel_size: 5}`; "
-        "or a use of a block: `- basic: {channels: 64}`",
-        "type": ["string", "object"],
-        "if": {"type": "string"},
-        "then": {"enum": bare} if blocks is not None else {"pattern": NAME_PATTERN},
-        "else": {
-            "minProperties": 1,
-            "maxProperties": 1,
-            "propertyNames": item_names,
-            # `properties` checks only the key present: one lookup per layer, not one test per type
-            "properties": {
-                n: {"$ref": f"#/$defs/{d}"}
-                for n, d in [*((n, n) for n in names), *((b, f"block:{b}") for b in sorted(uses))]
-            },
-        },
-    }
+    if blocks is not None:  # a document's own schema, which netspec validates it with
+        layer = _layer_schema(
+            {"enum": bare},
+            {"enum": names + sorted(uses)},
+            {n: f"#/$defs/{n}" for n in names} | {b: f"#/$defs/block:{b}" for b in sorted(uses)},
+        )
+        editor = {}
+    else:  # the published schema: an editor's, which cannot know a document's block names
+        layer, editor = _editor_layers(ops)
     dim = {
         "type": ["integer", "string"],
         "minimum": 1,
@@ -359,7 +431,13 @@ def build_schema(
                 "title": "blocks",
                 "type": "object",
                 "description": "reusable groups of layers, used as layer types with arguments",
-                "propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": names}},
+                "propertyNames": {
+                    "pattern": NAME_PATTERN,
+                    "patternErrorMessage": _words(*PATTERN_WORDS[NAME_PATTERN]),
+                    # if/then, not `not`: an editor shows `errorMessage` for this but not for a `not`
+                    "if": {"enum": names},
+                    "then": {"type": "null", "errorMessage": RESERVED_BLOCK},
+                },
                 "additionalProperties": {"$ref": "#/$defs/block"},
                 "examples": [{"conv_bn": _BLOCK}],
             },
@@ -404,20 +482,15 @@ def build_schema(
                 "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                 "examples": [{"T": 100}],
             },
-            "layers": {
-                "title": "layers",
-                "type": "array",
-                "minItems": 1,
-                "items": {"$ref": "#/$defs/layer"},
-                "description": "the layers, in order: each reads the one before unless it names `from:` (required)",
-                "examples": [[_CONV, "relu", "flatten", {"linear": 10}]],
-            },
+            "layers": {**_LAYERS, "items": {"$ref": "#/$defs/layer"}} if blocks is not None else _LAYERS,
             "outputs": _outputs("the layers whose values the model returns, in order; default: the last layer"),
             "train": train_schema(),
             "search": search_schema(),
         },
+        **editor.pop("root", {}),
         "$defs": _op_defs(
             {
+                **editor,
                 "layer": layer,
                 "block": _block_def_schema(),
                 "expr": EXPR_DEF,
@@ -427,6 +500,118 @@ def build_schema(
             lazy=lazy,
         ),
     }
+
+
+_LAYERS = {
+    "title": "layers",
+    "type": "array",
+    "minItems": 1,
+    "description": "the layers, in order: each reads the one before unless it names `from:` (required)",
+    "examples": [[_CONV, "relu", "flatten", {"linear": 10}]],
+}
+_LAYER_DOC = (
+    "a layer: `- relu`, `- linear: 10`, or `- conv2d: {out_channels: 6, kernel_size: 5}`; "
+    "or a use of a block: `- basic: {channels: 64}`"
+)
+RESERVED_BLOCK = (
+    "block has the name of a layer type: expected a block name that is not a layer type (see `netspec ops`); "
+    "hint: rename it, e.g. <name>_block"
+)
+
+
+def _words(message: str, expected: str, hint: str | None = None) -> str:
+    """An editor's message in netspec's words (spec/validate.py), without the received value,
+    which an editor's message cannot name."""
+    return f"{message}: expected {expected}" + (f"; hint: {hint}" if hint else "")
+
+
+def _layer_schema(string: dict, key: dict, refs: dict[str, str], other: dict | None = None) -> dict:
+    """A layer item: a string (`string`: what it may be) or a mapping of one key (`key`: what it
+    may be) whose value `refs` checks by the key (`other`: a key not in `refs`)."""
+    mapping = {
+        "minProperties": 1,
+        "maxProperties": 1,
+        "propertyNames": key,
+        # `properties` checks only the key present: one lookup per layer, not one test per type
+        "properties": {n: {"$ref": r} for n, r in refs.items()},
+    }
+    if other is not None:
+        mapping["additionalProperties"] = other
+    return {
+        "description": _LAYER_DOC,
+        "type": ["string", "object"],
+        "if": {"type": "string"},
+        "then": string,
+        "else": mapping,
+    }
+
+
+def _one_of(names: list[str]) -> str:
+    return "^(" + "|".join(names) + ")$"  # layer type names are identifiers: nothing to escape
+
+
+def _editor_layers(ops: dict[str, OpDef]) -> tuple[dict, dict]:
+    """The published schema's layer items: without `blocks:`, only layer types (a misspelt one is
+    flagged); with it, a layer type or any name (a block's: a schema cannot list a document's
+    block names), whose `name`, `from`, `repeat` and `when` are still checked. Either way, a bare
+    layer type that needs parameters is flagged as netspec flags it. Returns the `layer`
+    definition and the other definitions, with under "root" the keywords for the root schema."""
+    names = sorted(ops)
+    bare = [n for n in names if ops[n].bare_ok]
+    needs = [n for n in names if not ops[n].bare_ok]
+    refs = {n: f"#/$defs/{n}" for n in names}
+    unknown = _words(*UNKNOWN_LAYER)
+    needs_params = {
+        # `- conv2d`: netspec says "needs parameters" (an editor's message cannot name the type)
+        "if": {"pattern": _one_of(needs)},
+        "then": {
+            "type": "object",
+            "errorMessage": "layer needs parameters: expected a mapping with its required parameters; "
+            "hint: write `- <type>: {<parameter>: ...}` (completion inserts them)",
+        },
+    }
+    # Patterns, not enums, for the names: an editor lists an enum's values in the hover of every
+    # layer. And for hover only (it never fails), an anyOf that the server evaluates before the
+    # rest: it shows the first title and description it meets, and of an anyOf only its best
+    # match, so `- relu` shows relu's docs.
+    hover = [
+        *({"const": n, "title": n, "description": ops[n].doc} for n in bare),
+        {"type": "string", "not": {"pattern": _one_of(bare)}},
+        {"type": "object"},
+    ]
+    builtin = _layer_schema(
+        {**needs_params, "else": {"pattern": _one_of(bare), "patternErrorMessage": unknown}},
+        {"enum": names, "errorMessage": unknown},
+        refs,
+    )
+    builtin["anyOf"] = hover
+    any_name = _layer_schema(
+        {"pattern": NAME_PATTERN, "patternErrorMessage": _words(*PATTERN_WORDS[NAME_PATTERN]), **needs_params},
+        {"pattern": REF_PATTERN, "patternErrorMessage": _words(*PATTERN_WORDS[REF_PATTERN])},
+        refs,
+        {"$ref": "#/$defs/block_use"},
+    )
+    any_name["anyOf"] = hover
+    use = {
+        "title": "block use",
+        "description": "a use of a block defined under blocks: its arguments, and name, from, repeat and when",
+        "if": {"type": "object"},
+        "then": {"type": "object", "properties": {**COMMON_KEYS, "repeat": REPEAT, "when": WHEN}},
+        "else": {"type": "null"},
+    }
+    root = {
+        "if": {"required": ["blocks"]},
+        "then": {"properties": {"layers": {**_LAYERS, "items": {"$ref": "#/$defs/layer"}}}},
+        "else": {"properties": {"layers": {**_LAYERS, "items": {"$ref": "#/$defs/builtin_layer"}}}},
+    }
+    return any_name, {"root": root, "builtin_layer": builtin, "block_use": use}
+
+
+def published_schema() -> dict:
+    """The schema `netspec schema` prints, for editors (schemas/netspec.schema.json)."""
+    schema = build_schema()
+    for_editors(schema)
+    return schema
 
 
 def evaluated_layer_schema(lazy: bool = False) -> dict:
@@ -442,7 +627,34 @@ def evaluated_layer_schema(lazy: bool = False) -> dict:
     }
 
 
+# The keywords whose values are schemas (or mappings or lists of them), for walking a schema.
+_SUBSCHEMA = ("if", "items", "additionalProperties", "propertyNames", "then", "else", "not")
+_SUBSCHEMAS = ("properties", "$defs", "anyOf")
+
+
+def for_editors(schema: object) -> None:
+    """Add, in place, what yaml-language-server shows and netspec's own schema does without: each
+    pattern's message in netspec's words, and the default in the hover text of a field that has
+    one (the server shows `default` nowhere). Runs on the published schema only."""
+    if not isinstance(schema, dict):
+        return
+    if "pattern" in schema and "patternErrorMessage" not in schema:
+        message, expected = PATTERN_WORDS.get(
+            schema["pattern"], ("invalid value", f"text matching {schema['pattern']}")
+        )
+        schema["patternErrorMessage"] = _words(message, expected)
+    if "default" in schema and "description" in schema and "markdownDescription" not in schema:
+        default = f"default: `{yaml_scalar(schema['default'])}`"
+        schema["markdownDescription"] = f"{markdown_text(schema['description'])}\n\n{default}"
+    for key in _SUBSCHEMA[1:]:  # not into `if`: a failing `if` shows no message
+        for_editors(schema.get(key))
+    for key in _SUBSCHEMAS:
+        value = schema.get(key)
+        for sub in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+            for_editors(sub)
+
+
 def schema_text() -> str:
     import json  # `netspec schema` only: start-up of check and summarize does without
 
-    return json.dumps(build_schema(), indent=2, sort_keys=False) + "\n"
+    return json.dumps(published_schema(), indent=2, sort_keys=False) + "\n"

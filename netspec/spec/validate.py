@@ -15,8 +15,7 @@ from ..errors import Diagnostic, closest, did_you_mean, format_path
 from ..ops import all_ops
 from .fastschema import compile_schema, ecma_regex
 from .loader import Document
-from .schema import DIR_NAME_PATTERN, MAX_LAYERS, REF_PATTERN, build_schema, evaluated_layer_schema
-from .train_schema import SOURCE_PATTERN
+from .schema import IDENTIFIER, MAX_LAYERS, PATTERN_WORDS, UNKNOWN_LAYER, build_schema, evaluated_layer_schema
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -196,6 +195,18 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
     def make(message, p=path, *, key=False, **kwargs):
         return Diagnostic(message, format_path(p), doc.loc(p, key=key), code="schema", **kwargs)
 
+    if path == ("blocks",) and isinstance(inst, str) and inst in ops and kw in ("not", "type"):
+        # propertyNames' if/then (an editor shows a then's message, not a not's)
+        return [
+            make(
+                f"block '{inst}' has the name of a layer type",
+                path + (inst,),
+                key=True,
+                expected="a block name that is not a layer type (see `netspec ops`)",
+                received=repr(inst),
+                hint=f"rename it, e.g. '{inst}_block'",
+            )
+        ]
     if kw == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         out = []
@@ -263,9 +274,9 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
                         f"unknown layer type '{inst}'",
                         path + (inst,),
                         key=True,
-                        expected="a layer type (see `netspec ops`) or a block defined under `blocks:`",
+                        expected=UNKNOWN_LAYER[1],
                         received=repr(inst),
-                        hint=did_you_mean(inst, kinds) or "run `netspec ops` for the list of layer types",
+                        hint=did_you_mean(inst, kinds) or UNKNOWN_LAYER[2],
                     )
                 ]
             if inst in _blocks(doc):
@@ -291,9 +302,9 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
             return [
                 make(
                     f"unknown layer type '{inst}'",
-                    expected="a layer type (see `netspec ops`) or a block defined under `blocks:`",
+                    expected=UNKNOWN_LAYER[1],
                     received=repr(inst),
-                    hint=did_you_mean(inst, kinds) or "run `netspec ops` for the list of layer types",
+                    hint=did_you_mean(inst, kinds) or UNKNOWN_LAYER[2],
                 )
             ]
         return [
@@ -371,17 +382,6 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
                     received=f"{len(inst)} entries",
                 )
             ]
-    if kw == "not" and path == ("blocks",):
-        return [
-            make(
-                f"block '{inst}' has the name of a layer type",
-                path + (inst,),
-                key=True,
-                expected="a block name that is not a layer type (see `netspec ops`)",
-                received=repr(inst),
-                hint=f"rename it, e.g. '{inst}_block'",
-            )
-        ]
     if kw == "const":
         hint = "write `netspec: 1`, the spec format this version reads" if path == ("netspec",) else None
         return [make("unsupported value", expected=repr(err.validator_value), received=show(inst), hint=hint)]
@@ -420,16 +420,8 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
     return [make(err.message)]
 
 
-_IDENTIFIER = "letters, digits and _ (a Python identifier, not starting with a digit)"
-# What each pattern of the schema asks for, in words (the default: a plain name, _IDENTIFIER).
-_PATTERN_WORDS = {
-    REF_PATTERN: ("invalid name", _IDENTIFIER + ", or a dotted path of them such as stage2.conv1"),
-    DIR_NAME_PATTERN: (
-        "invalid name",
-        "letters, digits, _, . and - (the name of the run directory runs/<name>), not . or ..",
-    ),
-    SOURCE_PATTERN: ("invalid data source", "digits, synthetic, ucr:<Name>, or a path ending in .npz or .csv"),
-}
+_IDENTIFIER = IDENTIFIER
+_PATTERN_WORDS = PATTERN_WORDS  # what each pattern asks for, in words (the default: a plain name)
 
 
 def _unprintable_hint(inst: Any, pattern: str) -> str | None:
