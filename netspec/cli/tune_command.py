@@ -45,6 +45,55 @@ def tune(
             rich_help_panel=OPT_RESOURCES,
         ),
     ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="CPU threads of each process, when the spec leaves train.threads at auto (default: cores / jobs; "
+            "give cores / N to each of N invocations that share one machine)",
+            rich_help_panel=OPT_RESOURCES,
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL",
+            envvar="NETSPEC_TUNE_STORAGE",
+            show_envvar=True,
+            help="the study's storage, shared by workers on many machines: postgresql+psycopg2://USER@HOST/DB, "
+            "mysql+pymysql://..., journal:///SHARED/study.log, sqlite:///FILE.db (default: study.db in -o)",
+            rich_help_panel=OPT_RESOURCES,
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(
+            "--study-name",
+            metavar="NAME",
+            help="the study's name in --storage (default: the spec's name and a hash of the spec and its space)",
+            rich_help_panel=OPT_RESOURCES,
+        ),
+    ] = None,
+    grace: Annotated[
+        int,
+        typer.Option(
+            "--grace",
+            metavar="S",
+            min=2,
+            help="a worker silent this long (no heartbeat) is dead: its trial is failed and queued again",
+            rich_help_panel=OPT_RESOURCES,
+        ),
+    ] = 60,
+    report_only: Annotated[
+        bool,
+        typer.Option(
+            "--report-only",
+            help="run nothing: write trials.json, best.yaml and the plots into -o from the study as it stands",
+            rich_help_panel=OPT_OUTPUT,
+        ),
+    ] = False,
     set_: Sets = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="no line per trial", rich_help_panel=OPT_OUTPUT)] = False,
 ) -> None:
@@ -52,29 +101,64 @@ def tune(
     shape-checked, and held to the constraints, before it trains; unpromising ones are pruned epoch by
     epoch. With search.confirm, the best few are then trained again on seeds the study never used, beside the
     spec as written, and best.yaml is chosen by those runs. Writes study.db (rerun to resume),
-    trials.json/csv, best.yaml (a normal spec) and plots."""
+    trials.json/csv, best.yaml (a normal spec) and plots. With --storage, workers on many machines share
+    one study: run the same command on each, every one with its own -o."""
     if timeout is not None and not timeout > 0:
         raise UserError(f"--timeout expects a positive number of seconds, got {timeout}")
     try:
-        from ..tune.study import StudyError, load_plan, run
+        from ..tune import storage as stores
+        from ..tune.study import StudyError, load_plan, name_of, open_study, run
     except ImportError as exc:
         raise UserError(f"netspec tune needs Optuna: pip install 'netspec[tune]' ({exc})") from None
+    from ..record import replace
     from ..tune.confirm import seeds_text
     from ..tune.report import confirm_table, confirmed_line, rich_table, write
 
+    if out is not None and stores.looks_like_url(str(out)):
+        raise UserError(
+            "-o names this worker's local folder, not the study's storage"
+            "\n  expected: a folder for trials.json, best.yaml and the plots (e.g. -o runs/tune-a)"
+            f"\n  received: -o {stores.mask(str(out))}"
+            f"\n  hint: pass the URL as --storage {stores.mask(str(out)).replace(':/', '://', 1)} and keep -o a folder"
+        )
+    try:
+        where = None if storage is None else stores.parse(storage)
+    except StudyError as exc:
+        raise UserError(str(exc)) from None
+    if where is None and study_name is not None:
+        raise UserError(
+            "--study-name names a study in --storage"
+            "\n  expected: --storage URL beside it"
+            f"\n  received: --study-name {study_name} alone"
+            "\n  hint: -o's own study.db holds one study, named for you; leave out --study-name"
+        )
     plan = load_plan(spec, set_ or [])
     out = out or path_arg("runs") / f"tune-{plan.name}"
+    if where is not None:
+        where = replace(where, name=study_name, grace=grace)
+    else:
+        where = replace(stores.local(out), grace=grace)
+    shown = None if where.local else where.shown
     s = plan.search
-    print(
-        f"tuning {plan.name}: {len(s.params)} values, {trials or s.trials} trials, "
-        f"{' and '.join(f'{d} {o}' for o, d in zip(s.objectives, s.directions, strict=True))} -> {out}/"
-    )
+    if not report_only:
+        print(
+            f"tuning {plan.name}: {len(s.params)} values, {trials or s.trials} trials, "
+            f"{' and '.join(f'{d} {o}' for o, d in zip(s.objectives, s.directions, strict=True))} -> {out}/"
+            + ("" if shown is None else f"\nstudy {name_of(plan, where)!r} in {shown}")
+        )
     from ..runtime import lock
 
+    notes: list[str] = []
+    interrupted = False
     try:  # the study's lock (study.run takes it, nested) also covers writing its reports
         with lock.hold(out):
-            study, notes, interrupted = run(plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
-            result = write(plan, study, out)
+            if report_only:
+                study = open_study(plan, where, create=False)
+            else:
+                study, notes, interrupted = run(
+                    plan, out, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet, where=where, threads=threads
+                )
+            result = write(plan, study, out, shown)
     except (StudyError, lock.LockError) as exc:
         raise UserError(str(exc)) from None
     for line in notes:

@@ -226,9 +226,11 @@ def line(pick: Pick, seed: int, result: dict, metric: str) -> str:
     return f"confirm {pick.name}, seed {seed}: {head}, {result['seconds']:.1f} s"
 
 
-def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:
+def run(plan, study, jobs: int = 1, quiet: bool = False, threads: int | None = None) -> bool:
     """Train the runs the confirm stage still lacks and store each as it ends; returns whether it
-    was interrupted (Ctrl-C). Single-objective studies with search.confirm only."""
+    was interrupted (Ctrl-C). Single-objective studies with search.confirm only. Workers that share
+    a study across machines each get here: a run another worker stored meanwhile is not run again.
+    `threads`: each run's CPU threads under train.threads auto (default: cores / jobs)."""
 
     search = plan.search
     table = rows(study.get_trials(deepcopy=False), search)
@@ -249,14 +251,16 @@ def run(plan, study, jobs: int = 1, quiet: bool = False) -> bool:
         if jobs == 1:
             cache = DataCache()
             for pick, seed in todo:
-                store(pick, seed, run_one(plan, pick.values, seed, None, cache))
+                if key(pick, seed) in study.user_attrs:  # another worker of a shared study ran it
+                    continue
+                store(pick, seed, run_one(plan, pick.values, seed, threads, cache))
             return False
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from ..runtime.loop import available_cores
 
-        threads = max(1, available_cores() // jobs)
+        threads = threads or max(1, available_cores() // jobs)
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=watch_parent) as pool:
             futures = {pool.submit(_pool_run, str(plan.spec), plan.sets, p.values, s, threads): (p, s) for p, s in todo}

@@ -201,11 +201,11 @@ def _csv(table: list[dict], search: Search) -> str:
 
 
 def _header(
-    plan, row: dict, study_dir: Path, search: Search, baseline: dict | None, confirmed: dict | None = None
+    plan, row: dict, origin: str, search: Search, baseline: dict | None, confirmed: dict | None = None
 ) -> list[str]:
     metric = f"{search.metric} {row['objectives'][0]:.4f}"
     lines = [
-        f"Written by `netspec tune` from {plan.spec}: trial {row['number']} of the study in {study_dir}/",
+        f"Written by `netspec tune` from {plan.spec}: trial {row['number']} of {origin}",
         f"({metric} on the validation split, {row['params']:,} params"
         + (
             f"; the spec's own values: {baseline['objectives'][0]:.4f}, {baseline['params']:,} params)"
@@ -219,9 +219,12 @@ def _header(
     return [*lines, "Chosen values:", *(f"  {k}: {short_label(v, 60)}" for k, v in row["values"].items())]
 
 
-def write(plan, study, study_dir: Path) -> dict:
-    """Write every output file; returns the summary (best row, front, files written)."""
+def write(plan, study, study_dir: Path, storage: str | None = None) -> dict:
+    """Write every output file into `study_dir`; returns the summary (best row, front, files
+    written). `storage`: where a shared study lives (--storage, its password masked); None for the
+    folder's own study.db."""
     search = plan.search
+    origin = f"the study in {study_dir}/" if storage is None else f"the study {study.study_name!r} in {storage}"
     table = rows(study.get_trials(deepcopy=False), search)
     front = pareto(table, search) if search.multi else []
     confirmed = confirm.summary(study.user_attrs, table, search, plan.seed)
@@ -230,6 +233,8 @@ def write(plan, study, study_dir: Path) -> dict:
     files = []
     summary = {
         "spec": str(plan.spec),
+        "study": study.study_name,
+        "storage": storage or str(study_dir / "study.db"),
         "objectives": list(search.objectives),
         "directions": list(search.directions),
         "counted": sum(
@@ -244,7 +249,7 @@ def write(plan, study, study_dir: Path) -> dict:
     atomic_write_text(study_dir / "trials.csv", _csv(table, search))
     files += [study_dir / "trials.json", study_dir / "trials.csv"]
     if best_row is not None:
-        header = _header(plan, best_row, study_dir, search, baseline, confirmed)
+        header = _header(plan, best_row, origin, search, baseline, confirmed)
         text = spec_text(plan.doc, best_row["values"], header, study_dir / "best.yaml")
         atomic_write_text(study_dir / "best.yaml", text)
         files.append(study_dir / "best.yaml")
@@ -253,7 +258,7 @@ def write(plan, study, study_dir: Path) -> dict:
             row = next(r for r in table if r["number"] == n)
             path = study_dir / "front" / f"trial_{n}.yaml"
             path.parent.mkdir(exist_ok=True)
-            header = _header(plan, row, study_dir, search, baseline)
+            header = _header(plan, row, origin, search, baseline)
             atomic_write_text(path, spec_text(plan.doc, row["values"], header, path))
             files.append(path)
     files += plots(table, search, best_row, front, study_dir, confirmed)

@@ -32,52 +32,29 @@ from ..runtime import lock
 from . import confirm
 from .plan import Plan, StudyError, load_plan, watch_parent
 from .space import Search, short_label
+from .storage import LOCAL_STUDY, Mutex, Where, died_here, local, open_storage, sqlite_url, study_name
+from .storage import worker_attr as _worker_attr
 from .trial import DataCache, Rejected, check_candidate, scalars, score
 
-STUDY = "netspec"  # one study per directory
-HEARTBEAT_S = 10  # a RUNNING trial whose process stopped beating for GRACE_S is failed (then retried)
-GRACE_S = 60
+STUDY = LOCAL_STUDY  # the study's name in a local study.db (storage.study_name names the others)
 
 
 # ----------------------------------------------------------------------------- Optuna objects
 
 
 def storage_url(study_dir: Path) -> str:
-    """The SQLite URL of DIR/study.db, whatever DIR is called. Formatted as `sqlite:///{path}`, a
-    '?' in it started the URL's query, a '#' its fragment and '%2F' was decoded to '/', so the file
-    landed elsewhere; URL.create escapes the path, and Optuna's str.format of the URL (its
-    {SCHEMA_VERSION} template) then meets no braces: they are escaped too. The round trip is checked,
-    so that an SQLAlchemy that escaped less is refused rather than writing outside DIR."""
-    from sqlalchemy.engine import URL, make_url
-
-    path = str((study_dir / "study.db").resolve())
-    url = URL.create("sqlite", database=path).render_as_string(hide_password=False)
-    if "{" in url or "}" in url or make_url(url).database != path:
-        raise StudyError(f"{study_dir}: this SQLAlchemy cannot name the path in an SQLite URL; choose another -o")
-    return url
+    """The SQLite URL of DIR/study.db, whatever DIR is called (storage.sqlite_url)."""
+    return sqlite_url(study_dir / "study.db")
 
 
-def storage(study_dir: Path, tries: int = 5) -> optuna.storages.RDBStorage:
-    from sqlalchemy.exc import IntegrityError, OperationalError  # Optuna's own dependency
+def where_of(at: Path | Where) -> Where:
+    """A study's storage: DIR/study.db for a folder, else what --storage named."""
+    return at if isinstance(at, Where) else local(at)
 
-    url = storage_url(study_dir)
-    for attempt in range(tries):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat
-                return optuna.storages.RDBStorage(
-                    url,
-                    engine_kwargs={"connect_args": {"timeout": 60}},  # several processes wait for the lock
-                    heartbeat_interval=HEARTBEAT_S,
-                    grace_period=GRACE_S,
-                )
-        except (IntegrityError, OperationalError):
-            # Two processes that open a new study file at once both create its tables: the second
-            # trips on the first's rows. Once they exist, opening it again just reads them.
-            if attempt == tries - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")  # pragma: no cover
+
+def storage(at: Path | Where) -> optuna.storages.BaseStorage:
+    """Optuna's storage of a study (where_of)."""
+    return open_storage(where_of(at), where_of(at).grace)
 
 
 def sampler(search: Search, seed: int) -> optuna.samplers.BaseSampler:
@@ -111,19 +88,37 @@ def process_seed(search: Search, worker: int, existing: int) -> int:
     return int(np.random.SeedSequence([search.seed, worker, existing]).generate_state(1)[0])
 
 
-def open_study(plan: Plan, study_dir: Path, worker: int = 0) -> optuna.Study:
+def name_of(plan: Plan, where: Where) -> str:
+    return study_name(where.name, where, plan.name, plan.key)
+
+
+def open_study(plan: Plan, at: Path | Where, worker: int = 0, *, create: bool = True) -> optuna.Study:
+    """The study of `plan` in a folder's study.db or where --storage says (made when new, unless not
+    `create`); refused when the name holds a study of another spec or space."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial has its own line; no tracebacks of Ctrl-C
-    study_dir.mkdir(parents=True, exist_ok=True)
-    store = storage(study_dir)
+    where = where_of(at)
+    if where.local:
+        assert where.file is not None
+        where.file.parent.mkdir(parents=True, exist_ok=True)
+    store = open_storage(where, where.grace)
+    name = name_of(plan, where)
     existing = 0
-    with contextlib.suppress(KeyError):  # a new study
-        existing = len(optuna.load_study(study_name=STUDY, storage=store).trials)
+    try:
+        existing = store.get_n_trials(store.get_study_id_from_name(name))
+    except KeyError:  # a new study
+        if not create:
+            known = optuna.get_all_study_names(storage=store)
+            raise StudyError(
+                f"no study named {name!r} in {where.shown}\n  expected: a study that `netspec tune` workers made there"
+                f"\n  received: {', '.join(map(repr, known)) if known else 'no study at all'}"
+                "\n  hint: run the workers first, or name the study with --study-name"
+            ) from None
     study = optuna.create_study(
         storage=store,
-        study_name=STUDY,
+        study_name=name,
         sampler=sampler(plan.search, process_seed(plan.search, worker, existing)),
         pruner=pruner(plan.search),
-        directions=list(plan.search.directions),
+        directions=[optuna.study.StudyDirection[d.upper()] for d in plan.search.directions],
         load_if_exists=True,
     )
     known = study.user_attrs.get("key")
@@ -132,12 +127,25 @@ def open_study(plan: Plan, study_dir: Path, worker: int = 0) -> optuna.Study:
         study.set_user_attr("spec", str(plan.spec))
         study.set_user_attr("objectives", list(plan.search.objectives))
     elif known != plan.key:
+        made = study.user_attrs.get("spec")
+        if where.local:
+            raise StudyError(
+                f"{where.file.parent if where.file else where.shown} holds a study of another spec or search space "
+                f"(made from {made}); a study resumes only with the same spec and space (trials and timeout may "
+                "change). Choose another -o, or remove that directory to start over"
+            )
         raise StudyError(
-            f"{study_dir} holds a study of another spec or search space (made from {study.user_attrs.get('spec')}); "
-            "a study resumes only with the same spec and space (trials and timeout may change). "
-            "Choose another -o, or remove that directory to start over"
+            f"the study {name!r} in {where.shown} is of another spec or search space (made from {made})"
+            "\n  expected: the spec and space the study was made with (trials and timeout may change)"
+            f"\n  received: {plan.spec}"
+            "\n  hint: leave out --study-name (each spec and space then gets a study of its own), or choose another"
         )
     return study
+
+
+def gate(study: optuna.Study, where: Where) -> Mutex:
+    """The mutex every worker of this study takes (storage.Mutex)."""
+    return Mutex(where, study._storage, study.study_name)
 
 
 def counted(trials) -> int:
@@ -149,12 +157,18 @@ def counted(trials) -> int:
 
 
 def prepare(study: optuna.Study, search: Search) -> list[str]:
-    """Before a run: fail the trials of processes that died, queue a retry of each trial that broke
-    without a verdict, and on a new study queue the spec's own point. Returns what it did."""
+    """Under the study's mutex, before each trial: fail the trials of workers that died (their
+    heartbeat stopped, or, on this machine, their process is gone), queue a retry of each trial
+    that broke without a verdict, and on a new study queue the spec's own point. Returns what it did."""
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        if t.state == TrialState.RUNNING and died_here(t.user_attrs.get("worker")):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
     if not trials and search.baseline:
         point = search.baseline_point()
@@ -169,6 +183,14 @@ def prepare(study: optuna.Study, search: Search) -> list[str]:
             study.enqueue_trial(t.params, user_attrs=attrs)
             notes.append(f"trial {t.number} broke off ({t.user_attrs.get('outcome', 'killed')}): queued again")
     return notes
+
+
+def claim_worker(study: optuna.Study) -> int:
+    """Under the study's mutex: this process's number among all that ever worked on the study, so
+    that each draws its own sampler stream, on whatever machine it runs."""
+    n = int(study.user_attrs.get("workers", 0))
+    study.set_user_attr("workers", n + 1)
+    return n
 
 
 # ----------------------------------------------------------------------------- the objective
@@ -290,79 +312,126 @@ def trial_line(t, search: Search) -> str:
 
 
 def work(
-    plan: Plan, study_dir: Path, target: int, timeout: float | None, worker: int = 0, *, threads=None, quiet=False
-):
-    """Run trials until the study holds `target` counted trials (or the timeout)."""
-    study = open_study(plan, study_dir, worker)
+    plan: Plan,
+    at: Path | Where,
+    target: int,
+    timeout: float | None,
+    worker: int = 0,
+    *,
+    threads: int | None = None,
+    quiet: bool = False,
+) -> None:
+    """Run trials until the study holds `target` counted trials (or the timeout). Each trial is
+    made under the study's mutex right after checking the budget, so that workers anywhere never
+    overshoot it; a worker with nothing left to start waits while others' trials run, since one of
+    them may break off (a worker killed) and need a retry, then ends when the study is done."""
+    where = where_of(at)
+    study = open_study(plan, where, worker)
+    mutex = gate(study, where)
+    with mutex:
+        index = claim_worker(study)
+        existing = len(study.get_trials(deepcopy=False))
+    study.sampler = sampler(plan.search, process_seed(plan.search, index, existing))
     deadline = None if timeout is None else time.monotonic() + timeout
     objective = Objective(plan, threads)
+    me = _worker_attr()
+    poll = max(0.5, min(2.0, where.grace / 6))
+
+    def guarded(trial: optuna.Trial):
+        trial.set_user_attr("worker", me)
+        mutex.release()  # the trial exists: others may make theirs
+        return objective(trial)
 
     def after(study: optuna.Study, t) -> None:
         if not quiet:
             print(trial_line(t, plan.search), flush=True)
-        # The trials other processes are running will count too: stopping only at the target would
-        # overshoot it by one trial per process.
-        now = study.get_trials(deepcopy=False)
-        if counted(now) + sum(t.state == TrialState.RUNNING for t in now) >= target:
-            study.stop()
 
-    while True:
-        remaining = target - counted(study.get_trials(deepcopy=False))
-        left = None if deadline is None else deadline - time.monotonic()
-        if remaining <= 0 or (left is not None and left <= 0):
-            return
+    while deadline is None or time.monotonic() < deadline:
+        mutex.acquire()
         try:
-            study.optimize(objective, n_trials=remaining, timeout=left, catch=(Exception,), callbacks=[after])
-            return
+            for line in prepare(study, plan.search):
+                if not quiet:
+                    print(line, flush=True)
+            now = study.get_trials(deepcopy=False)
+            done = counted(now)
+            if done >= target:
+                return
+            if done + sum(t.state == TrialState.RUNNING for t in now) >= target:
+                mutex.release()
+                time.sleep(poll)
+                continue
+            study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[after])
         except ValueError as exc:
-            # SQLite has no row locks, so two processes can both claim one queued trial (the
-            # baseline, a retry): the second to finish cannot record it. The first did; go on.
+            # Another worker recorded this trial first (a stalled worker whose trial was failed as
+            # stale and retried): the first record stands; go on.
             if not str(exc).startswith("Cannot tell a "):
                 raise
+        finally:
+            mutex.release()
 
 
-def _worker_main(spec: str, sets: tuple, study_dir: str, target: int, timeout, worker: int, threads, quiet) -> None:
-    """A --jobs process: its own plan and study handle on the shared SQLite file."""
+def _worker_main(
+    spec: str, sets: tuple, where: Where, target: int, timeout, worker: int, threads: int | None, quiet: bool
+) -> None:
+    """A --jobs process: its own plan and study handle on the shared storage."""
     watch_parent()
     try:
-        work(load_plan(Path(spec), sets), Path(study_dir), target, timeout, worker, threads=threads, quiet=quiet)
+        work(load_plan(Path(spec), sets), where, target, timeout, worker, threads=threads, quiet=quiet)
     except KeyboardInterrupt:
         sys.exit(130)
+    except StudyError as exc:  # the storage went away mid-study: said once, as the parent would
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def run(
-    plan: Plan, study_dir: Path, *, trials=None, timeout=None, jobs: int = 1, quiet=False
+    plan: Plan,
+    study_dir: Path,
+    *,
+    trials: int | None = None,
+    timeout: float | None = None,
+    jobs: int = 1,
+    quiet: bool = False,
+    where: Where | None = None,
+    threads: int | None = None,
 ) -> tuple[Any, list[str], bool]:
-    """Run (or resume) the study in `study_dir`, then its confirm stage (search.confirm); returns
-    (the study, notes, interrupted). The parent holds the study directory's lock (runtime/lock.py)
-    for all of it: its --jobs and confirm processes start from _worker_main and _pool_run, not
-    here, so they share the study without taking the lock again."""
+    """Run (or resume) the study, in `study_dir`'s study.db or where `where` says, then its confirm
+    stage (search.confirm); returns (the study, notes, interrupted). The parent holds the study
+    directory's lock (runtime/lock.py) for all of it: its --jobs and confirm processes start from
+    _worker_main and _pool_run, not here, so they share the study without taking the lock again.
+    `threads`: CPU threads of each process whose spec leaves train.threads at auto (default: the
+    cores / jobs with several jobs, torch's own with one)."""
     with contextlib.ExitStack() as held:
         try:
             held.enter_context(lock.hold(study_dir))
         except lock.LockError as exc:
             raise StudyError(str(exc)) from None
-        return _run(plan, study_dir, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet)
+        place = where or local(study_dir)
+        return _run(plan, place, trials=trials, timeout=timeout, jobs=jobs, quiet=quiet, threads=threads)
 
 
-def _run(plan: Plan, study_dir: Path, *, trials, timeout, jobs: int, quiet) -> tuple[Any, list[str], bool]:
-    study = open_study(plan, study_dir)
-    notes = prepare(study, plan.search)
+def _run(
+    plan: Plan, where: Where, *, trials: int | None, timeout: float | None, jobs: int, quiet: bool, threads: int | None
+) -> tuple[Any, list[str], bool]:
+    study = open_study(plan, where)
+    with gate(study, where):
+        notes = prepare(study, plan.search)
     target = trials or plan.search.trials
     timeout = timeout if timeout is not None else plan.search.timeout
+    if threads is None and jobs > 1:
+        from ..runtime.loop import available_cores
+
+        threads = max(1, available_cores() // jobs)
     interrupted = False
     try:
         if jobs == 1:
-            work(plan, study_dir, target, timeout, quiet=quiet)
+            work(plan, where, target, timeout, threads=threads, quiet=quiet)
         else:
-            from ..runtime.loop import available_cores
-
-            threads = max(1, available_cores() // jobs)
             ctx = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads
             procs = [
                 ctx.Process(
                     target=_worker_main,
-                    args=(str(plan.spec), plan.sets, str(study_dir), target, timeout, w, threads, quiet),
+                    args=(str(plan.spec), plan.sets, where, target, timeout, w, threads, quiet),
                 )
                 for w in range(jobs)
             ]
@@ -381,7 +450,7 @@ def _run(plan: Plan, study_dir: Path, *, trials, timeout, jobs: int, quiet) -> t
             interrupted = any(p.exitcode == 130 for p in procs)
     except KeyboardInterrupt:
         interrupted = True
-    final = optuna.load_study(study_name=STUDY, storage=storage(study_dir))
+    final = open_study(plan, where)
     if not interrupted and plan.search.confirm_top:
-        interrupted = confirm.run(plan, final, jobs, quiet)
+        interrupted = confirm.run(plan, final, jobs, quiet, threads)
     return final, notes, interrupted

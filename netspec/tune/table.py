@@ -36,9 +36,15 @@ def rows(trials, search: Search) -> list[dict]:
                 "curve": curve,
                 "baseline": bool(a.get("baseline")),
                 "retry_of": a.get("retry_of"),
+                "worker": _worker(a.get("worker")),
             }
         )
     return out
+
+
+def _worker(attr) -> str | None:
+    """'host:pid' of the process that ran the trial (a shared study's workers run on many machines)."""
+    return f"{attr.get('host')}:{attr.get('pid')}" if isinstance(attr, dict) else None
 
 
 def order(rows: list[dict], search: Search, value=lambda r: r["objectives"][0]) -> list[dict]:
