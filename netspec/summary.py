@@ -16,6 +16,12 @@ def _shape(shape, batch) -> list:
     return [batch, *shape]
 
 
+def _total(counts: list[int | None]) -> int | None:
+    """The sum of per-layer counts, or None when any is unknown (a symbolic dim left unbound)."""
+    known = [c for c in counts if c is not None]
+    return sum(known) if len(known) == len(counts) else None
+
+
 def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
     layers = []
     for layer in typed.layers:
@@ -35,7 +41,6 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
     types = {la.node.name: la.out_type for la in typed.layers}
     for inst in typed.graph.instances:
         inside = typed.inside(inst.path)
-        macs = [la.macs for la in inside]
         out = types.get(inst.outputs[0])
         blocks.append(
             {
@@ -45,14 +50,14 @@ def summary_data(typed: TypedGraph, batch_size: int = 1) -> dict:
                 "output_shape": _shape(out.shape, batch_size) if out else None,
                 "params": sum(la.params for la in inside),
                 "buffers": sum(la.buffers for la in inside),
-                "macs": None if None in macs else sum(macs),
+                "macs": _total([la.macs for la in inside]),
                 "line": inst.loc.line,
                 "start": inst.start,
             }
         )
     macs = typed.total_macs
-    elems = [layer.out_elems for layer in typed.layers]
-    activation = None if any(e is None for e in elems) else sum(elems) * BYTES * batch_size
+    elems = _total([layer.out_elems for layer in typed.layers])
+    activation = None if elems is None else elems * BYTES * batch_size
     return {
         "name": typed.graph.name,
         "input_shape": _shape(typed.input.shape, batch_size),

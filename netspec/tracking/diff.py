@@ -58,9 +58,11 @@ def load_side(path: str, dims: dict | None = None) -> Side:
     res = compile_file(spec, dims)
     if not res.ok:
         raise CompileFailed(res)
-    text = resolved_spec(res.typed, res.doc.data, str(spec), res.train)
+    typed, doc = res.typed, res.doc
+    assert typed is not None and doc is not None  # ok: the document parsed and its graph typed
+    text = resolved_spec(typed, doc.data, str(spec), res.train)
     resolved = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return Side(path, "run" if run is not None else "spec", res.typed, resolved, run)
+    return Side(path, "run" if run is not None else "spec", typed, resolved, run)
 
 
 # ----------------------------------------------------------------------------- the comparison
@@ -126,6 +128,7 @@ def layer_changes(a: TypedGraph, b: TypedGraph) -> list[dict]:
             continue
         if la is None or lb is None:
             row = la or lb
+            assert row is not None  # the name is a layer of a or of b
             out.append({"name": name, "change": "added" if la is None else "removed", **row})
             continue
         out.append(
