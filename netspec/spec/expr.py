@@ -418,7 +418,8 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _is_list(v: Any) -> TypeGuard[list[Any] | tuple[Any, ...]]:
+def is_array(v: object) -> TypeGuard[list[Any] | tuple[Any, ...]]:
+    """Whether `v` is a list or a tuple (a spec's list, or a shape); to checkers, of Any items."""
     return isinstance(v, (list, tuple))
 
 
@@ -434,7 +435,7 @@ def _kind(v: Any) -> str:
         return "number"
     if isinstance(v, str):
         return "string"
-    if _is_list(v):
+    if is_array(v):
         return "list"
     if isinstance(v, Mapping):
         return "mapping"
@@ -560,7 +561,7 @@ class _Eval:
     def item(self, node: Node) -> Any:
         obj, index, at = node[3:]
         items = self.value(obj)
-        if not _is_list(items):
+        if not is_array(items):
             raise ExprError(f"{_show(items)} ({_kind(items)}) is not a list, so it has no items", offset=at)
         k = self.value(index)
         if isinstance(k, bool) or not isinstance(k, int):
@@ -644,7 +645,7 @@ class _Eval:
 
     def list_arg(self, name: str, node: Node) -> list[int | float]:
         items = self.value(node)
-        if not _is_list(items):
+        if not is_array(items):
             msg = f"{name}() needs at least 2 arguments or one list, got {_show(items)} ({_kind(items)})"
             raise ExprError(msg, offset=node[1])
         if not items:
