@@ -22,7 +22,10 @@ from ..record import factory, record
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Iterator, Sequence
+    from typing import Any, TypeAlias
+
+    KeyPath: TypeAlias = tuple[str | int, ...]  # ('layers', 3, 'conv2d'): keys and list indices
 
 MAX_NODES = 200_000  # values built after alias expansion; a real spec has a few thousand
 MAX_DEPTH = 64
@@ -46,10 +49,14 @@ _SCALAR_RULES = [
 class _Loader(yaml.SafeLoader):
     """SafeLoader whose implicit resolvers follow the YAML 1.2 core schema."""
 
-    yaml_implicit_resolvers: dict = {}
+    yaml_implicit_resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {}
     _depth = 0
 
-    def compose_node(self, parent, index):
+    if TYPE_CHECKING:  # unannotated in PyYAML's stubs
+
+        def peek_event(self) -> yaml.Event: ...
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         # PyYAML's composer recurses once per nesting level, so `[[[[...]]]]` thousands deep
         # would escape as a RecursionError (after seconds); refuse it while composing instead.
         if self._depth >= MAX_DEPTH:
@@ -62,10 +69,10 @@ class _Loader(yaml.SafeLoader):
 
 
 for _tag, _regexp, _first in _SCALAR_RULES:
-    _Loader.add_implicit_resolver(_tag, _regexp, _first)
+    _Loader.add_implicit_resolver(_tag, _regexp, _first)  # pyright: ignore[reportUnknownMemberType]  # unannotated in PyYAML's stubs
 # Clearing the inherited resolvers above also dropped the one for `<<`; without it merge keys
 # would load as a literal '<<' key.
-_Loader.add_implicit_resolver(_T + "merge", re.compile(r"^(?:<<)$"), ["<"])
+_Loader.add_implicit_resolver(_T + "merge", re.compile(r"^(?:<<)$"), ["<"])  # pyright: ignore[reportUnknownMemberType]  # as above
 
 
 @record
@@ -79,11 +86,12 @@ class SourceMap:
     """Key path (tuple of str/int) -> marks of the key and of the value."""
 
     file: str
-    keys: dict[tuple, Mark] = factory(dict)
-    values: dict[tuple, Mark] = factory(dict)
-    file_overrides: dict[tuple, str] = factory(dict)  # paths set by --set
+    # lambdas, not `dict`: checkers then infer the declared key and value types
+    keys: dict[KeyPath, Mark] = factory(lambda: {})
+    values: dict[KeyPath, Mark] = factory(lambda: {})
+    file_overrides: dict[KeyPath, str] = factory(lambda: {})  # paths set by --set
 
-    def loc(self, path: tuple | list, *, key: bool = False) -> Location:
+    def loc(self, path: Sequence[str | int], *, key: bool = False) -> Location:
         """Location of `path`, falling back to the nearest ancestor that has one."""
         path = tuple(path)
         while True:
@@ -104,12 +112,12 @@ class Document:
     text: str
     file: str
 
-    def loc(self, path, *, key: bool = False) -> Location:
+    def loc(self, path: Sequence[str | int], *, key: bool = False) -> Location:
         return self.source.loc(path, key=key)
 
 
-def _mark(node_or_mark) -> Mark:
-    m = getattr(node_or_mark, "start_mark", node_or_mark)
+def _mark(node: yaml.Node | yaml.Event) -> Mark:
+    m = node.start_mark
     return Mark(m.line + 1, m.column + 1)
 
 
@@ -153,13 +161,13 @@ class _Builder:
         self.count = 0
         self.errors: list[Diagnostic] = []
 
-    def _err(self, node, path, message, **kw) -> None:
+    def _err(self, node: yaml.Node, path: KeyPath, message: str, **kw: Any) -> None:
         m = _mark(node)
         self.errors.append(
             Diagnostic(message, format_path(path), Location(self.file, m.line, m.col), code="yaml", **kw)
         )
 
-    def build(self, node: yaml.Node, path: tuple, depth: int) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise _TooBig(node, f"the document expands to more than {MAX_NODES:,} values")
@@ -178,10 +186,10 @@ class _Builder:
             return self._mapping(node, path, depth)
         raise AssertionError(f"unexpected YAML node {node!r}")  # pragma: no cover
 
-    def _mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> dict:
-        out: dict = {}
-        first_seen: dict = {}
-        merges = []
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        first_seen: dict[str, Mark] = {}
+        merges: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _T + "merge":
                 merges.append((key_node, value_node))
@@ -219,7 +227,7 @@ class _Builder:
                     out.setdefault(k, v)
         return out
 
-    def _scalar(self, node: yaml.ScalarNode, path: tuple) -> Any:
+    def _scalar(self, node: yaml.ScalarNode, path: KeyPath) -> Any:
         tag, text = node.tag, node.value
         if tag == _T + "str" or tag == "!":
             return text
@@ -254,7 +262,7 @@ class _Builder:
 
 
 class _TooBig(Exception):
-    def __init__(self, node, message):
+    def __init__(self, node: yaml.Node | yaml.Event, message: str):
         super().__init__(message)
         self.node = node
         self.message = message
@@ -306,38 +314,47 @@ def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostic
 
 
 if getattr(yaml, "__with_libyaml__", False):
-    from yaml.cyaml import CParser
+    from yaml._yaml import CParser  # what yaml.cyaml imports it from; its stubs export it from here
 
     class _CLoader(CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         """libyaml's parser and composer (about 6x faster) with the same YAML 1.2 scalar rules."""
 
         yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
 
-        def __init__(self, stream):
+        def __init__(self, stream: str):
             CParser.__init__(self, stream)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
+    _c_loader: type[_CLoader] | None = _CLoader
 else:  # pragma: no cover - PyYAML built without libyaml
-    _CLoader = None
+    _c_loader = None
+
+if TYPE_CHECKING:  # yaml.parse and yaml.compose as they behave: unannotated in PyYAML's stubs
+
+    def _yaml_parse(stream: str, Loader: type) -> Iterator[yaml.Event]: ...
+    def _yaml_compose(stream: str, Loader: type) -> yaml.Node | None: ...
+
+else:
+    _yaml_parse, _yaml_compose = yaml.parse, yaml.compose
 
 
-def _fast_compose(text: str):
+def _fast_compose(text: str) -> yaml.Node | None:
     """Compose with libyaml when it is there: check the nesting depth on its event stream first
     (its composer recurses in C), then compose. None when libyaml is missing or finds a problem:
     the pure-Python composer then runs and reports it in the words netspec's hints know."""
-    if _CLoader is None:
+    if _c_loader is None:
         return None
     try:
         depth = 0
-        for event in yaml.parse(text, Loader=_CLoader):
+        for event in _yaml_parse(text, Loader=_c_loader):
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise _TooBig(event, f"the document nests deeper than {MAX_DEPTH} levels")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        loader = _CLoader(text)
+        loader = _c_loader(text)
         try:
             return loader.get_single_node()
         finally:
@@ -351,7 +368,7 @@ def load_text(text: str, file: str = "<spec>") -> Document:
     try:
         root = _fast_compose(text)
         if root is None:
-            root = yaml.compose(text, Loader=_Loader)
+            root = _yaml_compose(text, Loader=_Loader)
     except _TooBig as exc:
         raise _too_big(file, exc) from None
     except yaml.MarkedYAMLError as exc:
@@ -389,7 +406,7 @@ def load_text(text: str, file: str = "<spec>") -> Document:
     return Document(data, builder.source, text, file)
 
 
-def load_file(path: str | os.PathLike) -> Document:
+def load_file(path: str | os.PathLike[str]) -> Document:
     name = os.fspath(path)
     try:
         size = os.stat(name).st_size
