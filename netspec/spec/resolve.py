@@ -23,15 +23,19 @@ from collections.abc import Mapping
 from ..errors import Diagnostic, did_you_mean, format_path
 from ..ir import Node, TensorType
 from ..ir.graph import Later, frozen_map, is_later
-from ..passes.canonicalize import canonical_node
+from ..passes.canonicalize import canonical_node  # pyright: ignore[reportUnknownVariableType]  # its `keys` is not annotated yet (passes' types work)
 from ..record import record, replace
-from .expr import AttributeProblem, Attributes, ExprError, substitute, template
+from .expr import AttributeProblem, Attributes, ExprError, is_array, substitute, template
 from .loader import Document
-from .validate import show, validate_evaluated
+from .validate import show, validate_evaluated  # pyright: ignore[reportUnknownVariableType]  # validate.py is not annotated yet
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
+
+    from ..errors import Location
+    from ..jsontext import JSON
+    from .loader import KeyPath
 
 EXPR_EXPECTED = (
     "an expression of numbers, text, + - * / // % **, comparisons, and/or/not, `a if c else b`, "
@@ -100,7 +104,7 @@ class InputShape(Attributes):
         return _missing(name, where)
 
 
-def _missing(name: str, where: str):
+def _missing(name: str, where: str) -> NoReturn:
     raise AttributeProblem(f"{where}, which has no {name}", hint="index its dims instead: in.shape[k]")
 
 
@@ -118,11 +122,11 @@ class LaterValue(Later):
 
     value: Any
     env: Mapping[str, Any]
-    path: tuple
+    path: KeyPath
     via: tuple[str, ...] = ()
 
 
-def names_read(value) -> set[str] | None:
+def names_read(value: JSON) -> set[str] | None:
     """The names the `${...}` in `value` (a string or a list of them) read; None on a syntax error."""
     found: set[str] = set()
     try:
@@ -137,7 +141,7 @@ def names_read(value) -> set[str] | None:
 
 
 def later(
-    value, env: Mapping[str, Any], path: tuple, via: tuple[str, ...], values: Mapping[str, Any]
+    value: JSON, env: Mapping[str, Any], path: KeyPath, via: tuple[str, ...], values: Mapping[str, Any]
 ) -> LaterValue | None:
     """`value` as a LaterValue when it reads a shape, else None: it can be evaluated now. A shape
     is read through `in` or a block input (Pending in `env`), another LaterValue, or the name of
@@ -152,7 +156,7 @@ def later(
     return LaterValue(value, frozen_map(read), path, via)
 
 
-def expr_diag(doc: Document, exc: ExprError, value, path: tuple, via: tuple[str, ...]) -> Diagnostic:
+def expr_diag(doc: Document, exc: ExprError, value: JSON, path: KeyPath, via: tuple[str, ...]) -> Diagnostic:
     return Diagnostic(
         f"cannot evaluate expression: {exc.message}",
         format_path(path),
@@ -164,19 +168,19 @@ def expr_diag(doc: Document, exc: ExprError, value, path: tuple, via: tuple[str,
     ).within(via)
 
 
-def contains_expr(value) -> bool:
+def contains_expr(value: JSON) -> bool:
     if isinstance(value, list):
         return any(contains_expr(v) for v in value)
     return isinstance(value, str) and "${" in value
 
 
-def first_expr(value):
+def first_expr(value: JSON) -> JSON:
     if isinstance(value, list):
         return next((v for v in value if contains_expr(v)), value)
     return value
 
 
-def with_source(diag: Diagnostic, raw: Mapping) -> Diagnostic:
+def with_source(diag: Diagnostic, raw: Mapping[str, JSON]) -> Diagnostic:
     """Say which expression produced a value that failed its check."""
     key = diag.path.rsplit(".", 1)[-1].split("[")[0]
     text = raw.get(key) if key in raw else next(iter(raw.values()), None) if len(raw) == 1 else None
@@ -195,9 +199,9 @@ def with_source(diag: Diagnostic, raw: Mapping) -> Diagnostic:
     )
 
 
-def _jsonable(v):
+def _jsonable(v: Any) -> Any:
     """A canonical parameter value as the schema reads values: tuples are lists again."""
-    return [_jsonable(x) for x in v] if isinstance(v, tuple | list) else v
+    return [_jsonable(x) for x in v] if is_array(v) else v
 
 
 class SpecResolver:
@@ -206,7 +210,7 @@ class SpecResolver:
     def __init__(self, doc: Document):
         self.doc = doc
         self.done: dict[int, tuple[Any, bool]] = {}  # id(LaterValue) -> (value, ok): each is evaluated once
-        self.seen: set = set()
+        self.seen: set[tuple[Location, str, str | None]] = set()
 
     def report(self, diags: list[Diagnostic], diag: Diagnostic) -> None:
         key = (diag.loc, diag.message, diag.received)
@@ -214,7 +218,7 @@ class SpecResolver:
             self.seen.add(key)
             diags.append(diag)
 
-    def evaluate(self, value: LaterValue, types: Mapping[str, TensorType], diags: list) -> tuple[Any, bool]:
+    def evaluate(self, value: LaterValue, types: Mapping[str, TensorType], diags: list[Diagnostic]) -> tuple[Any, bool]:
         if id(value) in self.done:
             return self.done[id(value)]
         env: dict[str, Any] = {}
@@ -255,7 +259,7 @@ class SpecResolver:
             node = replace(node, when=True, skip_to=None)
         keys = [k for k, v in node.params.items() if is_later(v)]
         params = dict(node.params)
-        raw = {}
+        raw: dict[str, JSON] = {}
         for key in keys:
             raw[key] = params[key].value
             params[key], ok = self.evaluate(params[key], types, diags)
@@ -273,7 +277,7 @@ class SpecResolver:
         return (None if any(d.is_error for d in found) else done), diags
 
 
-def when_diag(doc: Document, path: tuple, value, written, via: tuple[str, ...]) -> Diagnostic:
+def when_diag(doc: Document, path: KeyPath, value: Any, written: JSON, via: tuple[str, ...]) -> Diagnostic:
     return Diagnostic(
         "`when:` must be true or false",
         format_path(path),
