@@ -17,9 +17,14 @@ from collections.abc import Callable
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeAlias, TypeGuard
 
-Check = Callable[["Any"], bool]
+    from ..jsontext import JSON
+
+    Schema: TypeAlias = dict[str, Any]  # a JSON Schema object (a subschema may also be true or false)
+    Keyword: TypeAlias = "Callable[[_Compiler, Any, Schema], Check | None]"  # (compiler, keyword's value, schema)
+
+Check = Callable[["JSON"], bool]  # an instance -> valid?
 
 # Keywords that carry documentation only: they never affect validity. The second line: what
 # yaml-language-server reads for completion, hover and its messages (docs/editors.md).
@@ -29,7 +34,7 @@ ANNOTATIONS = frozenset(
 )
 
 
-def _is_number(x: Any) -> bool:
+def _is_number(x: object) -> TypeGuard[int | float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
@@ -45,7 +50,7 @@ TYPES: dict[str, Check] = {
 }
 
 
-def equal(a: Any, b: Any) -> bool:
+def equal(a: JSON, b: JSON) -> bool:
     """JSON equality: true and 1 differ, 1 and 1.0 do not (jsonschema's `equal`)."""
     if isinstance(a, str) or isinstance(b, str):
         return a == b
@@ -63,12 +68,12 @@ def _all(checks: list[Check]) -> Check:
         return lambda x: True
     if len(checks) == 1:
         return checks[0]
-    checks = tuple(checks)
-    return lambda x: all(c(x) for c in checks)
+    frozen = tuple(checks)
+    return lambda x: all(c(x) for c in frozen)
 
 
 class _Compiler:
-    def __init__(self, root: dict):
+    def __init__(self, root: Schema):
         self.root = root
         self.refs: dict[str, Check] = {}
 
@@ -103,34 +108,34 @@ class _Compiler:
         return _all([c for c in checks if c is not None])
 
 
-def _type(c: _Compiler, value, schema) -> Check:
+def _type(c: _Compiler, value: str | list[str], schema: Schema) -> Check:
     names = [value] if isinstance(value, str) else list(value)
     tests = tuple(TYPES[n] for n in names)
     return tests[0] if len(tests) == 1 else (lambda x: any(t(x) for t in tests))
 
 
-def _enum(c, value, schema) -> Check:
+def _enum(c: _Compiler, value: list[JSON], schema: Schema) -> Check:
     # Strings by hashing (a layer's type is checked against ~50 names); the rest by JSON equality.
     strings = frozenset(v for v in value if isinstance(v, str))
     others = tuple(v for v in value if not isinstance(v, str))
     return lambda x: x in strings if isinstance(x, str) else any(equal(x, v) for v in others)
 
 
-def _const(c, value, schema) -> Check:
+def _const(c: _Compiler, value: JSON, schema: Schema) -> Check:
     return lambda x: equal(x, value)
 
 
-def _bound(op: Callable[[Any, Any], bool]):
-    def keyword(c, value, schema) -> Check:
+def _bound(op: Callable[[Any, Any], bool]) -> Keyword:
+    def keyword(c: _Compiler, value: float, schema: Schema) -> Check:
         return lambda x: not _is_number(x) or op(x, value)
 
     return keyword
 
 
-_ECMA_CACHE: dict[str, re.Pattern] = {}
+_ECMA_CACHE: dict[str, re.Pattern[str]] = {}
 
 
-def ecma_regex(pattern: str) -> re.Pattern:
+def ecma_regex(pattern: str) -> re.Pattern[str]:
     """`pattern` compiled with ECMA-262's meaning of `$`, as JSON Schema specifies: end of input.
     Python's `$` also matches before a final newline, so `^[a-z]+$` would pass "fc\\n" (a layer
     name that breaks model.py, a run directory with a newline). The schema file keeps `$`, which
@@ -138,7 +143,8 @@ def ecma_regex(pattern: str) -> re.Pattern:
     `$` outside a character class become Python's `\\Z`."""
     compiled = _ECMA_CACHE.get(pattern)
     if compiled is None:
-        out, i, in_class = [], 0, False
+        out: list[str] = []
+        i, in_class = 0, False
         while i < len(pattern):
             ch = pattern[i]
             if ch == "\\":
@@ -163,26 +169,26 @@ def ecma_regex(pattern: str) -> re.Pattern:
     return compiled
 
 
-def _pattern(c, value, schema) -> Check:
+def _pattern(c: _Compiler, value: str, schema: Schema) -> Check:
     search = ecma_regex(value).search
     return lambda x: not isinstance(x, str) or search(x) is not None
 
 
-def _items(c, value, schema) -> Check:
+def _items(c: _Compiler, value: Schema | bool, schema: Schema) -> Check:
     item = c.compile(value)
     return lambda x: not isinstance(x, list) or all(item(v) for v in x)
 
 
-def _size(kind: type, ok: Callable[[int, int], bool]):
+def _size(kind: type[list[Any]] | type[dict[Any, Any]], ok: Callable[[int, int], bool]) -> Keyword:
     """minItems and friends: a bound on the length of a list or a mapping."""
 
-    def keyword(c, value, schema) -> Check:
+    def keyword(c: _Compiler, value: int, schema: Schema) -> Check:
         return lambda x: not isinstance(x, kind) or ok(len(x), value)
 
     return keyword
 
 
-def _unique_items(c, value, schema) -> Check | None:
+def _unique_items(c: _Compiler, value: bool, schema: Schema) -> Check | None:
     if not value:
         return None
     return lambda x: (
@@ -190,7 +196,7 @@ def _unique_items(c, value, schema) -> Check | None:
     )
 
 
-def _properties(c, value, schema) -> Check:
+def _properties(c: _Compiler, value: dict[str, Schema | bool], schema: Schema) -> Check:
     # Each property compiled at its first use: a spec without `search:` never compiles its schema.
     props: dict[str, Check] = {}
 
@@ -203,7 +209,7 @@ def _properties(c, value, schema) -> Check:
     return lambda x: not isinstance(x, dict) or all(prop(k)(v) for k, v in x.items() if k in value)
 
 
-def _additional(c, value, schema) -> Check:
+def _additional(c: _Compiler, value: Schema | bool, schema: Schema) -> Check:
     known = frozenset(schema.get("properties", ()))
     if "patternProperties" in schema:
         raise ValueError("fastschema cannot check patternProperties")
@@ -211,42 +217,42 @@ def _additional(c, value, schema) -> Check:
     return lambda x: not isinstance(x, dict) or all(extra(v) for k, v in x.items() if k not in known)
 
 
-def _required(c, value, schema) -> Check:
+def _required(c: _Compiler, value: list[str], schema: Schema) -> Check:
     return lambda x: not isinstance(x, dict) or all(k in x for k in value)
 
 
-def _property_names(c, value, schema) -> Check:
+def _property_names(c: _Compiler, value: Schema | bool, schema: Schema) -> Check:
     name = c.compile(value)
     return lambda x: not isinstance(x, dict) or all(name(k) for k in x)
 
 
-def _if(c, value, schema) -> Check:
+def _if(c: _Compiler, value: Schema | bool, schema: Schema) -> Check:
     cond = c.compile(value)
     then = c.compile(schema.get("then", True))
     other = c.compile(schema.get("else", True))
     return lambda x: then(x) if cond(x) else other(x)
 
 
-def _not(c, value, schema) -> Check:
+def _not(c: _Compiler, value: Schema | bool, schema: Schema) -> Check:
     inner = c.compile(value)
     return lambda x: not inner(x)
 
 
-def _any_of(c, value, schema) -> Check:
+def _any_of(c: _Compiler, value: list[Schema | bool], schema: Schema) -> Check:
     options = [c.compile(v) for v in value]
     return lambda x: any(o(x) for o in options)
 
 
-def _ref(c, value, schema) -> Check:
+def _ref(c: _Compiler, value: str, schema: Schema) -> Check:
     return c.ref(value)
 
 
-def _defs(c, value, schema) -> None:
+def _defs(c: _Compiler, value: Schema, schema: Schema) -> None:
     return None  # compiled when a $ref reaches them
 
 
 # Ordered cheapest and most discriminating first: `all` stops at the first failure.
-KEYWORDS: dict[str, Callable[..., Check | None]] = {
+KEYWORDS: dict[str, Keyword] = {
     "type": _type,
     "enum": _enum,
     "const": _const,
@@ -297,6 +303,6 @@ def unsupported(schema: Any, at: str = "#") -> list[str]:
     return found
 
 
-def compile_schema(schema: dict) -> Check:
+def compile_schema(schema: Schema) -> Check:
     """A function that tells whether an instance is valid against `schema` (no explanations)."""
     return _Compiler(schema).compile(schema)
