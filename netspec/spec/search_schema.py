@@ -7,9 +7,16 @@ netspec/tune/space.py, with the same kind of diagnostics.
 
 from __future__ import annotations
 
-from .train_schema import EARLY
+from .train_schema import EARLY  # pyright: ignore[reportUnknownVariableType]  # train_schema.py is not annotated yet
 
-METRICS = list(EARLY["monitor"][0]["enum"])  # the per-epoch metrics of the training loop
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .fastschema import Schema
+
+# the per-epoch metrics of the training loop (EARLY mixes schemas of several types: checkers cannot tell this one's)
+METRICS: list[str] = list(EARLY["monitor"][0]["enum"])  # pyright: ignore[reportArgumentType, reportUnknownVariableType]
 SIZES = ["params", "macs"]  # static counts: minimized beside a metric in multi-objective mode
 PRUNERS = ["median", "successive_halving", "none"]
 SAMPLERS = ["tpe", "nsga2", "random"]
@@ -21,9 +28,9 @@ _POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**53}
 _COUNT = {"type": "integer", "minimum": 0, "maximum": 1_000_000}
 
 
-def _field(name: str, schema: dict, description: str, examples: list, default=None) -> dict:
+def _field(name: str, schema: Schema, description: str, examples: list[Any], default: Any = None) -> Schema:
     """A property with the annotations editors show (title, description, default, examples)."""
-    out = {"title": name, **schema, "description": description, "examples": examples}
+    out: Schema = {"title": name, **schema, "description": description, "examples": examples}
     if default is not None:
         out["default"] = default
     return out
@@ -70,7 +77,7 @@ RELEVANT = {
 }
 
 
-def _entry() -> dict:
+def _entry() -> Schema:
     """One searched value: a list of choices (the short form), or a mapping with choices, int or float."""
     number = {"type": "number"}
     return {
@@ -122,7 +129,7 @@ def _entry() -> dict:
     }
 
 
-def _objective() -> dict:
+def _objective() -> Schema:
     return _field(
         "objective",
         {
@@ -145,8 +152,8 @@ def _objective() -> dict:
     )
 
 
-def _pruner() -> dict:
-    props = {}
+def _pruner() -> Schema:
+    props: dict[str, Schema] = {}
     for key, (schema, default, doc, examples) in PRUNER.items():
         props[key] = _field(key, schema, doc, examples, default)
     return _field(
@@ -164,7 +171,7 @@ def _pruner() -> dict:
     )
 
 
-def search_schema() -> dict:
+def search_schema() -> Schema:
     return _field(
         "search",
         {
@@ -306,6 +313,6 @@ def search_schema() -> dict:
     )
 
 
-def search_defaults() -> dict:
+def search_defaults() -> dict[str, Any]:
     """Each key's default, as the schema (and so the editor and docs/tune.md) states it."""
     return {k: v["default"] for k, v in search_schema()["properties"].items() if "default" in v}
