@@ -1,5 +1,6 @@
 """The front end in one call: text -> source-mapped data -> schema check -> IR -> canonical IR ->
-typed IR. Every stage reports all the errors it can; a later stage runs only on a clean input."""
+typed IR. Every stage reports all the errors it can; a later stage runs only on a clean input,
+except that schema errors come with the expression errors of the places they leave alone."""
 
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def compile_doc(
     res = Result(doc)
     res.diagnostics = validate(doc)
     if res.errors:
+        res.diagnostics = _with_expression_errors(doc, res.diagnostics)
         return res
     graph, diags = parse(doc)
     res.diagnostics += diags
@@ -129,6 +131,59 @@ def compile_doc(
     if res.train and res.typed is not None:
         res.diagnostics += _check_data(res.train, res.typed, doc, data)
     return res
+
+
+def _with_expression_errors(doc: Document, schema: list[Diagnostic]) -> list[Diagnostic]:
+    """`schema`, plus the expression errors (`${widht}`, `${2 +}`) of the document: a mistake of
+    their own, which a user should not meet only after fixing the schema errors. Kept are those
+    of a place no schema error covers, met outside any block use, when `vars:` has no schema
+    error: anything else may be an effect of a schema error (one mistake, one diagnostic)."""
+    covered = [d.path for d in schema if d.path]  # an error at the root (a missing key) covers no value
+    if any(_inside(p, "vars") for p in covered):
+        return schema
+    try:
+        _, found = parse(_known_layers_only(doc))
+    except Exception:  # parse expects a schema-valid document: on a broken one, nothing to add
+        return schema
+    extra = [
+        d
+        for d in found
+        if d.code == "expr" and not d.context and not any(_inside(d.path, p) or _inside(p, d.path) for p in covered)
+    ]
+    return sorted(schema + extra, key=lambda d: (d.loc.line, d.loc.col, d.path))
+
+
+def _known_layers_only(doc: Document) -> Document:
+    """`doc` with each layer item that is no layer type or block (`- relux`, `- 3`) replaced by a
+    bare layer of no parameters: parse can expand the rest, and what it says of the stand-in is
+    dropped with every other error but the expressions'."""
+    from .ops import all_ops
+
+    ops = all_ops()
+    stand_in = next(n for n in sorted(ops) if ops[n].bare_ok and ops[n].arity == 1)
+    data = dict(doc.data)
+    blocks = data.get("blocks")
+    known = set(ops) | (set(blocks) if isinstance(blocks, dict) else set())
+
+    def clean(items: object) -> object:
+        if not isinstance(items, list):
+            return items
+        kinds = [
+            i if isinstance(i, str) else next(iter(i)) if isinstance(i, dict) and len(i) == 1 else None for i in items
+        ]
+        return [item if kind in known else stand_in for item, kind in zip(items, kinds, strict=True)]
+
+    data["layers"] = clean(data.get("layers"))
+    if isinstance(blocks, dict):
+        data["blocks"] = {
+            name: {**b, "layers": clean(b.get("layers"))} if isinstance(b, dict) else b for name, b in blocks.items()
+        }
+    return Document(data, doc.source, doc.text, doc.file)
+
+
+def _inside(path: str, outer: str) -> bool:
+    """Is the value at `path` (as format_path writes it) `outer` or within it?"""
+    return path == outer or path.startswith((outer + ".", outer + "["))
 
 
 def _check_data(cfg: dict, typed: TypedGraph, doc: Document, files: bool) -> list[Diagnostic]:
