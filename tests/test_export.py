@@ -122,6 +122,16 @@ def test_onnx_carries_metadata(tmp_path):
     assert props == {"spec_hash": "abc", "name": "lenet5"}
 
 
+def test_sample_lengths_need_a_time_axis():
+    """Lengths for a spec without a symbolic time axis: the export's clear error, not 16 made-up steps."""
+    from netspec.export.formats import ExportError
+
+    typed = typed_of(ROOT / "specs" / "lenet5.yaml")
+    assert not any(isinstance(d, str) for t in typed.inputs for d in t.shape)
+    with pytest.raises(ExportError, match="symbolic time axis"):
+        sample_inputs(typed, 2, lengths=True)
+
+
 @pytest.mark.parametrize("name", ["lstm_classifier", "text_bilstm", "conv1d_fcn"])
 def test_onnx_with_lengths_matches_unpadded_series(name, tmp_path):
     """A padded batch with its lengths gives, per series, what the series alone gives in PyTorch."""

@@ -86,6 +86,9 @@ def _vocab(typed: TypedGraph) -> int:
     return min(sizes, default=2)
 
 
+_NO_TIME = "--lengths needs an input with a symbolic time axis, e.g. shape: [T, 6]"
+
+
 def nominal_length(typed: TypedGraph, sym: str) -> int:
     return typed.bindings.get(sym, 16)
 
@@ -104,7 +107,10 @@ def sample_inputs(
         else:
             out.append(torch.randn(shape, generator=gen))
     if lengths:
-        steps = nominal_length(typed, time_symbol(typed)) + extra
+        sym = time_symbol(typed)
+        if sym is None:  # check_lengths refuses this first; a clear error for any other caller
+            raise ExportError(_NO_TIME)
+        steps = nominal_length(typed, sym) + extra
         n = torch.randint(1, steps + 1, (batch,), generator=gen)
         n[0] = steps
         out.append(n)
@@ -114,7 +120,7 @@ def sample_inputs(
 def check_lengths(typed: TypedGraph) -> None:
     """A lengths input needs a time axis and a network that keeps padding out of real steps."""
     if time_symbol(typed) is None:
-        raise ExportError("--lengths needs an input with a symbolic time axis, e.g. shape: [T, 6]")
+        raise ExportError(_NO_TIME)
     try:
         lengths_plan(typed)
     except ShapeError as exc:
@@ -203,12 +209,13 @@ def onnx_bytes(
                 output_names=outs,
                 opset_version=max(OPSET, 18),
             )
+            assert program is not None  # the dynamo exporter returns its ONNXProgram (None: the TorchScript one)
             proto = program.model_proto
         else:
             torch.onnx.export(
                 Entry(model),
                 xs,
-                buf,
+                buf,  # pyright: ignore[reportArgumentType]  # a path in torch's annotation; the TorchScript exporter writes a file object too
                 dynamo=False,
                 input_names=names,
                 output_names=outs,
