@@ -57,6 +57,31 @@ def test_check_json_ok(cli):
     assert code == 0 and data["ok"] and data["total_params"] == 61706 and data["output_shape"] == [10]
 
 
+def test_check_many_files_reports_each_and_fails_if_any_fails(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    vgg = ROOT / "specs" / "vgg16.yaml"
+    code, out, _ = cli("check", LENET, vgg)
+    assert code == 0
+    assert f"{LENET}: OK" in out and f"{vgg}: OK" in out and "2 specs checked: all OK" in out
+    code, out, _ = cli("check", LENET, bad, vgg)
+    assert code == 1
+    assert f"{LENET}: OK" in out and f"{vgg}: OK" in out  # the ones after a failure are checked too
+    assert f"{bad}:5:31: error[schema]" in out and f"3 specs checked: 1 failed ({bad})" in out
+
+
+def test_check_many_files_json_gives_one_entry_per_file(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    code, out, _ = cli("check", LENET, bad, "-f", "json")
+    assert code == 1
+    data = json.loads(out)
+    assert [(d["file"], d["ok"]) for d in data] == [(str(LENET), True), (str(bad), False)]
+    assert data[0]["total_params"] == 61706 and data[1]["diagnostics"][0]["path"] == "layers[0].conv2d.kernal_size"
+    code, out, _ = cli("check", LENET, "-f", "json")  # one file: one object, as before
+    assert code == 0 and json.loads(out)["file"] == str(LENET)
+
+
 def test_shape_error_shows_arithmetic(cli, tmp_path):
     spec = tmp_path / "s.yaml"
     spec.write_text(BAD.replace("kernal_size", "kernel_size"))

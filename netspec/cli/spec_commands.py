@@ -34,31 +34,50 @@ from .core import (
     spec_file,
 )
 
+Specs = Annotated[
+    list[str],
+    typer.Argument(metavar="SPEC", help="spec files (YAML) or run directories", autocompletion=complete_spec),
+]
+
 
 @command(
     SPEC_PANEL,
     "netspec check specs/lenet5.yaml",
+    "netspec check specs/*.yaml",
     "netspec check spec.yaml -f json --set layers[0].conv2d.out_channels=64",
 )
-def check(spec: Spec, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = None) -> None:
-    """Validate a spec and check every shape statically; report all problems at once."""
+def check(spec: Specs, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = None) -> None:
+    """Validate specs and check every shape statically; report all problems at once. With many
+    specs, each is reported under its file name, and the exit code is 1 if any fails."""
     from ..compiler import compile_file
 
-    res = compile_file(spec_file(spec), parse_dims(dim), set_, data=True)
+    dims = parse_dims(dim)
+    reports = [_check_one(s, compile_file(spec_file(s), dims, set_, data=True), fmt) for s in spec]
     if fmt == "json":
-        out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
+        print_json(reports[0] if len(reports) == 1 else reports)
+    failed = [r["file"] for r in reports if not r["ok"]]
+    if len(reports) > 1 and fmt == "text":
+        print(
+            f"{len(reports)} specs checked: " + (f"{len(failed)} failed ({', '.join(failed)})" if failed else "all OK")
+        )
+    if failed:
+        raise Exit(1)
+
+
+def _check_one(spec: str, res, fmt: str) -> dict:
+    """One spec's report as `check -f json` gives it; in text, printed as it is made."""
+    out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
+    if res.ok:
+        t = res.typed
+        out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
+    if fmt == "text":
+        if res.diagnostics:
+            print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
         if res.ok:
             t = res.typed
-            out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
-        print_json(out)
-        raise Exit(0 if res.ok else 1)
-    if res.diagnostics:
-        print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
-    if not res.ok:
-        raise Exit(1)
-    t = res.typed
-    macs = "" if t.total_macs is None else f", {t.total_macs:,} MACs"
-    print(f"{spec}: OK  {t.graph.name}: {t.input.show()} -> {t.output.show()}, {t.total_params:,} params{macs}")
+            macs = "" if t.total_macs is None else f", {t.total_macs:,} MACs"
+            print(f"{spec}: OK  {t.graph.name}: {t.input.show()} -> {t.output.show()}, {t.total_params:,} params{macs}")
+    return out
 
 
 @command(
