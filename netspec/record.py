@@ -42,7 +42,7 @@ class FrozenInstanceError(AttributeError):
     """Assigning to (or deleting) a field of a frozen record."""
 
 
-class factory:
+class _Factory:
     """A default made fresh for each instance, as `field(default_factory=...)`."""
 
     __slots__ = ("make",)
@@ -53,7 +53,7 @@ class factory:
 
 if TYPE_CHECKING:  # what type checkers read (PEP 681): records are frozen dataclasses to them
 
-    def factory(make: Callable[[], _T]) -> _T: ...
+    def factory(make: Callable[[], _T]) -> _T: ...  # the field's type, as dataclasses.field is typed
 
     @overload
     @dataclass_transform(frozen_default=True)
@@ -61,6 +61,11 @@ if TYPE_CHECKING:  # what type checkers read (PEP 681): records are frozen datac
 
     @overload
     def record(*, frozen: bool = True) -> Callable[[_C], _C]: ...
+
+    def record(cls: _C | None = None, /, *, frozen: bool = True) -> Any: ...
+
+else:
+    factory = _Factory
 
 
 def _own_fields(cls: type) -> list[str]:
@@ -127,8 +132,9 @@ def _build(cls: type, frozen: bool) -> type:
     for value in cls.__dict__.values():  # zero-argument super() must find the new class
         for fn in (value, getattr(value, "fget", None), getattr(value, "__func__", None)):
             code = getattr(fn, "__code__", None)
-            if code is not None and "__class__" in code.co_freevars:
-                fn.__closure__[code.co_freevars.index("__class__")].cell_contents = new
+            closure = getattr(fn, "__closure__", None)
+            if code is not None and closure is not None and "__class__" in code.co_freevars:
+                closure[code.co_freevars.index("__class__")].cell_contents = new
     return new
 
 
@@ -148,7 +154,7 @@ def _init(qualname: str, names: tuple[str, ...], defaults: dict[str, Any], post:
                 used += 1
             elif name in defaults:
                 value = defaults[name]
-                if type(value) is factory:
+                if type(value) is _Factory:
                     value = value.make()
             else:
                 raise TypeError(f"{qualname}() missing required field {name!r}")

@@ -41,6 +41,12 @@ class Owner:
     def inputs(self) -> tuple[str, ...]:
         return self.inst.inputs if self.inst else ()
 
+    @property
+    def instance(self) -> Instance:
+        """The block instance it holds: every owner but the root, which no class is made for."""
+        assert self.inst is not None, f"the root owner holds no block instance ({self.path!r})"
+        return self.inst
+
     def local_ref(self, value: str):
         """A value as this owner sees it: input k, or a value of its own items."""
         if self.inst:
@@ -103,8 +109,8 @@ def _structure(owner: Owner) -> tuple:
         else:
             reads = tuple(owner.local_ref(s) for s in x.inst.sources)
             items.append(("inst", owner.rel(x.path), id(x.cls), reads))
-    outs = tuple(owner.local_ref(v) for v in owner.inst.outputs)
-    return (owner.inst.block, owner.inst.inputs, tuple(items), outs)
+    outs = tuple(owner.local_ref(v) for v in owner.instance.outputs)
+    return (owner.instance.block, owner.instance.inputs, tuple(items), outs)
 
 
 def _same(a, b) -> bool:
@@ -137,7 +143,7 @@ def _slots(owner: Owner) -> dict:
 
 def _make_class(name: str, members: list[Owner]) -> ClassDef:
     per = [_slots(m) for m in members]
-    args = list(members[0].inst.args)
+    args = list(members[0].instance.args)
     params: dict[str, str] = {}  # parameter -> type hint, in order of first use
     derived: dict[str, tuple] = {}  # derived parameter -> (slot it was made for, value vector)
     slots = {}
@@ -149,17 +155,17 @@ def _make_class(name: str, members: list[Owner]) -> ClassDef:
         slots[slot] = _arg_expr(vec, members, args, params) or _derived(slot, vec, derived, params, args)
     # Arguments first, in the block's order, then the derived values.
     ordered = [(a, params[a]) for a in args if a in params] + [(p, h) for p, h in params.items() if p not in args]
-    cls = ClassDef(name, members[0].inst.block, members, ordered, slots)
+    cls = ClassDef(name, members[0].instance.block, members, ordered, slots)
     for m, values in zip(members, per, strict=True):
         m.cls = cls
-        m.needs = {p: m.inst.args[p] if p in args else values[derived[p][0]] for p, _ in ordered}
+        m.needs = {p: m.instance.args[p] if p in args else values[derived[p][0]] for p, _ in ordered}
     return cls
 
 
 def _arg_expr(vec, members, args, params) -> str | None:
     """`channels` when the values follow argument `channels`; `(stride, stride)` for per-axis tuples."""
     for a in args:
-        avec = [m.inst.args.get(a) for m in members]
+        avec = [m.instance.args.get(a) for m in members]
         if all(_same(v, av) for v, av in zip(vec, avec, strict=True)):
             expr = a
         elif all(isinstance(v, tuple) and v and all(_same(x, av) for x in v) for v, av in zip(vec, avec, strict=True)):
@@ -204,10 +210,10 @@ def classes(root: Owner, class_name, taken: set[str]) -> list[ClassDef]:
         for o in by_height[h]:
             level.setdefault(_structure(o), []).append(o)
         for members in level.values():
-            name = class_name(members[0].inst.block)
+            name = class_name(members[0].instance.block)
             n = 2
             while name in taken:
-                name, n = f"{class_name(members[0].inst.block)}{n}", n + 1
+                name, n = f"{class_name(members[0].instance.block)}{n}", n + 1
             taken.add(name)
             out.append(_make_class(name, members))
     return out

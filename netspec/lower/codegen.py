@@ -32,7 +32,8 @@ _LAYERS_PY = Path(__file__).with_name("layers.py")
 def _helper_sources() -> dict[str, str]:
     text = _LAYERS_PY.read_text()
     tree = ast.parse(text)
-    return {n.name: ast.get_source_segment(text, n) for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
+    nodes = [n for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)]
+    return {n.name: ast.get_source_segment(text, n) or "" for n in nodes}
 
 
 def _with_bases(names: list[str]) -> list[str]:
@@ -301,7 +302,7 @@ def _block_classes(typed: TypedGraph, root: Owner, taken: set[str]) -> list[str]
     lines = []
     for cls in classes(root, class_name, taken):
         uses = ", ".join(m.path for m in cls.members)
-        about = cls.members[0].inst.description
+        about = cls.members[0].instance.description
         params = "".join(f", {ident(p)}: {h}" if h else f", {ident(p)}" for p, h in cls.params)
         lines += [
             "",

@@ -23,16 +23,19 @@ class SamePadding:
     """Mixin for nn.ConvNd with padding='same' written out: F.pad's (left, right) per axis, last
     axis first, then the convolution unpadded."""
 
+    kernel_size: tuple[int, ...]  # the convolution's, which follows this mixin in the MRO
+    dilation: tuple[int, ...]
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         totals = [d * (k - 1) for k, d in zip(self.kernel_size, self.dilation, strict=True)]
         self.same_padding = tuple(p for t in reversed(totals) for p in (t // 2, t - t // 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(nn.functional.pad(x, self.same_padding))
+        return super().forward(nn.functional.pad(x, self.same_padding))  # pyright: ignore[reportAttributeAccessIssue]  (the conv's)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", same_padding={self.same_padding}"
+        return super().extra_repr() + f", same_padding={self.same_padding}"  # pyright: ignore[reportAttributeAccessIssue]  (the conv's)
 
 
 class SameConv1d(SamePadding, nn.Conv1d):
@@ -68,7 +71,9 @@ class Recurrent(nn.Module):
         output="sequence",
     ):
         super().__init__()
-        kwargs = dict(num_layers=num_layers, bias=bias, batch_first=True, dropout=dropout, bidirectional=bidirectional)
+        kwargs: dict[str, object] = dict(
+            num_layers=num_layers, bias=bias, batch_first=True, dropout=dropout, bidirectional=bidirectional
+        )
         if mode == "LSTM":
             kwargs["proj_size"] = proj_size
         if mode == "RNN":
@@ -268,8 +273,9 @@ class BatchFirstLayer:
         bias=True,
         causal=False,
     ):
+        # A mixin: the nn layer class follows it in the MRO and takes these arguments.
         super().__init__(
-            d_model,
+            d_model,  # pyright: ignore[reportCallIssue]
             nhead,
             dim_feedforward=dim_feedforward,
             dropout=dropout,

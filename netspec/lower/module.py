@@ -40,9 +40,11 @@ def _container(root: nn.Module, path: tuple[str, ...], kinds: dict[str, str]) ->
     """The module at `path` under root, creating Block containers on the way."""
     mod = root
     for k, part in enumerate(path):
-        if part not in mod._modules:
-            mod.add_module(part, Block(kinds.get(".".join(path[: k + 1]), "")))
-        mod = mod._modules[part]
+        child = mod._modules.get(part)
+        if child is None:
+            child = Block(kinds.get(".".join(path[: k + 1]), ""))
+            mod.add_module(part, child)
+        mod = child
     return mod
 
 
@@ -86,8 +88,11 @@ class SpecModule(nn.Module):
             outs = tuple(env[name] for name in self._outputs)
             return outs[0] if len(outs) == 1 else outs
         if len(xs) == 2 and lengths is None:  # model(x, lengths) positionally, like model.py
-            xs, lengths = xs[:1], xs[1]
-        (x,) = xs
+            x, lengths = xs
+        elif len(xs) == 1:
+            x = xs[0]
+        else:
+            raise TypeError(f"a chain of layers takes one input tensor (and its lengths), got {len(xs)} tensors")
         if lengths is None:
             for name in self._order:
                 x = self._mods[name](x)
@@ -98,6 +103,7 @@ class SpecModule(nn.Module):
             if step in (USE, USE_LAST):
                 x = self._mods[name](x, lengths)
             elif step == MASK:
+                assert axis is not None  # the plan masks only where the input has a time axis
                 x = self._mods[name](custom.zero_padding(x, lengths, axis))
             else:
                 x = self._mods[name](x)
