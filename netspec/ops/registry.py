@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
+from ..errors import Diagnostic, Location, SpecError
 from ..ir.types import TensorType
 from ..record import factory, record
 from .params import REQUIRED, Accepts, Param
@@ -27,7 +28,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start
 if TYPE_CHECKING:
     from typing import Any, TypeAlias
 
-    from ..errors import Diagnostic, ShapeError
+    from ..errors import ShapeError
     from ..ir import Node
 
     # A hook's input: one TensorType, or a tuple of them for a merge (arity None). Any, so that
@@ -186,8 +187,6 @@ def _load() -> None:
 
 
 def _not_found(module: str, exc: ModuleNotFoundError) -> Exception:
-    from ..errors import Diagnostic, Location, SpecError
-
     return SpecError(
         [
             Diagnostic(
