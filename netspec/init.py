@@ -90,6 +90,7 @@ def _ucr(name: str) -> DataInfo:
         raise InitError(f"{train}: not UTF-8 text ({exc})") from None
     if not raw.classes or len(raw.classes) < 2:
         raise InitError(f"{train} declares fewer than two classes (@classLabel): init makes classifiers")
+    assert raw.x_test is not None and raw.y_test is not None  # load_ts reads the test file too
     series = list(raw.x) + list(raw.x_test)
     channels = int(series[0].shape[0])
     lengths = [int(s.shape[-1]) for s in series]
@@ -189,6 +190,7 @@ def _folder(source: str, base: Path) -> DataInfo:
         src = open_image_folder(path, 3)
     except DataError as exc:
         raise InitError(str(exc)) from None
+    assert src.classes is not None  # a folder's classes are its train/ subfolders (none: a DataError)
     gray = set(src.modes) <= {"1", "L", "P"} and "P" not in src.modes
     sizes = sorted(src.image_sizes)
     h, w = min(h for h, _ in sizes), min(w for _, w in sizes)
@@ -231,7 +233,7 @@ def channels_last(sample: tuple[int, ...]) -> bool:
     return len(sample) == 3 and sample[2] in IMAGE_CHANNELS and sample[0] not in IMAGE_CHANNELS
 
 
-def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
+def input_shape(kind: str, info: DataInfo) -> tuple[int | str, ...]:
     """The spec's per-sample input shape for a template kind; the training data is fitted to it
     as `layout: auto` allows (a (C, L) series or channels-last image transposed, axes of size 1
     added or removed), never reshaped into other axes. Images are written channels-first."""
@@ -244,6 +246,7 @@ def input_shape(kind: str, info: DataInfo) -> tuple[int, ...]:
     if info.variable and kind == "sequence":  # (T, features): recurrent layers pack the padded batch
         return (TIME, s[0])
     if info.variable and kind == "table":
+        assert info.lengths is not None  # variable: the lengths are known
         raise InitError(
             f"{info.source} has series of unequal length ({info.lengths[0]} to {info.lengths[1]} steps); "
             f"the mlp template flattens a sample, which needs one length. Use fcn (input [{s[0]}, T]) or lstm/gru (input [T, {s[0]}])"
@@ -462,6 +465,7 @@ def _settings_values(st: Settings) -> dict[str, str]:
 def _shape_values(kind: str, info: DataInfo, shape: tuple) -> dict[str, str]:
     """The input line's comment, in the input's own axis order, and a nominal T for `check`."""
     if info.variable:
+        assert info.lengths is not None  # variable: the lengths are known
         lo, hi, mean = info.lengths
         if kind == "series":
             note = (
@@ -488,8 +492,8 @@ def _macs(text: str, spec: Path, info: DataInfo) -> int | None:
     """Multiply-accumulates per sample of the spec `text` (at the mean length for unequal series)."""
     from .compiler import compile_text
 
-    res = compile_text(text, str(spec), {TIME: info.lengths[2]} if info.variable else None)
-    return res.typed.total_macs if res.ok else None
+    res = compile_text(text, str(spec), {TIME: info.lengths[2]} if info.variable and info.lengths else None)
+    return res.typed.total_macs if res.ok and res.typed is not None else None
 
 
 def _check(text: str, spec: Path) -> None:
