@@ -26,7 +26,7 @@ import typer
 from .. import __version__
 from ..errors import Diagnostic, SpecError
 
-_state = {"debug": False}
+_state: dict[str, bool | str | None] = {"debug": False}  # debug: --debug given; command: the subcommand run
 
 APP_HELP = "A declarative deep-learning compiler: YAML spec -> statically checked IR -> PyTorch."
 APP_EPILOG = (
@@ -420,7 +420,7 @@ def _ordered_output() -> None:
     nothing next to what the commands do; on a terminal stdout is line-buffered anyway."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, OSError):  # None, closed, or not a TextIOWrapper
-            stream.reconfigure(line_buffering=True)
+            stream.reconfigure(line_buffering=True)  # pyright: ignore[reportAttributeAccessIssue]  # TextIO's stubs lack it
 
 
 def main(argv: list[str] | None = None) -> int:
