@@ -290,6 +290,12 @@ MISTAKES = [
         HEAD + "blocks:\n  cbr:\n    layers:\n      - conv2d\nlayers:\n  - cbr\n",
         "conv2d",
     ),
+    ("missing key", HEAD + "layers:\n  - conv2d:\n      out_channels: 6\n", "conv2d"),
+    (
+        "unknown optimizer",
+        HEAD + "layers: [flatten, {linear: 10}]\ntrain:\n  data: {source: digits}\n  optimizer: {name: adamm}\n",
+        "adamm",
+    ),
     ("input name", "netspec: 1\ninputs:\n  2x: {shape: [3]}\nlayers: [relu]\n", "2x"),
     (
         "train setting",

@@ -174,4 +174,6 @@ def test_ops_name_shows_rule_and_examples(cli):
 def test_editors_doc_names_the_schema():
     text = (ROOT / "docs" / "editors.md").read_text()
     assert "yaml-language-server: $schema=" in text and "yaml.schemas" in text
+    # which style completes best, and which mistakes only `netspec check` shows (issue 24)
+    assert "## Which style completes best" in text and "| Mistake | Editor | `netspec check` | Why |" in text
     assert (ROOT / "schemas" / "netspec.schema.json").exists()
