@@ -539,3 +539,19 @@ def test_the_study_lands_inside_the_output_folder_whatever_its_name(tmp_path, cl
     written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("study.db*")}
     assert written == {f"runs/{name}/study.db"}
     assert study.storage_url(out).endswith("/study.db") and "?" not in study.storage_url(out).split("///")[0]
+
+
+def test_threads_reach_every_trial_of_the_process(tmp_path, monkeypatch, cli):
+    """--threads: the CPU threads of each process (N invocations on one machine split its cores)."""
+    spec = tiny(tmp_path, "space: {vars.width: [4, 8]}\ntrials: 2\nbaseline: false\n")
+    original = trial.train_candidate
+    seen = []
+
+    def spy(cand, res, base, on_epoch, **kw):
+        seen.append(kw.get("threads"))
+        return original(cand, res, base, on_epoch, **kw)
+
+    monkeypatch.setattr(trial, "train_candidate", spy)
+    code, _, err = cli("tune", spec, "-o", tmp_path / "s", "-q", "--threads", "1")
+    assert code == 0, err
+    assert seen == [1, 1]

@@ -19,12 +19,14 @@ def tune(
             metavar="SPEC", help="the spec file (YAML) with train: and search: sections", autocompletion=complete_spec
         ),
     ],
-    out: Annotated[
-        Path | None,
+    out_text: Annotated[
+        str | None,
         typer.Option(
             "-o",
             "--out",
-            help="study directory (default runs/tune-<name>); rerun to resume the study",
+            metavar="DIR",
+            help="this worker's folder: the study (study.db, unless --storage), trials.json, best.yaml, plots "
+            "(default runs/tune-<name>); rerun to resume the study",
             rich_help_panel=OPT_OUTPUT,
         ),
     ] = None,
@@ -114,12 +116,12 @@ def tune(
     from ..tune.confirm import seeds_text
     from ..tune.report import confirm_table, confirmed_line, rich_table, write
 
-    if out is not None and stores.looks_like_url(str(out)):
+    if out_text is not None and stores.looks_like_url(out_text):
         raise UserError(
             "-o names this worker's local folder, not the study's storage"
             "\n  expected: a folder for trials.json, best.yaml and the plots (e.g. -o runs/tune-a)"
-            f"\n  received: -o {stores.mask(str(out))}"
-            f"\n  hint: pass the URL as --storage {stores.mask(str(out)).replace(':/', '://', 1)} and keep -o a folder"
+            f"\n  received: -o {stores.mask(out_text)}"
+            f"\n  hint: pass the URL as --storage {stores.mask(out_text)} and keep -o a folder"
         )
     try:
         where = None if storage is None else stores.parse(storage)
@@ -133,7 +135,7 @@ def tune(
             "\n  hint: -o's own study.db holds one study, named for you; leave out --study-name"
         )
     plan = load_plan(spec, set_ or [])
-    out = out or path_arg("runs") / f"tune-{plan.name}"
+    out = path_arg(out_text) if out_text else path_arg("runs") / f"tune-{plan.name}"
     if where is not None:
         where = replace(where, name=study_name, grace=grace)
     else:

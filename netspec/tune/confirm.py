@@ -25,7 +25,7 @@ from ..record import record
 from .plan import load_plan, watch_parent
 from .space import Search
 from .table import order, rows
-from .trial import DataCache, Rejected, check_candidate, scalars, score
+from .trial import DataCache, Rejected, check_candidate, scalars, score, typed_of
 
 # t quantiles (0.975) for 1..19 degrees of freedom: confirm.repeats is at most 20.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -115,11 +115,7 @@ def summary(attrs: dict, table: list[dict], search: Search, train_seed: int) -> 
         study = by_number.get(p.trial)
         values = [r["value"] for r in runs.values() if r["value"] is not None]
         complete = len(runs) == len(confirm_seeds) and len(values) == len(runs)
-        val, test = (
-            {k: _mean([(r.get(split) or {}).get(k) for r in runs.values() if (r.get(split) or {}).get(k) is not None])
-             for k in ("accuracy", "loss")}
-            for split in ("val", "test")
-        )  # fmt: skip
+        val, test = ({k: _mean(_present(runs, split, k)) for k in ("accuracy", "loss")} for split in ("val", "test"))
         rows.append(
             {
                 "label": p.label,
@@ -140,8 +136,8 @@ def summary(attrs: dict, table: list[dict], search: Search, train_seed: int) -> 
     for r in rows:
         r["vs_spec"] = None
         if reference is not None and r is not reference:
-            both = [s for s in map(str, confirm_seeds) if _value(r, s) is not None and _value(reference, s) is not None]
-            diffs = [_value(r, s) - _value(reference, s) for s in both]
+            pairs = [(_value(r, s), _value(reference, s)) for s in map(str, confirm_seeds)]
+            diffs = [a - b for a, b in pairs if a is not None and b is not None]  # seeds both have
             if diffs:
                 r["vs_spec"] = {"mean": sum(diffs) / len(diffs), "ci95": t_interval(diffs), "seeds": len(diffs)}
     finalists = [r for r in rows if r["finalist"]]
@@ -150,6 +146,11 @@ def summary(attrs: dict, table: list[dict], search: Search, train_seed: int) -> 
         ranked = order([{**r, "number": r["trial"]} for r in finalists if r["complete"]], search, lambda r: r["mean"])
         chosen = ranked[0]["trial"] if ranked else None
     return {"seeds": confirm_seeds, "rows": rows, "chosen": chosen, "reference": reference and reference["label"]}
+
+
+def _present(runs: dict, split: str, metric: str) -> list[float]:
+    """A split's metric in each of the runs that has it."""
+    return [v for r in runs.values() if (v := (r.get(split) or {}).get(metric)) is not None]
 
 
 def _size(study: dict | None, runs: dict, size: str) -> int | None:
@@ -180,7 +181,8 @@ def run_one(plan, values: dict, seed: int, threads: int | None, cache: DataCache
     out: dict[str, Any] = {}
     try:
         cand, res = check_candidate(plan.doc, values, plan.search, constrained=False)
-        out.update(params=res.typed.total_params, macs=res.typed.total_macs)
+        typed = typed_of(res)
+        out.update(params=typed.total_params, macs=typed.total_macs)
         value, results = score(cand, res, plan.spec.parent, plan.search, threads=threads, cache=cache, seed=seed)
         out.update(value=value, val=scalars(results.get("val")), test=scalars(results.get("test")))
     except Rejected as exc:

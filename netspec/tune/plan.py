@@ -41,7 +41,7 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
     doc = load_file(spec)
     apply_overrides(doc, list(sets))
     res = compile_doc(doc)
-    if not res.ok:
+    if not res.ok or res.typed is None:
         raise SpecError(res.diagnostics)
     if res.search is None:
         raise missing_section(
@@ -49,6 +49,10 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
             "search",
             "a search: mapping with the values to search under space:",
             "  space:\n    train.optimizer.lr: {float: [0.0001, 0.01], log: true}",
+        )
+    if res.train is None:
+        raise missing_section(
+            str(spec), "train", "a train: mapping: what a trial trains on, and how", "  data: {source: synthetic}"
         )
     return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data), res.train["seed"])
 

@@ -167,7 +167,9 @@ def confirm_table(confirmed: dict, search: Search, title: str):
 def confirmed_line(confirmed: dict | None, number: int, metric: str) -> str | None:
     """'on seeds 2-4, new to the study: val_loss 0.3118, -0.0052 vs the spec as written on the same
     seeds' for trial `number`; None when it has no complete confirm runs."""
-    mine = next((r for r in (confirmed or {}).get("rows", []) if r["trial"] == number), None)
+    if confirmed is None:
+        return None
+    mine = next((r for r in confirmed["rows"] if r["trial"] == number), None)
     if mine is None or mine["mean"] is None:
         return None
     vs = mine["vs_spec"]
@@ -319,7 +321,9 @@ def plots(table: list[dict], search: Search, best_row, front: list[int], study_d
 def _confirmed_marks(ax, confirmed: dict | None) -> None:
     """The finalists again, on seeds new to the study (how optimistic their study scores were), and
     the spec as written on the same seeds as a line to beat."""
-    rows = [r for r in (confirmed or {}).get("rows", []) if r["mean"] is not None]
+    if confirmed is None:
+        return
+    rows = [r for r in confirmed["rows"] if r["mean"] is not None]
     if not rows:
         return
     seeds = confirm.seeds_text(confirmed["seeds"])

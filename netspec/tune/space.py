@@ -99,10 +99,11 @@ class Param:
             return MISSING
         if self.kind == "int" and not isinstance(value, int):
             return MISSING
-        if not self.low <= value <= self.high:
+        low, high = self.low, self.high
+        if low is None or high is None or not low <= value <= high:  # a range has both ends
             return MISSING
         if self.step is not None:
-            k = (value - self.low) / self.step
+            k = (value - low) / self.step
             if abs(k - round(k)) > 1e-9:
                 return MISSING
         return value if self.kind == "int" else float(value)

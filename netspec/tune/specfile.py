@@ -81,7 +81,7 @@ def _splice(text: str, values: dict[str, Any]) -> str | None:
         if node is None:
             return None
         block = isinstance(node, yaml.ScalarNode) and node.style in ("|", ">")
-        if block or (not isinstance(node, yaml.ScalarNode) and not node.flow_style):
+        if block or (isinstance(node, yaml.CollectionNode) and not node.flow_style):  # a block mapping or list
             return None
         edits.append((node.start_mark.index, node.end_mark.index, flow(value)))
     for k, (key_node, _) in enumerate(root.value):

@@ -442,15 +442,17 @@ class Mutex:
             held.release()
         else:
             from sqlalchemy import text
+            from sqlalchemy.exc import SQLAlchemyError
 
             conn, key = held
-            try:
+            # A connection that died took its lock with it: nothing to release then.
+            with contextlib.suppress(SQLAlchemyError):
                 if kind == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 else:
                     conn.execute(text("SELECT RELEASE_LOCK(:k)"), {"k": f"netspec-{key & 0xFFFFFFFFFFFF:x}"})
                 conn.commit()
-            finally:
+            with contextlib.suppress(SQLAlchemyError):
                 conn.close()
 
     def __enter__(self) -> Mutex:

@@ -27,14 +27,15 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..runtime import lock
 from . import confirm
 from .plan import Plan, StudyError, load_plan, watch_parent
 from .space import Search, short_label
-from .storage import LOCAL_STUDY, Mutex, Where, died_here, local, open_storage, sqlite_url, study_name
+from .storage import LOCAL_STUDY, Mutex, Where, died_here, local, mask, open_storage, sqlite_url, study_name
 from .storage import worker_attr as _worker_attr
-from .trial import DataCache, Rejected, check_candidate, scalars, score
+from .trial import DataCache, Rejected, check_candidate, scalars, score, train_of, typed_of
 
 STUDY = LOCAL_STUDY  # the study's name in a local study.db (storage.study_name names the others)
 
@@ -99,6 +100,12 @@ def open_study(plan: Plan, at: Path | Where, worker: int = 0, *, create: bool = 
     where = where_of(at)
     if where.local:
         assert where.file is not None
+        if not create and not where.file.exists():
+            raise StudyError(
+                f"no study in {where.file.parent}\n  expected: a folder where `netspec tune` ran (its study.db)"
+                f"\n  received: {where.file.parent}, without study.db"
+                "\n  hint: with workers that share a study, add the --storage URL they used"
+            )
         where.file.parent.mkdir(parents=True, exist_ok=True)
     store = open_storage(where, where.grace)
     name = name_of(plan, where)
@@ -219,7 +226,7 @@ class Objective:
         start = time.perf_counter()
         values = {p.key: p.decode(suggest(trial, p)) for p in search.params}
         trial.set_user_attr("values", values)
-        curve: list[float] = []
+        curve: list[float | None] = []  # None: an epoch without the metric
         epochs = 0
         first_run = True
 
@@ -242,7 +249,8 @@ class Objective:
         attrs: dict[str, Any] = {"outcome": "interrupted"}
         try:
             cand, res = check_candidate(self.plan.doc, values, search)
-            attrs.update(params=res.typed.total_params, macs=res.typed.total_macs)
+            typed, train = typed_of(res), train_of(res)
+            attrs.update(params=typed.total_params, macs=typed.total_macs)
             trial.set_user_attr("params", attrs["params"])
             trial.set_user_attr("macs", attrs["macs"])
             runs = []
@@ -257,7 +265,7 @@ class Objective:
                         on_epoch,
                         threads=self.threads,
                         cache=self.cache,
-                        seed=res.train["seed"] + r if search.repeats > 1 else None,
+                        seed=train["seed"] + r if search.repeats > 1 else None,
                     )
                 )
             value = sum(v for v, _ in runs) / len(runs)
@@ -286,9 +294,10 @@ class Objective:
 
 def mean_metrics(dicts: list[dict | None]) -> dict | None:
     """Key by key mean of the runs' metrics (search.repeats); one run's, as they are."""
-    if any(d is None for d in dicts):
+    present = [d for d in dicts if d is not None]
+    if not present or len(present) < len(dicts):
         return None
-    return {k: sum(d[k] for d in dicts) / len(dicts) for k in dicts[0]}
+    return {k: sum(d[k] for d in present) / len(present) for k in present[0]}
 
 
 # ----------------------------------------------------------------------------- running
@@ -347,8 +356,8 @@ def work(
             print(trial_line(t, plan.search), flush=True)
 
     while deadline is None or time.monotonic() < deadline:
-        mutex.acquire()
         try:
+            mutex.acquire()
             for line in prepare(study, plan.search):
                 if not quiet:
                     print(line, flush=True)
@@ -361,6 +370,13 @@ def work(
                 time.sleep(poll)
                 continue
             study.optimize(guarded, n_trials=1, catch=(Exception,), callbacks=[after])
+        except SQLAlchemyError as exc:  # the server went away (restarted, the network): resumable
+            if where.kind in ("sqlite", "journal"):
+                raise
+            raise StudyError(
+                f"lost the study's storage {where.shown}: {mask(str(getattr(exc, 'orig', None) or exc).strip())}"
+                "\n  hint: once the server answers again, run the same command: the study resumes"
+            ) from None
         except ValueError as exc:
             # Another worker recorded this trial first (a stalled worker whose trial was failed as
             # stale and retried): the first record stands; go on.

@@ -12,11 +12,14 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compiler import Result, compile_doc, spec_hash
 from ..errors import SpecError
 from ..spec.loader import Document
+
+if TYPE_CHECKING:
+    from ..ir.typed import TypedGraph
 from .space import Search, candidate
 
 
@@ -41,6 +44,20 @@ def _first_error(diags) -> str:
     return text + (f"; and {more} more error{'s' * (more > 1)}" if more else "")
 
 
+def typed_of(res: Result) -> TypedGraph:
+    """The typed graph of a candidate check_candidate passed (it returns only compiled ones)."""
+    if res.typed is None:
+        raise AssertionError("check_candidate returned a candidate that did not compile")
+    return res.typed
+
+
+def train_of(res: Result) -> dict[str, Any]:
+    """The resolved train: section of a candidate check_candidate passed."""
+    if res.train is None:
+        raise AssertionError("check_candidate returned a candidate without a train: section")
+    return res.train
+
+
 def check_candidate(
     doc: Document, values: dict[str, Any], search: Search, *, constrained: bool = True
 ) -> tuple[Document, Result]:
@@ -55,7 +72,7 @@ def check_candidate(
         raise Rejected("check", _first_error(res.diagnostics))
     if not constrained:
         return cand, res
-    params, macs = res.typed.total_params, res.typed.total_macs
+    params, macs = typed_of(res).total_params, typed_of(res).total_macs
     if search.max_params is not None and params > search.max_params:
         reason = f"{params:,} params > max_params {search.max_params:,}"
         raise Rejected("constraint", reason, params=params, macs=macs)
@@ -76,6 +93,7 @@ class DataCache:
         self.entries: dict[str, Any] = {}
 
     def get(self, session, base: Path):
+        from ..data.feed import Streamed
         from ..runtime.session import load_data
 
         typed, cfg = session.typed, session.cfg
@@ -87,7 +105,7 @@ class DataCache:
         )  # fmt: skip
         if key not in self.entries:
             prep = load_data(session, base)
-            self.entries[key] = (prep, prep.to_npz_dict() if hasattr(prep, "to_npz_dict") else None)
+            self.entries[key] = (prep, None if isinstance(prep, Streamed) else prep.to_npz_dict())
         return self.entries[key]
 
 
@@ -109,17 +127,18 @@ def train_candidate(
     from ..runtime.loop import Interrupted, PlainReporter, TrainError, fit, run_device
     from ..runtime.session import RunError, Session, data_bytes, feed, time_axis
 
-    cfg = dict(res.train)
+    typed = typed_of(res)
+    cfg: dict[str, Any] = dict(train_of(res))
     if threads is not None and cfg["threads"] == "auto":
         cfg["threads"] = threads  # --jobs processes share the cores
     if seed is not None:
         cfg["seed"] = seed
-    session = Session(Path(cand.file), cand.text, cand.data, res.typed, cfg, spec_hash(cand.data))
+    session = Session(Path(cand.file), cand.text, cand.data, typed, cfg, spec_hash(cand.data))
     limit = default_limit()
     try:
-        check(res.typed, limit, cfg)
+        check(typed, limit, cfg)
         prep, arrays = (cache or DataCache()).get(session, base)
-        check(res.typed, limit, cfg, data_bytes(prep))
+        check(typed, limit, cfg, data_bytes(prep))
         if arrays is None:  # streamed data: each trial reads it through its own batch sources
             arrays, _ = feed(session, prep, run_device(cfg, 0))
     except MemoryLimitError as exc:
@@ -133,7 +152,7 @@ def train_candidate(
         def epoch_end(self, record):
             on_epoch(record)
 
-    model = lower(res.typed, seed=cfg["seed"])
+    model = lower(typed, seed=cfg["seed"])
     with tempfile.TemporaryDirectory(prefix="netspec-trial-") as scratch:
         try:
             return fit(
@@ -143,7 +162,7 @@ def train_candidate(
                 scratch,
                 spec_hash=session.hash,
                 reporter=Hook(quiet=True),
-                time_axis=time_axis(res.typed),
+                time_axis=time_axis(typed),
                 classes=prep.classes,
             )
         except TrainError as exc:
