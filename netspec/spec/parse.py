@@ -23,11 +23,15 @@ from .expr import ExprError, has_expr, substitute
 from .loader import Document
 from .resolve import LaterValue, Pending, contains_expr, expr_diag, later, names_read, when_diag, with_source
 from .schema import MAX_LAYERS, MAX_REPEAT
-from .validate import show, validate_evaluated
+from .validate import show, validate_evaluated  # pyright: ignore[reportUnknownVariableType]  # validate.py is not annotated yet
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import Any, TypeGuard
+
+    from ..errors import Location
+    from .loader import KeyPath
 
 MAX_NESTING = 32
 
@@ -51,7 +55,9 @@ to_empty train training type xpu zero_grad
 RESERVED = frozenset(_MODULE_ATTRS.split()) | {"order", "self", "lengths", "zero_padding"}
 
 
-def _name_error(doc, path, name, seen, *, key: bool = False) -> Diagnostic | None:
+def _name_error(
+    doc: Document, path: KeyPath, name: str, seen: Mapping[str, KeyPath], *, key: bool = False
+) -> Diagnostic | None:
     """`key`: an input's name is its mapping key, so point there rather than at its {shape: ...}."""
     where = format_path(path)
     if name in seen:
@@ -83,7 +89,7 @@ def _name_error(doc, path, name, seen, *, key: bool = False) -> Diagnostic | Non
 _CODE_NAMES = frozenset({"self", "super", "nn", "torch", "math"})
 
 
-def _variable_error(doc, path, name) -> Diagnostic | None:
+def _variable_error(doc: Document, path: KeyPath, name: str) -> Diagnostic | None:
     """Block arguments and inputs become Python parameters in model.py, beside its classes
     (capitalized: `Basic`, `Add`) and the names its code calls."""
     if name in _CODE_NAMES or keyword.iskeyword(name) or name.startswith("_") or name[:1].isupper():
@@ -100,7 +106,9 @@ def _variable_error(doc, path, name) -> Diagnostic | None:
     return None
 
 
-def _reference(doc, path, ref, defined, later, what) -> Diagnostic | None:
+def _reference(
+    doc: Document, path: KeyPath, ref: str, defined: Mapping[str, Any], later: Mapping[str, KeyPath], what: str
+) -> Diagnostic | None:
     """Check one name in `from:` or `outputs:`; layers may only read what is defined before them."""
     if ref in defined:
         return None
@@ -152,8 +160,9 @@ class _Scope:
 
     prefix: str  # module path of the body: "" at the top, "stage2.block0." inside blocks
     what: str  # how messages call a readable value here
-    table: dict[str, Any] = factory(dict)  # local reference -> value name or _Multi
-    paths: dict[str, tuple] = factory(dict)  # local name -> where it is defined
+    # lambdas, not `dict`: checkers then infer the declared key and value types
+    table: dict[str, Any] = factory(lambda: {})  # local reference -> value name or _Multi
+    paths: dict[str, KeyPath] = factory(lambda: {})  # local name -> where it is defined
 
 
 @record(frozen=False)
@@ -162,7 +171,7 @@ class _Body:
     arguments, `in`), the block uses that led here (innermost first) and the blocks being expanded."""
 
     scope: _Scope
-    env: dict
+    env: dict[str, Any]
     via: tuple[str, ...] = ()
     stack: tuple[str, ...] = ()
 
@@ -172,13 +181,13 @@ class _Item:
     """One item of a body (a layer or a block use) as it is expanded."""
 
     kind: str  # the layer type or block name
-    raw: dict  # its keys, less name, from, when and repeat as they are taken
+    raw: dict[str, Any]  # its keys, less name, from, when and repeat as they are taken
     mapping: bool  # written as a mapping, so each key has its own location
-    path: tuple  # where it is written: (..., i, kind)
+    path: KeyPath  # where it is written: (..., i, kind)
     name: str
     explicit: bool  # the name is written, not generated
     given: Any = None  # `from:` as written
-    sources: list | None = None  # the values it reads; None when one is wrong (reported)
+    sources: list[str] | None = None  # the values it reads; None when one is wrong (reported)
     count: int | None = None  # `repeat:`; None: not repeated
 
 
@@ -191,19 +200,19 @@ class _Expander:
         self.doc = doc
         self.data = doc.data
         self.ops = all_ops()
-        self.blocks: dict[str, dict] = dict(self.data.get("blocks") or {})
-        scale = self.data.get("scale") or {}
-        self.depth = scale.get("depth", 1)
+        self.blocks: dict[str, dict[str, Any]] = dict(self.data.get("blocks") or {})
+        scale: dict[str, Any] = self.data.get("scale") or {}
+        self.depth: float = scale.get("depth", 1)
         self.diags: list[Diagnostic] = []
         self.nodes: list[Node] = []
         self.instances: list[Instance] = []
         self.used_blocks: set[str] = set()
         self.acyclic_blocks: set[str] = set()  # blocks whose uses, followed down, close no cycle
-        self.seen_diags: set = set()
+        self.seen_diags: set[tuple[Location, str, str | None]] = set()
         self.overflow = False
         # Every module path made so far (layers and block instances) -> where its name is written,
         # and the path of the body that made each layer.
-        self.claimed: dict[str, tuple] = {}
+        self.claimed: dict[str, KeyPath] = {}
         self.made_in: dict[str, str] = {}
 
     # -- diagnostics -----------------------------------------------------------------------
@@ -216,7 +225,14 @@ class _Expander:
             self.seen_diags.add(key)
             self.diags.append(diag.within(via))
 
-    def evaluate(self, value, env: dict, path: tuple, via: tuple[str, ...], values: dict | None = None):
+    def evaluate(
+        self,
+        value: Any,
+        env: Mapping[str, Any],
+        path: KeyPath,
+        via: tuple[str, ...],
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[Any, bool]:
         """`value` with its `${...}` evaluated, or a LaterValue when it reads the shape of a block
         input or of a value in `values` (the layers and inputs in scope): shape inference
         evaluates it then; (value, ok)."""
@@ -232,22 +248,23 @@ class _Expander:
             return value, False
 
     # -- the spec's top level --------------------------------------------------------------
-    def globals(self) -> dict:
-        env: dict = {}
-        for name, value in (self.data.get("vars") or {}).items():
+    def globals(self) -> dict[str, Any]:
+        env: dict[str, Any] = {}
+        written: dict[str, Any] = self.data.get("vars") or {}
+        for name, value in written.items():
             value, ok = self.evaluate(value, env, ("vars", name), ())
             if ok:
                 env[name] = value
         return env
 
-    def inputs(self, env: dict, scope: _Scope) -> list[Input]:
-        inputs = []
+    def inputs(self, env: dict[str, Any], scope: _Scope) -> list[Input]:
+        inputs: list[Input] = []
         for in_name, in_spec in self.data["inputs"].items():
             path = ("inputs", in_name)
             self.report(_name_error(self.doc, path, in_name, scope.paths, key=True))
             scope.paths[in_name] = path
             scope.table[in_name] = in_name
-            shape = []
+            shape: list[int | str] = []
             for k, dim in enumerate(in_spec["shape"]):
                 value, ok = self.evaluate(dim, env, path + ("shape", k), ())
                 if ok and has_expr(dim) and not _is_dim(value):
@@ -267,28 +284,31 @@ class _Expander:
         return inputs
 
     # -- a body of layers --------------------------------------------------------------------
-    def body(self, layers: list, base: tuple, ctx: _Body, first) -> Any:
+    def body(self, layers: list[Any], base: KeyPath, ctx: _Body, first: Any) -> Any:
         """Instantiate `layers` (written at `base`) in `ctx.scope`; returns the last value. `first`
         is what the first layer reads by default."""
         scope, via = ctx.scope, ctx.via
-        items = []
+        items: list[tuple[int, str, dict[str, Any], bool]] = []
+        raw: dict[str, Any]
         for i, item in enumerate(layers):
             if isinstance(item, str):
                 kind, raw, mapping = item, {}, False
             else:
-                ((kind, raw),) = item.items()
-                mapping = isinstance(raw, dict)
-                if raw is None:
+                ((kind, written),) = item.items()
+                mapping = isinstance(written, dict)
+                if written is None:
                     raw = {}
                 elif not mapping:
-                    raw = {self.ops[kind].shorthand: raw}
+                    raw = {self.ops[kind].shorthand: written}  # pyright: ignore[reportAssignmentType]  # the schema allows a scalar only where there is a shorthand
+                else:
+                    raw = written
             items.append((i, kind, dict(raw), mapping))
 
         # Names first (explicit ones reserve theirs), so `from:` can tell "later" from "unknown".
         taken = set(scope.table) | {raw["name"] for _, _, raw, _ in items if "name" in raw}
         counters: dict[str, int] = {}
-        later: dict[str, tuple] = {}
-        names = []
+        later: dict[str, KeyPath] = {}
+        names: list[tuple[str, bool]] = []
         for i, kind, raw, _ in items:
             name = raw.pop("name", None)
             explicit = name is not None
@@ -341,7 +361,7 @@ class _Expander:
             prev = value
         return prev
 
-    def condition(self, raw, layer: bool, path, ctx: _Body) -> bool | LaterValue | None:
+    def condition(self, raw: Any, layer: bool, path: KeyPath, ctx: _Body) -> bool | LaterValue | None:
         """An item's `when:`: True, False, a LaterValue (a layer's condition on a block input's
         shape, decided by shape inference), or None when it is wrong (reported)."""
         if raw is True:
@@ -371,7 +391,7 @@ class _Expander:
             return None
         return value
 
-    def conditional(self, value: str, count: int | None, when: LaterValue, prev) -> None:
+    def conditional(self, value: str, count: int | None, when: LaterValue, prev: Any) -> None:
         """Mark the nodes a conditional layer made: shape inference keeps them or skips them all."""
         made = 1 if count is None else count
         for k in range(len(self.nodes) - made, len(self.nodes)):
@@ -381,7 +401,7 @@ class _Expander:
             for k in range(len(self.nodes) - made + 1, len(self.nodes)):
                 self.nodes[k] = replace(self.nodes[k], skip_to=self.nodes[k - 1].name)
 
-    def sources(self, item: _Item, prev, later, ctx: _Body) -> list[str] | None:
+    def sources(self, item: _Item, prev: Any, later: Mapping[str, KeyPath], ctx: _Body) -> list[str] | None:
         """The value names an item reads; None when one of them is wrong (already reported)."""
         given, path, name, scope, via = item.given, item.path, item.name, ctx.scope, ctx.via
         refs = [given] if isinstance(given, str) else list(given) if given is not None else None
@@ -434,7 +454,7 @@ class _Expander:
                 out.append(value)
         return out
 
-    def _multi_error(self, multi: _Multi, path, what) -> Diagnostic:
+    def _multi_error(self, multi: _Multi, path: KeyPath, what: str) -> Diagnostic:
         return Diagnostic(
             f"{what} is block instance '{multi.instance}', which has {len(multi.outputs)} outputs",
             format_path(path),
@@ -445,7 +465,7 @@ class _Expander:
             code="graph",
         )
 
-    def repeat_count(self, raw, path, ctx: _Body, sources) -> int | None:
+    def repeat_count(self, raw: Any, path: KeyPath, ctx: _Body, sources: list[str] | None) -> int | None:
         via = ctx.via
         value, ok = self.evaluate(raw, ctx.env, path, via)
         if not ok:
@@ -490,15 +510,16 @@ class _Expander:
         self.check_arity(op, sources, item.given, path, via)
         if not ok:
             return None
-        # A layer whose inputs are wrong is still built, so its own parameters get checked too.
-        sources = sources or [FAILED]
+        # A layer whose inputs are wrong is still built (reading nothing), so its own parameters get checked too.
         locs = {k: self.doc.loc(path + (k,)) for k in raw} if item.mapping else {k: self.doc.loc(path) for k in raw}
-        user_set = (
-            frozenset(raw) | ({"from"} if item.given is not None else set()) | ({"name"} if item.explicit else set())
-        )
+        user_set = frozenset(raw)
+        if item.given is not None:
+            user_set |= {"from"}
+        if item.explicit:
+            user_set |= {"name"}
         copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
-        value = sources[0] if count == 0 else None
-        reads = tuple(s for s in sources if s is not FAILED)
+        value = (sources[0] if sources else FAILED) if count == 0 else None
+        reads = tuple(sources or ())
         for k, local in enumerate(copies):
             if not self.room():
                 return None
@@ -530,11 +551,12 @@ class _Expander:
             reads = (value,)
         return value
 
-    def params(self, item: _Item, env: dict, ctx: _Body) -> tuple[dict, bool]:
+    def params(self, item: _Item, env: Mapping[str, Any], ctx: _Body) -> tuple[dict[str, Any], bool]:
         """A layer's written parameters with their expressions evaluated (in `env`, which may add
         a copy's `index`) and checked; (params, ok)."""
         op, raw, mapping, path, via, scope = item.kind, item.raw, item.mapping, item.path, ctx.via, ctx.scope
-        params, ok = {}, True
+        params: dict[str, Any] = {}
+        ok = True
         computed = False
         for key, value in raw.items():
             where = path + (key,) if mapping else path
@@ -549,7 +571,7 @@ class _Expander:
             ok = not errs
         return params, ok
 
-    def claim(self, qualified: str, path: tuple, via) -> bool:
+    def claim(self, qualified: str, path: KeyPath, via: tuple[str, ...]) -> bool:
         """Take a module path; a second layer or instance with the same path is an error (a copy
         of a repeated layer or a dotted name can meet a name the per-body check did not see)."""
         if qualified in self.claimed:
@@ -558,7 +580,7 @@ class _Expander:
         self.claimed[qualified] = path
         return True
 
-    def check_arity(self, op, sources, given, path, via) -> None:
+    def check_arity(self, op: str, sources: list[str] | None, given: Any, path: KeyPath, via: tuple[str, ...]) -> None:
         if sources is None:
             return
         arity = self.ops[op].arity
@@ -664,7 +686,7 @@ class _Expander:
             return None
         copies = [name] if count is None else [_indexed(name, k) for k in range(count)]
         value: Any = sources[0] if count == 0 else None
-        reads = list(sources)
+        reads: list[Any] = list(sources)
         for k, local in enumerate(copies):
             if per_copy and k:
                 given, ok = self.args(item, declared, {**env, "index": k}, ctx)
@@ -682,10 +704,13 @@ class _Expander:
             reads = [value]
         return value
 
-    def args(self, item: _Item, declared: dict, env: dict, ctx: _Body) -> tuple[dict, bool]:
+    def args(
+        self, item: _Item, declared: dict[str, Any], env: Mapping[str, Any], ctx: _Body
+    ) -> tuple[dict[str, Any], bool]:
         """A block use's arguments as given, evaluated in `env`; (given, ok)."""
         block, raw, path, via = item.kind, item.raw, item.path, ctx.via
-        given, ok = {}, True
+        given: dict[str, Any] = {}
+        ok = True
         for key, value in raw.items():
             if value is None and key in declared and declared[key] is None:
                 self.report(self._missing_arg(block, key, path, via), via)
@@ -695,7 +720,7 @@ class _Expander:
             ok = ok and good
         return given, ok
 
-    def _missing_arg(self, block: str, arg: str, path: tuple, via) -> Diagnostic:
+    def _missing_arg(self, block: str, arg: str, path: KeyPath, via: tuple[str, ...]) -> Diagnostic:
         return Diagnostic(
             f"block '{block}' needs a value for '{arg}'",
             format_path(path + (arg,)),
@@ -706,16 +731,16 @@ class _Expander:
             code="schema",
         )
 
-    def block_uses(self, block: str) -> list[tuple[str, tuple]]:
+    def block_uses(self, block: str) -> list[tuple[str, KeyPath]]:
         """(used block, path of the use) of each item of `block`'s layers that uses a block."""
-        uses = []
+        uses: list[tuple[str, KeyPath]] = []
         for i, item in enumerate(self.blocks[block].get("layers") or []):
-            kind = item if isinstance(item, str) else next(iter(item), None) if isinstance(item, dict) else None
+            kind = item if isinstance(item, str) else next(iter(item), None) if _is_mapping(item) else None
             if kind in self.blocks and kind not in self.ops:
                 uses.append((kind, ("blocks", block, "layers", i, kind)))
         return uses
 
-    def hidden_cycle(self, block: str, use_loc, stack: tuple, via: tuple) -> bool:
+    def hidden_cycle(self, block: str, use_loc: Location, stack: tuple[str, ...], via: tuple[str, ...]) -> bool:
         """A `repeat: 0` use makes no instance, so `use` never walks into the block and would not
         see it use itself; docs/blocks.md makes a cycle an error whatever the counts. Walks the
         block-use graph below `block` (every use, whatever its repeat) and reports the first cycle
@@ -724,9 +749,9 @@ class _Expander:
         if block in done:
             return False
         # Depth first, iteratively: a chain of thousands of blocks must not hit Python's recursion limit.
-        chain = [*stack, block]
-        vias = [(f"in block `{block}` used at {use_loc}", *via)]
-        todo = [iter(self.block_uses(block))]
+        chain: list[str] = [*stack, block]
+        vias: list[tuple[str, ...]] = [(f"in block `{block}` used at {use_loc}", *via)]
+        todo: list[Iterator[tuple[str, KeyPath]]] = [iter(self.block_uses(block))]
         while todo:
             step = next(todo[-1], None)
             if step is None:  # nothing below it closes a cycle: later walks skip it
@@ -757,7 +782,7 @@ class _Expander:
                 todo.append(iter(self.block_uses(used)))
         return False
 
-    def instance(self, item: _Item, ctx: _Body, given: dict, sources: list, local: str) -> Any:
+    def instance(self, item: _Item, ctx: _Body, given: dict[str, Any], sources: list[str], local: str) -> Any:
         """One instance of the block `item` uses, named `local`, with the arguments `given`,
         reading `sources`."""
         block, path, scope, via = item.kind, item.path, ctx.scope, ctx.via
@@ -771,12 +796,12 @@ class _Expander:
             return None
         inner_via = (f"in block `{block}` used at {use_loc}" + (f" as '{qualified}'" if qualified else ""), *via)
         # `in` and the input names read the shapes of what the block reads (spec/resolve.py).
-        env = {
+        env: dict[str, Any] = {
             **self.global_env,
             "in": Pending(sources[0]),
             **{i: Pending(s) for i, s in zip(inputs, sources, strict=True)},
         }
-        args = {}
+        args: dict[str, Any] = {}
         for arg, default in declared.items():
             if arg in given:
                 args[arg] = given[arg]
@@ -797,7 +822,8 @@ class _Expander:
         last = self.body(definition["layers"], def_path + ("layers",), inner_ctx, sources[0])
         outs = definition.get("outputs")
         if outs is None:
-            values, names = [last], []  # one output: reached by the instance's name alone
+            values: list[Any] = [last]  # one output: reached by the instance's name alone
+            names: list[str] = []
         else:
             values, names = [], list(outs)
             for k, ref in enumerate(outs):
@@ -832,7 +858,8 @@ class _Expander:
         """Block arguments and inputs become Python parameters in model.py: checked once per
         block, used or not."""
         for block, definition in self.blocks.items():
-            for arg in definition.get("args") or {}:
+            args: dict[str, Any] = definition.get("args") or {}
+            for arg in args:
                 self.report(_variable_error(self.doc, ("blocks", block, "args", arg), arg))
             for k, inp in enumerate(definition.get("inputs") or []):
                 self.report(_variable_error(self.doc, ("blocks", block, "inputs", k), inp))
@@ -849,7 +876,7 @@ class _Expander:
                 self.report(self._multi_error(last, ("layers", len(self.data["layers"]) - 1), "the last layer"))
             outputs = [last] if isinstance(last, str) else []
         else:
-            resolved = []
+            resolved: list[str] = []
             for k, ref in enumerate(outputs):
                 err = _reference(self.doc, ("outputs", k), ref, top.table, {}, "an output")
                 if err is None and isinstance(top.table[ref], _Multi):
@@ -911,12 +938,17 @@ class _Expander:
                     break
 
 
-def _reads(values, name: str) -> bool:
+def _reads(values: Iterable[Any], name: str) -> bool:
     """Whether any `${...}` in `values` reads `name`."""
     return any(name in (names_read(v) or ()) for v in values if contains_expr(v))
 
 
-def _is_dim(value) -> bool:
+def _is_mapping(value: object) -> TypeGuard[dict[str, Any]]:
+    """A mapping of the spec (its keys are text: the loader makes them so)."""
+    return isinstance(value, dict)
+
+
+def _is_dim(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
