@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from .fastschema import Schema
 
-# the per-epoch metrics of the training loop (EARLY mixes schemas of several types: checkers cannot tell this one's)
-METRICS: list[str] = list(EARLY["monitor"][0]["enum"])  # pyright: ignore[reportArgumentType, reportUnknownVariableType]
+# the per-epoch metrics of the training loop
+METRICS: list[str] = list(EARLY["monitor"][0]["enum"])  # pyright: ignore[reportArgumentType, reportUnknownVariableType]  # EARLY mixes schema types
 SIZES = ["params", "macs"]  # static counts: minimized beside a metric in multi-objective mode
 PRUNERS = ["median", "successive_halving", "none"]
 SAMPLERS = ["tpe", "nsga2", "random"]
