@@ -275,7 +275,8 @@ def test_an_unreachable_server_and_a_wrong_password_are_said_with_the_password_m
     err = one_error(cli, "tune", spec, "-o", tmp_path / "o", "--storage",
                     f"postgresql+psycopg2://postgres:{PASSWORD}@127.0.0.1:{port}/optuna")  # fmt: skip
     assert "cannot reach the study's PostgreSQL server" in err and f"postgres:***@127.0.0.1:{port}" in err
-    wrong = pg.replace(PASSWORD, "not-" + PASSWORD[::-1]) + "/optuna"
+    # postgresql:// without a driver: SQLAlchemy's default (psycopg 3) is not installed, psycopg2 is taken
+    wrong = pg.replace(PASSWORD, "not-" + PASSWORD[::-1]).replace("postgresql+psycopg2:", "postgresql:") + "/optuna"
     err = one_error(cli, "tune", spec, "-o", tmp_path / "o", "--storage", wrong)
     assert "password" in err and "hint: check the user and password" in err and PASSWORD[::-1] not in err
     err = one_error(cli, "tune", spec, "-o", tmp_path / "o", "--storage", f"{pg}/nosuchdb")

@@ -43,7 +43,7 @@ GRACE_S = 60  # a RUNNING trial whose worker stopped beating this long is failed
 _RDB = {"postgresql": "PostgreSQL", "postgres": "PostgreSQL", "mysql": "MySQL", "mariadb": "MySQL"}
 _DRIVERS = {  # module SQLAlchemy imports -> what provides it
     "psycopg2": "pip install 'netspec[tune-postgres]'  (psycopg2-binary)",
-    "psycopg": "pip install 'psycopg[binary]'",
+    "psycopg": "pip install 'netspec[tune-postgres]' (psycopg2), or pip install 'psycopg[binary]' (psycopg 3)",
     "pg8000": "pip install pg8000",
     "asyncpg": "an async driver cannot serve Optuna: use postgresql+psycopg2://",
     "MySQLdb": "pip install mysqlclient, or use mysql+pymysql:// with pip install pymysql",
@@ -185,6 +185,15 @@ def parse(text: str) -> Where:
             "create one: createdb optuna (or CREATE DATABASE optuna;) and end the URL with /optuna",
         )
     kind = "postgresql" if _RDB[backend] == "PostgreSQL" else "mysql"
+    if backend == "postgres":  # the old name, which SQLAlchemy 1.4 dropped
+        url = url.set(drivername="postgresql" + url.drivername.removeprefix("postgres"))
+    if kind == "postgresql" and "+" not in url.drivername:
+        # SQLAlchemy 2 reads postgresql:// as psycopg (3); netspec[tune-postgres] installs psycopg2.
+        # Take the one that is installed rather than fail for want of the other.
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            url = url.set(drivername="postgresql+psycopg2")
     return Where(kind, url.render_as_string(hide_password=False), shown)
 
 
