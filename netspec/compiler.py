@@ -55,7 +55,14 @@ class Result:
 
 # Key paths that are no part of what a run computes: free text, what netspec tune searches, where
 # and how fast it runs, what it logs. A run may resume with any of them changed.
-UNHASHED = (("description",), ("search",), ("train", "device"), ("train", "threads"), ("train", "log"))
+UNHASHED = (
+    ("description",),
+    ("search",),
+    ("train", "device"),
+    ("train", "threads"),
+    ("train", "log"),
+    ("train", "distributed"),
+)
 
 
 def spec_hash(data: dict) -> str:

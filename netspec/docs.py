@@ -273,7 +273,8 @@ def train_markdown() -> str:
         "",
     ]
     for name, table in SECTIONS.items():
-        short = f" Shorthand: `{name}: <{SHORT[name]}>`." if name in SHORT else " `null` or absent: off."
+        short = f" Shorthand: `{name}: <{SHORT[name]}>`." if name in SHORT else ""
+        short += " `null` or absent: off." if name == "early_stopping" else ""
         out += [f"## `{name}`", "", f"A mapping.{short}", "", *rows(table), ""]
         if name == "data":
             from .spec.train_schema import LOADER

@@ -222,13 +222,16 @@ def test_sigint_handler_is_installed_only_while_running_and_restored():
         assert signal.getsignal(signal.SIGINT) == stop._handler
         raise RuntimeError("an error inside the loop")
     assert signal.getsignal(signal.SIGINT) is before
-    with loop.StopOnSigint(enabled=False):  # several processes: Ctrl-C keeps its default behaviour
+    with loop.StopOnSigint(enabled=False):  # not asked for: Ctrl-C keeps its default behaviour
         assert signal.getsignal(signal.SIGINT) is before
+    term = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # e.g. started with nohup: stays ignored
     try:
-        with loop.StopOnSigint() as stop:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not stop.enabled
+        with loop.StopOnSignals() as stop:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and signal.SIGINT not in stop.previous
+            assert signal.getsignal(signal.SIGTERM) == stop._handler  # SIGTERM is still caught
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is term
     finally:
         signal.signal(signal.SIGINT, before)
     seen = []

@@ -108,6 +108,7 @@ def flag_sets(**values) -> list[str]:
     "netspec train specs/digits_cnn.yaml --epochs 5 --lr 0.001 --device cuda",
     "netspec train specs/digits_cnn.yaml -o runs/digits --resume",
     "torchrun --standalone --nproc_per_node=2 -m netspec train specs/digits_cnn.yaml -o runs/ddp",
+    "torchrun --standalone --nproc_per_node=2 --max-restarts=3 -m netspec train spec.yaml -o runs/x --auto-resume",
 )
 def train(
     spec: Annotated[
@@ -145,6 +146,15 @@ def train(
     resume: Annotated[
         bool,
         typer.Option("--resume", help="continue the run in --out from its last checkpoint", rich_help_panel=OPT_OUTPUT),
+    ] = False,
+    auto_resume: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resume",
+            help="continue the run in --out when it holds a checkpoint, else start it there; a finished run "
+            "exits 0 (one command for schedulers and torchrun --max-restarts)",
+            rich_help_panel=OPT_OUTPUT,
+        ),
     ] = False,
     init_from: Annotated[
         Path | None,
@@ -184,6 +194,10 @@ def train(
     from ..runtime.session import RunError
     from ..runtime.session import train as run_train
 
+    if auto_resume and (resume or force):
+        raise UserError(
+            f"--auto-resume decides by itself whether to resume; it cannot go with {'--resume' if resume else '--force'}"
+        )
     try:
         run_train(
             spec,
@@ -197,11 +211,12 @@ def train(
             max_steps=max_steps,
             max_memory=memory_limit(max_memory),
             log=tuple(sink.value for sink in log or ()),
+            auto_resume=auto_resume,
         )
     except RunError as exc:
         raise UserError(str(exc)) from None
-    except Interrupted:  # Ctrl-C: the loop has written a checkpoint and said how to resume
-        raise Exit(130) from None
+    except Interrupted as exc:  # SIGINT (130) or SIGTERM (143): the loop wrote a checkpoint and said how to resume
+        raise Exit(exc.code if isinstance(exc.code, int) else 130) from None
 
 
 @command(RUN_PANEL, "netspec evaluate runs/digits", "netspec evaluate runs/digits --data other.npz -f json")

@@ -130,7 +130,7 @@ def open_streamed(
 ) -> Streamed:
     """The sample sets and split indices of a streamed source. `prepared`: in-memory splits
     (Prepared) that only need augmentation."""
-    from .sources import open_arrays, open_image_folder
+    from .sources import ArrayFile, open_arrays, open_image_folder
 
     data, task = cfg["data"], cfg["task"]
     kind = source_kind(data["source"])
@@ -140,20 +140,25 @@ def open_streamed(
         sets = {s: InMemory(prepared.x[s], prepared.y[s]) for s in SPLITS}
         index = {s: np.arange(len(prepared.y[s]), dtype=np.int64) for s in SPLITS}
         return Streamed(sets, index, prepared.classes, list(prepared.notes), "memory", prepared.stats)
-    path = lambda p: None if p is None else (base / p if not Path(p).is_absolute() else Path(p))  # noqa: E731
+
+    def path(p: str | None) -> Path | None:
+        return None if p is None else (base / p if not Path(p).is_absolute() else Path(p))
+
+    source = base / data["source"] if not Path(data["source"]).is_absolute() else Path(data["source"])
     if kind == "folder":
         if len(shape) != 3 or shape[0] not in (1, 3, 4):
             raise DataError(
                 f"an image folder feeds (channels, height, width) inputs of 1, 3 or 4 channels, not {shape}"
             )
-        src = open_image_folder(path(data["source"]), shape[0], on_bad_file=data["on_bad_file"], progress=progress)
-        check_sizes(cfg, shape, src.image_sizes, path(data["source"]))
+        src = open_image_folder(source, shape[0], on_bad_file=data["on_bad_file"], progress=progress)
+        check_sizes(cfg, shape, src.image_sizes, source)
     else:
-        src = open_arrays(
-            path(data["source"]), path(data["labels"]), path(data["test_source"]), path(data["test_labels"]),
-            task=task, limit=limit,
-        )  # fmt: skip
-        _check_rows(cfg, shape, src.train.sample_shape, path(data["source"]))
+        labels = path(data["labels"])
+        if labels is None:  # the schema's rule (a .npy source needs labels:), checked before any data is read
+            raise DataError(f"{source} needs its labels: add `labels: y.npy` under train.data")
+        src = open_arrays(source, labels, path(data["test_source"]), path(data["test_labels"]), task=task, limit=limit)
+        if isinstance(src.train, ArrayFile):  # open_arrays' splits are always rows of a .npy
+            _check_rows(cfg, shape, src.train.sample_shape, source)
     pos = _split(np.asarray(src.train.labels), cfg, src.test is not None, src.val is not None, task)
     sets = {"train": src.train, "val": src.val or src.train, "test": src.test or src.train}
     index = {

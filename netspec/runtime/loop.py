@@ -49,46 +49,99 @@ class TrainError(Exception):
 
 
 class Interrupted(SystemExit):
-    """The run stopped on Ctrl-C after writing a checkpoint. A SystemExit with code 130 (a shell's
-    code for SIGINT): train.py, which does not catch it, ends with that code and no traceback."""
+    """The run stopped on a signal after writing a checkpoint: a SystemExit with code 130 (SIGINT,
+    Ctrl-C) or 143 (SIGTERM, a scheduler's preemption), a shell's codes for them: train.py, which
+    does not catch it, ends with that code and no traceback."""
 
 
-class StopOnSigint:
-    """While the steps run, the first SIGINT (Ctrl-C) only sets `requested`: the loop then stops at
-    the end of the current step with a checkpoint, instead of dying wherever the signal lands.
-    A second SIGINT raises KeyboardInterrupt at once, as Python's default handler does.
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
-    Installed only in the main thread (signal handlers can be set nowhere else) and only when asked
-    (one process: ranks of a torchrun job could see the flag at different steps and then wait on
-    each other forever); a SIGINT that was ignored stays ignored. The previous handler comes back on
-    the way out, also on errors.
+
+class StopOnSignals:
+    """While the steps run, the first SIGINT (Ctrl-C) or SIGTERM (a scheduler preempting the job,
+    torchrun's agent passing either on) only sets `signum`: the loop then stops at the end of a
+    step with a checkpoint, instead of dying wherever the signal lands. Under torchrun every rank
+    takes part in a vote each step (StopVote), so that all of them stop after the same step.
+
+    A second SIGINT raises KeyboardInterrupt at once, as Python's default handler does (torchrun
+    starts its workers in sessions of their own, so a terminal's Ctrl-C reaches them once, passed on
+    by the agent). Further SIGTERMs are ignored: SLURM sends one to every process of a job step and
+    torchrun's agent another; the agent's SIGKILL after its grace period (30 s) is the hard stop.
+
+    Installed only in the main thread (signal handlers can be set nowhere else) and only when
+    asked; a signal that was ignored stays ignored. The previous handlers come back on the way out,
+    also on errors.
     """
 
     def __init__(self, enabled=True):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
-        self.requested = False
-        self.previous = None
+        self.signum = None
+        self.previous = {}
+
+    @property
+    def requested(self):
+        return self.signum is not None
 
     def _handler(self, signum, frame):
-        if self.requested:
+        if self.signum is None:
+            self.signum = signum  # only a flag: printing from a handler can break a print it interrupted
+        elif signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True  # only a flag: printing from a handler can break a print it interrupted
 
     def __enter__(self):
         if self.enabled:
-            self.previous = signal.getsignal(signal.SIGINT)
-            # SIG_IGN: the user (nohup, a shell's `&`) asked for SIGINT to do nothing; None: a handler
-            # installed outside Python, which could not be restored afterwards.
-            if self.previous in (signal.SIG_IGN, None):
-                self.enabled = False
-            else:
-                signal.signal(signal.SIGINT, self._handler)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous = signal.getsignal(sig)
+                # SIG_IGN: the user (nohup, a shell's `&`) asked for the signal to do nothing; None: a
+                # handler installed outside Python, which could not be restored afterwards.
+                if previous in (signal.SIG_IGN, None):
+                    continue
+                self.previous[sig] = previous
+                signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self.enabled:
-            signal.signal(signal.SIGINT, self.previous)
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)
+        self.previous = {}
         return False
+
+
+StopOnSigint = StopOnSignals  # its name before SIGTERM was handled too
+
+
+class StopVote:
+    """Every rank's stop request, agreed on by all of them: each step every rank puts its own (the
+    signal number, or 0) into an all_reduce(MAX) that runs while the next step computes, and reads
+    the previous step's answer; so all ranks see the same answer after the same step, one step after
+    the signal, and no step waits for the network. The flags travel on a CPU (gloo) group, also
+    beside NCCL, so that reading the answer never waits for the GPU. One process needs no vote."""
+
+    def __init__(self, world):
+        self.world, self.pending, self.group = world, None, None
+        if world > 1:
+            group = torch.distributed.new_group(backend="gloo")  # its own: never queued behind DDP's
+            self.group = group if isinstance(group, torch.distributed.ProcessGroup) else None
+
+    def poll(self, local):
+        """The agreed signal number (0: go on) for a stop after this step."""
+        if self.world == 1:
+            return local or 0
+        agreed = self.finish()
+        flag = torch.tensor([local or 0], dtype=torch.int32)
+        work = torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX, group=self.group, async_op=True)
+        self.pending = (work, flag)
+        return agreed
+
+    def finish(self):
+        """The answer of the vote in flight (0 when none)."""
+        if self.pending is None:
+            return 0
+        work, flag = self.pending
+        if work is not None:
+            work.wait()
+        self.pending = None
+        return int(flag.item())
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -97,6 +150,66 @@ class StopOnSigint:
 def dist_env():
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when run plainly."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+PEERS = []  # (host, pid) of every rank, gathered when the process group starts: failures name them
+
+
+def init_distributed(cfg, device):
+    """Join torchrun's process group (gloo on the CPU, nccl on GPUs) with train.distributed.timeout
+    on every collective, and note each rank's host and pid (PEERS). A no-op for one process or when
+    the group is up already (netspec starts it before the run directory is touched)."""
+    world = dist_env()[1]
+    if world == 1 or torch.distributed.is_initialized():
+        return
+    from datetime import timedelta
+
+    die_with_parent()
+    timeout = timedelta(seconds=(cfg.get("distributed") or {}).get("timeout", 300))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None:
+        torch.distributed.init_process_group(backend, timeout=timeout)
+    else:
+        # Under torchrun the store may outlive a restart (its c10d rendezvous keeps the agent's): the
+        # workers of restart k then read the addresses the dead ones of restart k-1 left in it, and
+        # gloo's connect fails. Keys of their own per restart make every restart start clean.
+        from torch.distributed.distributed_c10d import PrefixStore
+        from torch.distributed.rendezvous import rendezvous
+
+        store, rank, size = next(rendezvous("env://", timeout=timeout))
+        store = PrefixStore(f"netspec/restart{restart}", store)
+        torch.distributed.init_process_group(backend, store=store, rank=rank, world_size=size, timeout=timeout)
+    import socket
+
+    peers: list = [None] * world
+    torch.distributed.all_gather_object(peers, (socket.gethostname(), os.getpid()))
+    PEERS[:] = peers
+
+
+def die_with_parent():
+    """A worker started by torchrun's agent gets SIGTERM when the agent dies, however it dies
+    (Linux's prctl PR_SET_PDEATHSIG, asked through ctypes): a killed agent used to leave its workers
+    training unseen. SIGTERM, not SIGKILL: the workers then stop as on a preemption, all after the
+    same step with one checkpoint, so a killed agent loses nothing. The kernel sends it on the death
+    of the thread that forked the worker, which in torchrun is the agent's main thread. Elsewhere
+    (not Linux, not under torchrun) nothing is done."""
+    import sys
+
+    if not sys.platform.startswith("linux") or "TORCHELASTIC_RUN_ID" not in os.environ:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, int(signal.SIGTERM), 0, 0, 0) != 0:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the agent died before the request was made: nobody would restart or watch us
+        raise TrainError("torchrun's agent exited before this worker started; start the job again")
 
 
 def thread_count(setting, local_processes, cores):
@@ -162,7 +275,7 @@ def seed_everything(seed, deterministic):
         torch.use_deterministic_algorithms(True, warn_only=True)
         # That also fills every new uninitialized tensor with NaN, a debugging aid that cost 2-8%
         # of a step here (the LSTM most); netspec's layers never read memory they did not write.
-        torch.utils.deterministic.fill_uninitialized_memory = False
+        torch.utils.deterministic.fill_uninitialized_memory = False  # pyright: ignore[reportAttributeAccessIssue]  (a property of the module class, which the stubs lack)
         torch.backends.cudnn.benchmark = False
 
 
@@ -293,7 +406,7 @@ class Split:
         copied there once: a list would be uploaded every step, and a blocking copy to a GPU waits
         for the steps queued before it); `host_idx` holds the same indices on the host."""
         x, y = self.x.index_select(0, idx), self.y.index_select(0, idx)
-        if self.lengths is None:
+        if self.lengths is None or self.host_lengths is None or self.time_axis is None:
             return x, y, None
         lengths = self.lengths.index_select(0, idx)
         # Pad per batch: cut the padding beyond the longest series in this batch.
@@ -313,13 +426,91 @@ class Split:
 
 
 def epoch_order(n, epoch, seed, rank, world, shuffle=True):
-    """This rank's sample indices for one epoch: DistributedSampler's, seeded by (seed, epoch)."""
-    sampler = torch.utils.data.DistributedSampler(
-        range(n), num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=False
-    )
-    sampler.set_epoch(epoch)
+    """This rank's sample indices for one epoch. The epoch's global order is a permutation seeded by
+    (seed, epoch) alone (DistributedSampler's), and global batch b is its positions b x G ... (b+1)
+    x G - 1 for a global batch of G samples, whatever the number of processes: rank r takes every
+    world-th of them from position r (perm[r::world]), so its batches are bs = G / world each and
+    only the last global batch may be short, its shares differing by one (or empty). Nothing is
+    padded or repeated: a run resumed on another number of processes sees the same batches."""
+    if shuffle:
+        g = torch.Generator()
+        g.manual_seed(seed + epoch)
+        perm = torch.randperm(n, generator=g).numpy()
+    else:
+        perm = np.arange(n)
     # One int64 array, not a list of a million ints (which DataLoader workers forked later would copy).
-    return np.fromiter(sampler, dtype=np.int64, count=len(sampler))
+    return np.ascontiguousarray(perm[rank::world], dtype=np.int64)
+
+
+def checkpoint_world(ckpt):
+    """How many processes wrote a checkpoint (older ones say it by their list of RNG states)."""
+    if not isinstance(ckpt, dict):
+        return 1
+    if isinstance(ckpt.get("world"), int):
+        return ckpt["world"]
+    return len(ckpt["rng"]) if isinstance(ckpt.get("rng"), list) else 1
+
+
+def checkpoint_global_batch(ckpt, cfg):
+    """The run's global batch: saved in the checkpoint, else (older checkpoints) batch_size x the
+    processes that wrote it."""
+    g = ckpt.get("global_batch") if isinstance(ckpt, dict) else None
+    return g if isinstance(g, int) and g > 0 else cfg["batch_size"] * checkpoint_world(ckpt)
+
+
+def per_process_batch(global_batch, world, cfg):
+    """global / world, or a TrainError with the arithmetic when it is not a whole number."""
+    if global_batch % world == 0:
+        return global_batch // world
+    small = [d for d in range(1, math.isqrt(global_batch) + 1) if global_batch % d == 0]
+    divisors = sorted({*small, *(global_batch // d for d in small)})
+    shown = ", ".join(map(str, divisors[:8])) + (" ..." if len(divisors) > 8 else "")
+    raise TrainError(
+        f"cannot resume on {world} processes: the run's global batch is {global_batch} samples (fixed when it "
+        f"started: batch_size x processes; the spec says batch_size {cfg['batch_size']}), and {global_batch} / "
+        f"{world} = {global_batch / world:.4g} is not a whole number of samples per process. Resume it with a "
+        f"number of processes that divides {global_batch} ({shown}), or start a new run"
+    )
+
+
+def sample_trace(rank):
+    """NETSPEC_SAMPLE_TRACE=PREFIX: each rank appends, per step, the global step and the sample
+    indices of its share to PREFIX.RANK (the tests compare sample orders across world sizes with
+    it); None when unset."""
+    prefix = os.environ.get("NETSPEC_SAMPLE_TRACE")
+    return open(f"{prefix}.{rank}", "a", encoding="utf-8", buffering=1) if prefix else None
+
+
+def fault_hook(rank):
+    """NETSPEC_FAULT=SIGNAL:RANK:STEP[:parent], for the fault tests: rank RANK sends SIGNAL (e.g.
+    SIGKILL, SIGTERM, SIGSTOP) to itself, or to its parent (torchrun's agent), once it has taken
+    global step STEP; only in torchrun's first start, so that a restart runs clean. None when unset."""
+    given = os.environ.get("NETSPEC_FAULT")
+    if not given or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return None
+    name, who, step, *target = given.split(":")
+    return (int(step), getattr(signal, name), target == ["parent"]) if int(who) == rank else None
+
+
+def stand_in(model, step_model, split, epoch, loss_fn, target, autocast, scaler):
+    """A step for a rank whose share of an epoch's short last batch is empty (fewer samples than
+    processes): DDP needs every rank's gradients, so sample 0 goes forward in eval mode (no
+    batchnorm statistics, no dropout draw) with its loss times 0: zero gradients, nothing counted."""
+    x, y, lengths = next(iter(split.batches(np.zeros(1, dtype=np.int64), 0, 1, epoch)))
+    model.eval()
+    try:
+        with autocast():
+            out = forward(step_model, x, lengths)
+            loss = loss_fn(out, y if target is None else target.standardize(y))
+        scaler.scale(loss * 0.0).backward()
+    finally:
+        model.train()
+
+
+def share_weight(local, world, batch_total):
+    """The factor on a rank's mean loss that makes DDP's average of the ranks' gradients the mean
+    over the global batch: local x world / total (1 when every rank has an equal share)."""
+    return 1.0 if local * world == batch_total else local * world / batch_total
 
 
 def predicted_labels(out):
@@ -527,7 +718,9 @@ def _rng_state():
         "python": list(random.getstate()[1]),
         "python_version": random.getstate()[0],
     }
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    if not isinstance(np_state, tuple):  # legacy=True: ("MT19937", keys, pos, has_gauss, cached_gaussian)
+        raise TypeError(f"numpy's random state is a {type(np_state).__name__}, not the legacy tuple")
     state["numpy"] = {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2])}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -570,7 +763,7 @@ def load_checkpoint(path):
         return None, f"unreadable ({type(exc).__name__})"
 
 
-def _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world):
+def _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world, cfg):
     """Load a checkpoint's states into the run's objects; (training state, partial epoch sums)."""
     if not isinstance(ckpt, dict):
         raise TypeError(f"a {type(ckpt).__name__}, not a mapping")
@@ -581,12 +774,7 @@ def _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, ran
             "to start a new run from these weights."
         )
     rng = ckpt["rng"]
-    if isinstance(rng, list):  # written by a multi-process run: one state per rank
-        if len(rng) != world:
-            raise TrainError(f"the checkpoint was written by {len(rng)} processes; resume it with as many")
-        rng = rng[rank]
-    elif world > 1:
-        raise TrainError("the checkpoint was written by one process; resume it with one")
+    states = rng if isinstance(rng, list) else [rng]  # a multi-process run saves one state per rank
     unwrap(model).load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     schedule.state = dict(ckpt["schedule"])
@@ -594,7 +782,10 @@ def _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, ran
     state = dict(ckpt["state"])
     # The partial sums in a checkpoint are already reduced over all ranks: rank 0 alone carries them.
     partial = ckpt["partial"] if main_rank else None
-    _set_rng_state(rng)
+    if rank < len(states):
+        _set_rng_state(states[rank])
+    else:  # a rank the run did not have before: a dropout stream of its own, seeded by where it joins
+        torch.manual_seed(cfg["seed"] + 1_000_003 * rank + 7_919 * int(state["global_step"]))
     return state, partial
 
 
@@ -644,6 +835,9 @@ class PlainReporter:
 
     def close(self):
         """Nothing to tear down."""
+
+    def end(self, status, **fields):
+        """The run's final status: status.json's business (netspec's StatusReporter), nothing to print."""
 
 
 def tensorboard_writer(cfg):
@@ -860,8 +1054,7 @@ def _fit(
     summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
     rank, world, local_rank = dist_env()
     device = run_device(cfg, local_rank)
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    init_distributed(cfg, device)
     main_rank = rank == 0
     if main_rank:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -881,13 +1074,22 @@ def _fit(
             for s in ("train", "val", "test")
         }
     train = splits["train"]
-    bs, epochs = cfg["batch_size"], cfg["epochs"]
+    epochs = cfg["epochs"]
+    ckpt_dir = run_dir / "checkpoints"
+    # The global batch is fixed when a run starts (batch_size per process x processes) and kept on
+    # every resume, on any number of processes that divides it (each then takes global / world).
+    ckpt = resume_checkpoint(ckpt_dir, reporter) if resume else None
+    global_batch = checkpoint_global_batch(ckpt, cfg) if ckpt is not None else cfg["batch_size"] * world
+    bs = per_process_batch(global_batch, world, cfg)
     train_labels = train.labels if task != "classification" else None
-    plan = sum_plan(cfg, np.shape(train_labels))
+    plan = sum_plan(cfg, () if train_labels is None else np.shape(train_labels))
     target = None
     if task != "classification" and cfg["data"].get("standardize_target"):
         target = TargetScale(target_stats or target_statistics(train_labels), device)
-    steps_per_epoch = math.ceil(math.ceil(len(train) / world) / bs)
+    steps_per_epoch = math.ceil(len(train) / global_batch)
+    last_total = len(train) - (steps_per_epoch - 1) * global_batch  # samples of each epoch's last global batch
+    trace = sample_trace(rank)
+    fault = fault_hook(rank)
 
     model.to(device)
     if wants_channels_last(cfg["channels_last"], device, model):
@@ -929,13 +1131,11 @@ def _fit(
         "stopped_early": False,
     }
     partial = None
-    ckpt_dir = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
 
-    if resume:
-        ckpt = resume_checkpoint(ckpt_dir, reporter)
+    if ckpt is not None:
         try:
-            restored = _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world)
+            restored = _restore(ckpt, spec_hash, model, optimizer, schedule, scaler, main_rank, rank, world, cfg)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
             # It unpickled (weights_only) but is not a checkpoint of this model: a foreign or edited file.
             raise TrainError(
@@ -950,6 +1150,12 @@ def _fit(
                 "Restore the data, or start a new run (another -o, or --force)"
             )
         reporter.message(f"resumed at epoch {state['epoch'] + 1}, step {state['step_in_epoch']} of {steps_per_epoch}")
+        before = checkpoint_world(ckpt)
+        if before != world:
+            reporter.message(
+                f"resumed on {world} process{'es' * (world > 1)} (the checkpoint's run had {before}): the global "
+                f"batch stays {global_batch}, {bs} per process; the sample order stays the run's"
+            )
         if main_rank:  # drop epochs the checkpoint does not cover (and a line torn by a kill)
             keep = [r for r in read_metrics(metrics_path) if r["epoch"] <= state["epoch"]]
             atomic_write_text(metrics_path, "".join(json.dumps(r) + "\n" for r in keep))
@@ -983,7 +1189,7 @@ def _fit(
             diverged(f"the weights became inf or nan by step {state['global_step']} (the loss is diverging)")
         rng = _rng_state()
         if world > 1:  # each rank's RNG (its own dropout stream) goes into the one checkpoint
-            every_rng = [None] * world
+            every_rng: list = [None] * world
             torch.distributed.all_gather_object(every_rng, rng)
             rng = every_rng
         if not main_rank:
@@ -999,6 +1205,8 @@ def _fit(
             "state": dict(state),
             "partial": partial,
             "rng": rng,
+            "global_batch": global_batch,
+            "world": world,
         }
         write_checkpoint(ckpt_dir, name, payload)
 
@@ -1007,21 +1215,25 @@ def _fit(
     model.train()
 
     def stop_asked():
-        return interrupt.requested or (max_steps is not None and steps_taken >= max_steps)
+        return bool(agreed) or (max_steps is not None and steps_taken >= max_steps)
 
     def stopped():
-        """After the checkpoint of a --max-steps stop (returns None) or of a Ctrl-C (raises Interrupted)."""
+        """After the checkpoint of a --max-steps stop (returns None) or of a signal (raises Interrupted)."""
         reporter.close()
-        if interrupt.requested:
+        if agreed:
             at, e = state["step_in_epoch"], state["epoch"]
             where = f"after step {at} of {steps_per_epoch} in epoch {e + 1}" if at else f"at the end of epoch {e}"
-            reporter.message(f"interrupted: stopped {where} (checkpoint written); {resume_hint}")
-            raise Interrupted(130)
+            what = "preempted (SIGTERM)" if agreed == signal.SIGTERM else "interrupted"
+            by = f"; all {world} processes stopped there" if world > 1 else ""
+            reporter.message(f"{what}: stopped {where} (checkpoint written{by}); {resume_hint}")
+            raise Interrupted(EXIT_CODES.get(signal.Signals(agreed), 128 + agreed))
         reporter.message(f"stopped after {steps_taken} steps (checkpoint written); {resume_hint}")
         return None
 
-    # Ctrl-C is caught only while steps run: in set-up or the final evaluation it interrupts at once.
-    with StopOnSigint(enabled=world == 1) as interrupt:
+    agreed = 0  # the signal every rank agreed to stop on (0: none)
+    vote = StopVote(world)
+    # Signals are caught only while steps run: in set-up or the final evaluation they act at once.
+    with StopOnSignals() as interrupt:
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
             order = epoch_order(len(train), epoch, cfg["seed"], rank, world)
@@ -1030,29 +1242,43 @@ def _fit(
             reporter.epoch_start(epoch + 1, epochs, steps_per_epoch)
             count0 = float(partial_count(sums, world))
             t0 = time.perf_counter()
-            batches = train.batches(order, state["step_in_epoch"], bs, epoch)
-            for i, (x, y, lengths) in enumerate(batches, start=state["step_in_epoch"]):
+            batches = iter(train.batches(order, state["step_in_epoch"], bs, epoch))
+            for i in range(state["step_in_epoch"], steps_per_epoch):
+                batch = next(batches, None)  # None: this rank's share of a short last batch is empty
+                total = last_total if i + 1 == steps_per_epoch else global_batch
+                if trace is not None:
+                    trace.write(f"{state['global_step']} {' '.join(map(str, order[i * bs : (i + 1) * bs]))}\n")
                 schedule.apply(state["global_step"])
-                with autocast():
-                    out = forward(step_model, x, lengths)
-                    loss = loss_fn(out, y if target is None else target.standardize(y))
                 optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                if batch is None:
+                    stand_in(model, step_model, train, epoch, loss_fn, target, autocast, scaler)
+                else:
+                    x, y, lengths = batch
+                    with autocast():
+                        out = forward(step_model, x, lengths)
+                        loss = loss_fn(out, y if target is None else target.standardize(y))
+                    weight = share_weight(y.shape[0], world, total)
+                    scaler.scale(loss if weight == 1.0 else loss * weight).backward()
                 if cfg["grad_clip"]:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
                 scaler.step(optimizer)
                 scaler.update()
-                sums.add(loss, out.float(), y, task, target)
+                if batch is not None:
+                    sums.add(loss, out.float(), y, task, target)
                 state["global_step"] += 1
                 state["step_in_epoch"] = i + 1
+                if fault is not None and state["global_step"] == fault[0]:
+                    os.kill(os.getppid() if fault[2] else os.getpid(), fault[1])
                 steps_taken += 1
                 reporter.step(i + 1)
+                agreed = vote.poll(interrupt.signum)
                 # A stop on the last step of an epoch waits for the epoch's end (evaluation, metrics, checkpoint).
                 stop_now = stop_asked() and i + 1 < steps_per_epoch
                 if stop_now or (every and state["global_step"] % every == 0 and i + 1 < steps_per_epoch):
                     checkpoint("last.pt", sums)
                 if stop_now:
+                    vote.finish()
                     return stopped()
             train_vals = sums.reduced(world)
             if not math.isfinite(train_vals[0]):
@@ -1061,6 +1287,7 @@ def _fit(
             record = {"epoch": epoch + 1, "epochs": epochs, **Sums.metrics(train_vals, cfg, "")}
             if len(splits["val"]):
                 val = evaluate(model, splits["val"], cfg, loss_fn, rank, world, autocast, device, False, target, plan)
+                assert isinstance(val, dict)  # without want_predictions: the metrics alone
                 record.update({f"val_{k}": v for k, v in val.items()})
             record["lr"] = schedule.lr()
             record["time"] = elapsed
@@ -1077,7 +1304,11 @@ def _fit(
                 checkpoint("best.pt")
             checkpoint("last.pt")
             if stop_asked() and state["epoch"] < epochs:
+                vote.finish()
                 return stopped()
+    vote.finish()
+    if trace is not None:
+        trace.close()
     reporter.close()
 
     if early.restores(state):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from .loop import format_record
 
@@ -16,8 +16,8 @@ class RichReporter:
 
     def __init__(self):
         self.console = Console(highlight=False)
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
         self.last = 0.0
 
     def epoch_start(self, epoch, epochs, steps):
@@ -37,8 +37,8 @@ class RichReporter:
 
     def step(self, i):
         now = time.monotonic()
-        if now - self.last >= self.REFRESH_S:  # throttle: the draw, not the step, costs
-            self.last = now
+        if now - self.last >= self.REFRESH_S and self.progress is not None and self.task is not None:
+            self.last = now  # throttled: the draw, not the step, costs
             self.progress.update(self.task, completed=i)
             self.progress.refresh()
 
@@ -48,6 +48,9 @@ class RichReporter:
 
     def message(self, text):
         self.console.print(text)
+
+    def end(self, status: str, **fields) -> None:
+        """The run's final status: status.json's business (StatusReporter), nothing to draw."""
 
     def close(self):
         if self.progress is not None:

@@ -254,16 +254,25 @@ def write_run_files(s: Session, run_dir: Path, prep: Prepared, target_stats: dic
     atomic_write_text(run_dir / "data.json", json.dumps(info, indent=2) + "\n")
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool) -> str | None:
+def check_run_dir(run_dir: Path, resume: bool, force: bool, auto: bool = False) -> str | None:
     """Called with the run's lock held (lock.py): the lock file alone is no run. Returns a line to
-    show when it replaces a run that has nothing to resume."""
+    show when it replaces a run that has nothing to resume. `auto` (--auto-resume, which found no
+    checkpoint): a run of netspec's that wrote none is started over, whatever stopped it."""
     exists = run_dir.exists() and any(p.name != lock.LOCK for p in run_dir.iterdir())
     if resume:
         if not (run_dir / "checkpoints").exists():
             raise RunError(f"nothing to resume in {run_dir}: it has no checkpoints/{_dead_start(run_dir)}")
         return None
     note = None
-    if exists and not force:
+    if exists and not force and auto:
+        if not any((run_dir / name).exists() for name in ("spec.yaml", STATUS, "data.json")):
+            raise RunError(
+                f"{run_dir} is not empty and holds no netspec run (no spec.yaml or status.json): --auto-resume "
+                "starts a run in an empty or absent directory and continues one of its own; choose another -o"
+            )
+        status = read_status(run_dir).get("status", "unknown")
+        note = f"{run_dir}: starting over: its run ({status}) wrote no checkpoint, so there is nothing to resume"
+    elif exists and not force:
         if not _dead_start(run_dir):
             raise RunError(
                 f"{run_dir} already holds a run; pass --resume to continue it, --force to overwrite it, or -o DIR"
@@ -277,6 +286,87 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> str | None:
 
         remove_stale_temps(run_dir)  # half-written files of a run that was killed
     return note
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    """Whether the run holds a checkpoint to continue from (--auto-resume's test)."""
+    return any((run_dir / "checkpoints" / n).exists() for n in ("last.pt", "prev.pt"))
+
+
+def finished_run(run_dir: Path) -> dict | None:
+    """A finished run's results.json (--auto-resume then has nothing to do), else None."""
+    if read_status(run_dir).get("status") != "finished" or not (run_dir / "weights.pt").exists():
+        return None
+    try:
+        results = json.loads((run_dir / "results.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return results if isinstance(results, dict) else None
+
+
+def peer_failure(exc: BaseException, rank: int, world: int, timeout: float) -> str | None:
+    """What a collective's failure under torchrun means for the user, or None when `exc` is not one:
+    a peer that exited (its pid, known from the start, is gone: named), or one that did not answer
+    within train.distributed.timeout (hung, stopped, or much slower). Either way the run can go on
+    from its last checkpoint with the same command."""
+    import torch
+
+    if world < 2:
+        return None
+    text = str(exc)
+    known = ("closed by peer", "reset by peer", "Broken pipe", "timed out", "Timed out", "Timeout", "NCCL", "gloo")
+    dist_error = getattr(torch.distributed, "DistError", ())
+    if not (isinstance(exc, dist_error) or (isinstance(exc, RuntimeError) and any(k in text for k in known))):
+        return None
+    from .loop import PEERS
+
+    gone, silent = _peer_states(PEERS, rank)
+    again = "the run can be resumed with the same command (--auto-resume) from its last checkpoint"
+    if gone:
+        who = ", ".join(f"rank {r} (pid {PEERS[r][1]})" for r in gone)
+        return f"{who} exited while training; {again}"
+    timed_out = any(k in text.lower() for k in ("timed out", "timeout"))
+    if timed_out:
+        who = ", ".join(f"rank {r} (pid {PEERS[r][1]} on {PEERS[r][0]})" for r in silent) or "another rank"
+        return (
+            f"{who} did not answer within train.distributed.timeout ({timeout:g} s): hung, stopped or much "
+            f"slower; {again}. Raise train.distributed.timeout if a step or an evaluation takes that long"
+        )
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+    return f"a peer process (another rank) failed or exited ({first}); {again}"
+
+
+def _peer_states(peers: list, rank: int) -> tuple[list[int], list[int]]:
+    """(ranks whose process on this host is gone, the other ranks), from the (host, pid) each rank
+    gave at the start. A peer killed a moment ago may still be a zombie until torchrun reaps it, so
+    this looks for up to 2 s."""
+    import socket
+    import time
+
+    if not peers:
+        return [], []
+    host = socket.gethostname()
+    others = [r for r in range(len(peers)) if r != rank]
+
+    def gone(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+        except OSError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except OSError:
+                return False
+            return False
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        dead = [r for r in others if peers[r] and peers[r][0] == host and gone(int(peers[r][1]))]
+        if dead or time.monotonic() > deadline:
+            return dead, [r for r in others if r not in dead]
+        time.sleep(0.1)
 
 
 def _dead_start(run_dir: Path) -> str:
@@ -384,20 +474,24 @@ def train(
     max_steps=None,
     max_memory: int | None = None,
     log=(),
+    auto_resume=False,
 ) -> dict | None:
     """`log`: loggers asked for on the command line (--log), on top of the spec's train.log; they
-    change neither the spec, its hash nor the run's train.py."""
+    change neither the spec, its hash nor the run's train.py. `auto_resume`: continue the run in
+    `out` when it holds a checkpoint, else start one there (the same command starts and continues,
+    as schedulers and torchrun --max-restarts run it); a finished run is left as it is."""
     import time
 
     import torch
 
-    from ..lower.module import lower
-    from ..memory import MemoryLimitError, check, default_limit
-    from .loop import Interrupted, TrainError, dist_env, fit, run_device, tensorboard_writer
+    from .loop import TrainError, dist_env, init_distributed, run_device, tensorboard_writer
 
     started = time.time()
     given = list(sets or [])
     run_dir, stored = out, []
+    if auto_resume:  # decided by every rank before any of them joins the group, so before any writes
+        run_dir = run_dir or default_run_dir(spec_name(spec, given))
+        resume = has_checkpoint(run_dir)
     if resume:  # the run's own --set values first, so that --resume needs no repeat of them
         run_dir = run_dir or default_run_dir(spec_name(spec, given))
         stored = run_overrides(run_dir)
@@ -414,9 +508,36 @@ def train(
     rank, world, local_rank = dist_env()
     try:  # a missing logger package or device is reported before any file is written
         tensorboard_writer(cfg)
-        run_device(cfg, local_rank)
+        init_distributed(cfg, run_device(cfg, local_rank))
     except TrainError as exc:
         raise RunError(str(exc)) from None
+    try:
+        return _train_locked(
+            s, spec, cfg, run_dir, stored, given, resume, auto_resume, init_from, force, quiet, dims, max_steps,
+            max_memory, log, started,
+        )  # fmt: skip
+    except Exception as exc:
+        failure = peer_failure(exc, rank, world, float(cfg["distributed"]["timeout"]))
+        if failure is None:
+            raise
+        raise RunError(f"rank {rank}: {failure}") from None
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _train_locked(
+    s: Session, spec, cfg, run_dir, stored, given, resume, auto_resume, init_from, force, quiet, dims, max_steps,
+    max_memory, log, started,
+) -> dict | None:  # fmt: skip
+    """train() from the run directory's lock on, with the process group up."""
+    import torch
+
+    from ..lower.module import lower
+    from ..memory import MemoryLimitError, check, default_limit
+    from .loop import Interrupted, TrainError, dist_env, fit, run_device
+
+    rank, world, local_rank = dist_env()
     run_dir = run_dir or default_run_dir(s.typed.graph.name)
     # One writer per run directory, for the whole run (the lock's module says how). Taken before
     # check_run_dir, so that --force cannot delete a live run's files; only rank 0 writes there.
@@ -427,11 +548,16 @@ def train(
             except lock.LockError as exc:
                 raise RunError(str(exc)) from None
         if rank == 0:
-            note = check_run_dir(run_dir, resume, force)
+            note = check_run_dir(run_dir, resume, force, auto_resume)
             if note:
                 print(note, file=sys.stderr)
         if resume:
             check_resume_spec(s, run_dir, stored, given)
+        done = finished_run(run_dir) if auto_resume and resume else None
+        if done is not None:
+            if rank == 0:
+                print(f"{run_dir}: the run is finished ({done.get('epochs_run', '?')} epochs); nothing to do")
+            return done
         limit = default_limit() if max_memory is None else max_memory
         try:  # from the static counts, before data or model is allocated; again once the data is known
             check(s.typed, limit, s.cfg)
@@ -468,7 +594,7 @@ def train(
             reporter = StatusReporter(reporter, run_dir, status, fresh=not resume)
         # A new run keeps its --set values (data.json); those given on a resume beyond the run's are repeated.
         extra = [x for x in given if x not in stored] if resume else []
-        again = resume_command(spec, run_dir, extra, dims, log, world)
+        again = resume_command(spec, run_dir, extra, dims, log, world, auto_resume)
         try:
             results = fit(
                 model,
@@ -503,9 +629,6 @@ def train(
             if rank == 0:
                 reporter.end("failed", error=f"{type(exc).__name__}: {exc}")
             raise
-        finally:
-            if world > 1 and torch.distributed.is_initialized():
-                torch.distributed.destroy_process_group()
         if rank == 0:
             reporter.end("stopped" if results is None else "finished")
         if results is not None and rank == 0:
@@ -573,10 +696,13 @@ def check_resume_spec(s: Session, run_dir: Path, stored: list[str], given: list[
     )
 
 
-def resume_command(spec: Path, run_dir: Path, sets: list[str], dims: dict | None, log, world: int) -> str:
+def resume_command(
+    spec: Path, run_dir: Path, sets: list[str], dims: dict | None, log, world: int, auto: bool = False
+) -> str:
     """The command that continues this run, printed when it stops with a checkpoint. The run keeps
-    its --set values, so only `sets` (given on a resume beyond them) are repeated, with --dim and --log."""
-    args = ["netspec", "train", str(spec), "-o", str(run_dir), "--resume"]
+    its --set values, so only `sets` (given on a resume beyond them) are repeated, with --dim and --log.
+    `auto`: the run was started with --auto-resume, which the command then repeats."""
+    args = ["netspec", "train", str(spec), "-o", str(run_dir), "--auto-resume" if auto else "--resume"]
     for item in sets:
         args += ["--set", item]
     for name, size in (dims or {}).items():

@@ -185,6 +185,14 @@ EARLY = {
     "min_delta": (_num(0), 0.0, "smallest change that counts as improvement"),
     "restore_best": ({"type": "boolean"}, True, "after stopping early, restore the best epoch's weights"),
 }
+DISTRIBUTED = {
+    "timeout": (
+        {"type": "number", "minimum": 1, "maximum": 86_400},
+        300,
+        "seconds any collective of a torchrun run may wait for the other ranks (torch's default is 30 "
+        "minutes); past it the run stops naming the ranks that did not answer, and can be resumed",
+    ),
+}
 METRICS = ("accuracy", "mae", "mse", "rmse", "r2")
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
 TRAIN = {
@@ -253,7 +261,14 @@ TRAIN = {
 }
 # `gpu` is what many write; torch (and so the config, train.py and the resolved spec) says cuda.
 DEVICE_ALIASES = {"gpu": "cuda"}
-SECTIONS = {"data": DATA, "optimizer": OPTIMIZER, "schedule": SCHEDULE, "loss": LOSS, "early_stopping": EARLY}
+SECTIONS = {
+    "data": DATA,
+    "optimizer": OPTIMIZER,
+    "schedule": SCHEDULE,
+    "loss": LOSS,
+    "early_stopping": EARLY,
+    "distributed": DISTRIBUTED,
+}
 SHORT = {"optimizer": "name", "schedule": "name", "loss": "name", "data": "source"}  # `optimizer: adam`
 
 # The keys each optimizer and schedule uses, beyond the shared ones. Setting another is an error,
@@ -317,6 +332,7 @@ EXAMPLES = {
     "schedule": ["cosine", {"name": "step", "step_size": 30, "gamma": 0.1}],
     "loss": ["cross_entropy", {"name": "cross_entropy", "label_smoothing": 0.1}],
     "early_stopping": [{"monitor": "val_loss", "patience": 10}],
+    "distributed": [{"timeout": 600}],
 }
 
 
@@ -355,6 +371,14 @@ def train_schema() -> dict:
         props[key] = _annotated(key, schema, default, doc)
     for name, table in SECTIONS.items():
         obj = _object(table, name, ["source"] if name == "data" else [])
+        if name == "distributed":
+            props[name] = {
+                "title": name,
+                "description": "torchrun runs: how long a collective may wait for the other ranks",
+                "examples": EXAMPLES[name],
+                **obj,
+            }
+            continue
         if name == "early_stopping":
             props[name] = {
                 "title": name,

@@ -1,0 +1,261 @@
+"""Scaling out: the same command starts or continues a run (--auto-resume) under torchrun's
+restarts; a killed worker is restarted and the run ends where an uninterrupted one does; a killed
+agent takes its workers with it, after they all checkpoint the same step; a hung rank is named
+after train.distributed.timeout; a run moves 1 -> 2 -> 1 processes keeping its global batch and its
+sample order; SIGTERM stops a single process with a checkpoint and exit 143.
+
+Real torchrun processes (gloo on the CPU, nccl where a GPU is: the device is train.device auto)
+and real signals, sent by the runs themselves at a chosen step through NETSPEC_FAULT (runtime/loop.py),
+so that a run of a second cannot be missed. One intra-op thread per process (the same arithmetic
+in every process). torchrun's start-up is most of the time here: the tests share their runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from netspec.runtime import loop
+
+from .test_train import run_cli, weights, write
+
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+pytestmark = [
+    pytest.mark.skipif(not TORCHRUN.exists(), reason=f"torchrun is not installed beside {sys.executable}"),
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="this torch build has no torch.distributed with the gloo backend (needed on the CPU)",
+    ),
+]
+
+# No batchnorm (its statistics are per process) and no dropout (each rank draws its own masks), so
+# that runs on 1 and 2 processes with the same global batch compute the same thing up to rounding.
+# 300 training samples in global batches of 8: 38 steps an epoch, the last one of 4.
+SPEC = """netspec: 1
+name: scale_mlp
+inputs:
+  x: {shape: [6]}
+layers:
+  - linear: 16
+  - tanh
+  - linear: 3
+train:
+  data: {source: synthetic, samples: 400, val_fraction: 0, test_fraction: 0.25}
+  batch_size: 8
+  epochs: 2
+  optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  checkpoint_every_steps: 5
+  distributed: {timeout: 4}
+  seed: 7
+"""
+STEPS = 38
+
+
+def env(**extra: str) -> dict:
+    out = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NETSPEC_FAULT")}
+    return {**out, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def torchrun(spec: Path, run: Path, *args: str, restarts: int = 0, **extra: str) -> subprocess.Popen:
+    """The documented form: a standalone (single-node) rendezvous; the agent polls its workers
+    every 0.2 s rather than 5 (a faster test, nothing else)."""
+    cmd = [str(TORCHRUN), "--standalone", "--nproc_per_node=2", f"--max-restarts={restarts}"]
+    cmd += ["--monitor-interval=0.2", "-m", "netspec", "train", str(spec), "-o", str(run), "--auto-resume", *args]
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env(**extra), cwd=spec.parent
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)  # to EOF: every process that held the pipe has exited
+    return proc.returncode, out
+
+
+def order(prefix: Path) -> dict[int, set[int]]:
+    """Global step -> the samples of its global batch, from every rank's NETSPEC_SAMPLE_TRACE file."""
+    steps: dict[int, set[int]] = {}
+    for f in prefix.parent.glob(prefix.name + ".*"):
+        for line in f.read_text().splitlines():
+            step, *idx = map(int, line.split())
+            steps.setdefault(step, set()).update(idx)
+    return steps
+
+
+def assert_close_run(a: Path, b: Path, tol: float = 1e-5) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], atol=tol, rtol=tol)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One process, uninterrupted, with its sample order traced."""
+    d = tmp_path_factory.mktemp("scale_ref")
+    spec = write(d, SPEC)
+    os.environ["NETSPEC_SAMPLE_TRACE"] = str(d / "trace")
+    try:
+        code, out, err = run_cli("train", spec, "-o", d / "run", "-q")
+    finally:
+        del os.environ["NETSPEC_SAMPLE_TRACE"]
+    assert code == 0, out + err
+    steps = order(d / "trace")
+    assert sorted(steps) == list(range(2 * STEPS)) and len(steps[STEPS - 1]) == 4
+    return spec, d / "run", steps
+
+
+def test_a_killed_worker_is_restarted_and_the_run_ends_as_an_uninterrupted_one(reference, tmp_path):
+    """torchrun --max-restarts=1 runs the same command again after rank 1 is SIGKILLed at step 23:
+    rank 0 says what happened (exit 1, not an internal error), the new workers resume from the
+    checkpoint of step 20, and the weights end as the uninterrupted run's (2 processes x 4 here,
+    1 x 8 there: equal up to the all-reduce's rounding)."""
+    spec, ref, _ = reference
+    run = tmp_path / "run"
+    code, out = finish(
+        torchrun(spec, run, "--set", "train.batch_size=4", restarts=1, NETSPEC_FAULT="SIGKILL:1:23"), timeout=180
+    )
+    assert code == 0, out
+    assert re.search(r"error: rank 0: rank 1 \(pid \d+\) exited while training; the run can be resumed", out), out
+    assert "internal error" not in out and "bug in netspec" not in out
+    assert "resumed at epoch 1, step 20 of 38" in out
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+    assert_close_run(ref, run)
+
+
+def test_a_killed_agent_takes_its_workers_and_the_run_moves_between_1_and_2_processes(reference, tmp_path):
+    """1 process for 10 steps; then 2 processes (the global batch stays 8: 4 each) until rank 0
+    SIGKILLs torchrun's agent after step 30: both workers get SIGTERM from the kernel (their parent
+    died), agree on a step, write one checkpoint of it and exit, none left running; then 1 process
+    again to the end. The weights end within float tolerance of the uninterrupted run, and every
+    step trained the same global batch."""
+    spec, ref, ref_order = reference
+    run, trace = tmp_path / "run", tmp_path / "trace"
+    os.environ["NETSPEC_SAMPLE_TRACE"] = str(trace)
+    try:
+        code, out, err = run_cli("train", spec, "-o", run, "--auto-resume", "--max-steps", 10)
+        assert code == 0, out + err
+        assert "continue with: netspec train" in out and "--auto-resume" in out
+
+        start = time.monotonic()
+        code, out = finish(torchrun(spec, run, NETSPEC_FAULT="SIGKILL:0:30:parent", NETSPEC_SAMPLE_TRACE=str(trace)))
+        took = time.monotonic() - start
+        assert code == -signal.SIGKILL, out  # the agent; its workers kept the pipe open until they left
+        assert "resumed on 2 processes (the checkpoint's run had 1): the global batch stays 8, 4 per process" in out
+        # The kernel signals the workers once the agent is gone (a few steps after step 30 on a busy machine).
+        stop = re.search(
+            r"preempted \(SIGTERM\): stopped after step (\d+) of 38 in epoch (\d+) \(checkpoint written; all 2", out
+        )
+        assert stop, out
+        ckpt, _ = loop.load_checkpoint(run / "checkpoints" / "last.pt")
+        state = ckpt["state"]
+        assert (state["epoch"] + 1, state["step_in_epoch"]) == (int(stop.group(2)), int(stop.group(1)))
+        assert state["global_step"] > 30 and ckpt["world"] == 2
+        assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
+
+        code, out, err = run_cli("train", spec, "-o", run, "--auto-resume", "-q")
+        assert code == 0, out + err
+    finally:
+        del os.environ["NETSPEC_SAMPLE_TRACE"]
+    assert_close_run(ref, run)
+    assert order(trace) == ref_order
+    code, out, err = run_cli("train", spec, "-o", run, "--auto-resume")
+    assert code == 0 and out == f"{run}: the run is finished (2 epochs); nothing to do\n", out + err
+    print(f"torchrun part, agent killed at step 30: {took:.1f} s")
+
+
+def test_a_hung_rank_is_named_after_the_timeout(reference, tmp_path):
+    """Rank 1 stops (SIGSTOP) after step 7; rank 0 waits train.distributed.timeout (4 s), then says
+    which rank did not answer and exits 1."""
+    spec, _, _ = reference
+    run = tmp_path / "run"
+    proc = torchrun(spec, run, "--set", "train.batch_size=4", NETSPEC_FAULT="SIGSTOP:1:7")
+    out, pid = "", None
+    deadline = time.monotonic() + 120
+    try:
+        for line in proc.stdout:  # the stopped rank must be killed by hand: torchrun would wait 30 s
+            out += line
+            m = re.search(
+                r"rank 1 \(pid (\d+) on [^)]*\) did not answer within train\.distributed\.timeout \(4 s\)", line
+            )
+            if m:
+                pid = int(m.group(1))
+                os.kill(pid, signal.SIGKILL)
+                break
+            if time.monotonic() > deadline:
+                break
+        code, rest = finish(proc)
+    finally:
+        proc.kill()
+    out += rest
+    assert pid is not None, out
+    assert "internal error" not in out and code != 0
+    assert (run / "checkpoints" / "last.pt").exists()  # step 5's: the run can be resumed
+
+
+def test_sigterm_stops_one_process_with_a_checkpoint_and_exit_143(reference, tmp_path, monkeypatch):
+    """A single process sends itself SIGTERM after step 12: exit 143 with a checkpoint of step 12,
+    and the same command continues to the uninterrupted run's weights, bit for bit."""
+    spec, ref, _ = reference
+    run = tmp_path / "run"
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setenv("NETSPEC_FAULT", "SIGTERM:0:12")
+    code, out, err = run_cli("train", spec, "-o", run, "--auto-resume")
+    assert code == 143, out + err
+    assert signal.getsignal(signal.SIGTERM) is previous  # restored on the way out
+    assert f"preempted (SIGTERM): stopped after step 12 of {STEPS} in epoch 1 (checkpoint written); continue" in out
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["state"]["global_step"] == 12
+    monkeypatch.delenv("NETSPEC_FAULT")
+    code, out, err = run_cli("train", spec, "-o", run, "--auto-resume", "-q")
+    assert code == 0, out + err
+    a, b = weights(ref), weights(run)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_auto_resume_starts_over_a_run_killed_before_its_first_checkpoint(reference, tmp_path):
+    spec, _, _ = reference
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "spec.yaml").write_text(SPEC)
+    (run / "status.json").write_text(json.dumps({"status": "running", "pid": 1}))  # a SIGKILLed start
+    code, out, err = run_cli("train", spec, "-o", run, "--auto-resume", "--max-steps", 2)
+    assert code == 0, out + err
+    assert "starting over: its run (running) wrote no checkpoint, so there is nothing to resume" in err
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, out, err = run_cli("train", spec, "-o", other, "--auto-resume")
+    assert code == 1 and "holds no netspec run" in err and (other / "notes.txt").exists()
+    code, out, err = run_cli("train", spec, "-o", run, "--auto-resume", "--resume")
+    assert code == 1 and "--auto-resume decides by itself" in err
+
+
+def test_an_elastic_resume_needs_a_world_size_that_divides_the_global_batch():
+    cfg = {"batch_size": 4}
+    assert loop.per_process_batch(8, 2, cfg) == 4 and loop.per_process_batch(8, 1, cfg) == 8
+    with pytest.raises(loop.TrainError) as e:
+        loop.per_process_batch(8, 3, cfg)
+    assert "the run's global batch is 8 samples" in str(e.value) and "8 / 3 = 2.667" in str(e.value)
+    assert "(1, 2, 4, 8)" in str(e.value)
+
+
+def test_the_global_batches_do_not_depend_on_the_world_size():
+    """Rank r of W takes every W-th sample of the epoch's permutation: global batch b is the same
+    set of samples for any W, and only the last one's shares differ in size (or are empty)."""
+    n, g = 37, 8
+    for world in (1, 2, 4, 8):
+        shares = [loop.epoch_order(n, 3, 11, r, world) for r in range(world)]
+        bs = g // world
+        for b in range(-(-n // g)):
+            got = sorted(int(i) for s in shares for i in s[b * bs : (b + 1) * bs])
+            want = sorted(int(i) for i in loop.epoch_order(n, 3, 11, 0, 1)[b * g : (b + 1) * g])
+            assert got == want, (world, b)
+    assert loop.share_weight(4, 2, 8) == 1.0 and loop.share_weight(3, 2, 5) == 1.2 and loop.share_weight(0, 8, 5) == 0
