@@ -122,7 +122,9 @@ def compile_doc(
 
         res.search, diags = resolve_search(doc, res.train)
         res.diagnostics += diags
-    if graph is not None and doc.data.get("scale"):
+    if graph is None:  # parse makes a graph of whatever it could read; its type allows none
+        return res
+    if doc.data.get("scale"):
         scale = doc.data["scale"]
         graph = scale_width(graph, scale.get("width", 1), scale.get("divisor", 1))
     graph, diags = canonicalize(graph)
@@ -222,7 +224,7 @@ def _check_data(cfg: dict, typed: TypedGraph, doc: Document, files: bool) -> lis
     if missing:
         return diags + missing
     if kind == "folder" and not diags and len(typed.graph.inputs) == 1:
-        shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
+        shape = tuple(typed.bindings.get(d, d) if isinstance(d, str) else d for d in typed.input.shape)
         diags += check_folder(cfg, shape, doc.file, doc.loc)
     return diags
 
@@ -272,6 +274,6 @@ def compile_file(
 def load_typed(path: str | Path, dims: Mapping[str, int] | None = None) -> TypedGraph:
     """Compile a spec file or raise SpecError with every diagnostic."""
     res = compile_file(path, dims)
-    if not res.ok:
+    if not res.ok or res.typed is None:  # (ok means typed; a checker cannot tell)
         raise SpecError(res.diagnostics)
     return res.typed

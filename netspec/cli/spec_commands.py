@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -34,6 +34,10 @@ from .core import (
     spec_file,
 )
 
+if TYPE_CHECKING:
+    from ..compiler import Result
+    from ..ir.typed import TypedGraph
+
 Specs = Annotated[
     list[str],
     typer.Argument(metavar="SPEC", help="spec files (YAML) or run directories", autocompletion=complete_spec),
@@ -55,7 +59,7 @@ def check(spec: Specs, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = 
     reports = [_check_one(s, compile_file(spec_file(s), dims, set_, data=True), fmt) for s in spec]
     if fmt == "json":
         print_json(reports[0] if len(reports) == 1 else reports)
-    failed = [r["file"] for r in reports if not r["ok"]]
+    failed = [str(r["file"]) for r in reports if not r["ok"]]
     if len(reports) > 1 and fmt == "text":
         print(
             f"{len(reports)} specs checked: " + (f"{len(failed)} failed ({', '.join(failed)})" if failed else "all OK")
@@ -64,17 +68,23 @@ def check(spec: Specs, fmt: TextOrJson = "text", dim: Dims = None, set_: Sets = 
         raise Exit(1)
 
 
-def _check_one(spec: str, res, fmt: str) -> dict:
+def _compiled(spec: str, dim: list[str] | None, sets: list[str] | None) -> TypedGraph:
+    """The spec's typed graph; compile_or_exit exits on any error, so there is one."""
+    typed = compile_or_exit(spec, parse_dims(dim), sets=sets).typed
+    assert typed is not None, "compile_or_exit returned a spec that did not compile"
+    return typed
+
+
+def _check_one(spec: str, res: Result, fmt: str) -> dict[str, object]:
     """One spec's report as `check -f json` gives it; in text, printed as it is made."""
-    out = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
-    if res.ok:
-        t = res.typed
+    out: dict[str, object] = {"ok": res.ok, "file": str(spec), "diagnostics": [d.to_json() for d in res.diagnostics]}
+    t = res.typed if res.ok else None
+    if t is not None:
         out.update(output_shape=list(t.output.shape), total_params=t.total_params, macs=t.total_macs)
     if fmt == "text":
         if res.diagnostics:
             print_diagnostics(res.diagnostics, res.source_lines(), stderr=False)
-        if res.ok:
-            t = res.typed
+        if t is not None:
             macs = "" if t.total_macs is None else f", {t.total_macs:,} MACs"
             print(f"{spec}: OK  {t.graph.name}: {t.input.show()} -> {t.output.show()}, {t.total_params:,} params{macs}")
     return out
@@ -100,8 +110,7 @@ def summarize(
     Blocks show as rows with their totals, their layers indented below."""
     from ..summary import markdown, summary_data, text
 
-    res = compile_or_exit(spec, parse_dims(dim), sets=set_)
-    data = summary_data(res.typed, batch_size)
+    data = summary_data(_compiled(spec, dim, set_), batch_size)
     if fmt == "json":
         print_json(data)
     elif fmt == "markdown":
@@ -118,14 +127,8 @@ def _rich_summary(data: dict, depth: int | None) -> None:
     from ..summary import fmt_int, fmt_shape, rows, totals_lines
 
     table = Table(title=f"{data['name']}  input {fmt_shape(data['input_shape'])}", title_justify="left")
-    for col, justify in (
-        ("Layer", "left"),
-        ("Type", "left"),
-        ("Output shape", "left"),
-        ("Params", "right"),
-        ("MACs", "right"),
-    ):
-        table.add_column(col, justify=justify)
+    for col in ("Layer", "Type", "Output shape", "Params", "MACs"):
+        table.add_column(col, justify="right" if col in ("Params", "MACs") else "left")
     for row in rows(data, depth):
         style = "bold" if row["kind"].startswith("block ") else None
         shape = fmt_shape(row["output_shape"] or [])
@@ -136,11 +139,19 @@ def _rich_summary(data: dict, depth: int | None) -> None:
         screen.print(f"{k}: {v}")
 
 
-GRAPH_FORMATS = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mmd", ".mermaid": "mmd"}
+GraphKind = Literal["svg", "png", "dot", "mmd"]
+GRAPH_FORMATS: dict[str, GraphKind] = {
+    ".svg": "svg",
+    ".png": "png",
+    ".dot": "dot",
+    ".gv": "dot",
+    ".mmd": "mmd",
+    ".mermaid": "mmd",
+}
 GRAPH_KINDS = tuple(dict.fromkeys(GRAPH_FORMATS.values()))  # svg, png, dot, mmd
 
 
-def _graph_format(out: str | None, fmt: str | None) -> str:
+def _graph_format(out: str | None, fmt: GraphKind | None) -> GraphKind:
     """From -o's extension, or --format; both given, they must agree (PNG bytes in a .svg mislead)."""
     if out is None:
         if fmt == "png":
@@ -155,7 +166,7 @@ def _graph_format(out: str | None, fmt: str | None) -> str:
             f"cannot tell the format of {out!r} from its extension {ext or '(none)'!r}; "
             f"expected one of {', '.join(GRAPH_FORMATS)}, or pass --format {'|'.join(GRAPH_KINDS)}"
         )
-    return fmt or by_ext
+    return fmt or by_ext or "dot"  # (one of them is set: checked above)
 
 
 @command(
@@ -193,15 +204,15 @@ def graph(
     from ..viz.graph import diagram, title_lines, to_dot, to_mermaid
 
     fmt = _graph_format(out, fmt)
-    res = compile_or_exit(spec, parse_dims(dim), sets=set_)
-    d = diagram(res.typed, depth)
-    title = title_lines(res.typed)
+    typed = _compiled(spec, dim, set_)
+    d = diagram(typed, depth)
+    title = title_lines(typed)
     text = to_mermaid(d, title, direction) if fmt == "mmd" else to_dot(d, title, direction)
     data = text.encode()
     if fmt in ("svg", "png"):
         from ..viz.render import RenderError, render
 
-        stem = os.path.splitext(os.path.basename(out))[0] if out else res.typed.graph.name
+        stem = os.path.splitext(os.path.basename(out))[0] if out else typed.graph.name
         try:
             data = render(text, fmt, stem)
         except RenderError as exc:
@@ -215,7 +226,7 @@ def graph(
         atomic_write_bytes(out, data)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
-    print(f"{res.typed.graph.name}: {len(d.nodes)} nodes, {len(d.edges)} edges, {len(d.clusters)} clusters -> {out}")
+    print(f"{typed.graph.name}: {len(d.nodes)} nodes, {len(d.edges)} edges, {len(d.clusters)} clusters -> {out}")
 
 
 @command(
