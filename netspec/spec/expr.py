@@ -577,7 +577,7 @@ class _Eval:
             return self.env[name]
         if name in FUNCTIONS:
             raise ExprError(f"'{name}' is a function; call it as {name}(...)", offset=node[1])
-        defined = sorted(k for k in self.env if isinstance(k, str))  # pyright: ignore[reportUnnecessaryIsInstance]  # a YAML key may be a number
+        defined = sorted(k for k in self.env if isinstance(k, str))  # pyright: ignore[reportUnnecessaryIsInstance]  # defensive: evaluate() takes any caller's env
         # Names in scope first: a misspelt block argument must not be "corrected" to a builtin.
         hint = did_you_mean(name, defined) or did_you_mean(name, FUNCTIONS)
         if name == "in":
