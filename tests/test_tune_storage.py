@@ -144,7 +144,7 @@ def wait_running(spec: Path, store: str, pid: int, deadline: float = 90):
 
 def check_study(st, target: int) -> dict[int, int]:
     """The invariants of a shared study: numbers 0..n-1, the budget exactly, every trial that broke
-    off retried once with its values, no other repeated values. Returns trials per worker pid."""
+    off retried once with the values it had, no other repeated values. Returns trials per worker pid."""
     trials = st.get_trials(deepcopy=False)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert study.counted(trials) == target
@@ -152,8 +152,8 @@ def check_study(st, target: int) -> dict[int, int]:
     failed = [t for t in trials if t.state.name == "FAIL"]
     retries = {t.user_attrs["retry_of"]: t for t in trials if t.user_attrs.get("retry_of") is not None}
     assert sorted(retries) == sorted(t.number for t in failed)
-    for t in failed:
-        assert retries[t.number].params == t.params and retries[t.number].state.name == "COMPLETE"
+    for t in failed:  # killed between two suggestions, a trial holds only the first: the retry draws the rest
+        assert t.params.items() <= retries[t.number].params.items() and retries[t.number].state.name == "COMPLETE"
     done = [json.dumps(t.params, sort_keys=True) for t in trials if t.state.name == "COMPLETE"]
     assert len(done) == len(set(done)) == target  # each candidate once (random lr: a repeat is no chance)
     per: dict[int, int] = {}

@@ -1,5 +1,6 @@
-"""The study: Optuna's sampler and pruner over the spec's search space, kept in SQLite so that an
-interrupted study resumes and several processes share it.
+"""The study: Optuna's sampler and pruner over the spec's search space, kept in -o's SQLite file or
+where --storage says (storage.py), so that an interrupted study resumes and several processes, on
+one machine or many, share it.
 
 States, as Optuna records them:
   COMPLETE  the candidate trained; its value(s) are the objective(s).
@@ -10,8 +11,9 @@ States, as Optuna records them:
             FAIL trials are ignored, so an impossible region would be proposed again and again).
             The user attributes `outcome` and `reason` say which and why.
   FAIL      the run broke (Ctrl-C, a crash, a killed process): no verdict on the candidate. A FAIL
-            without a reason is retried (same values) when the study resumes; one with a reason
-            (an unexpected error in training) is kept as it is.
+            without a reason is retried (same values) by the next worker to start a trial (at the
+            latest when the study resumes); one with a reason (an unexpected error in training) is
+            kept as it is.
 The budget counts COMPLETE, PRUNED and FAIL-with-reason trials across every run of the study.
 """
 
