@@ -10,7 +10,14 @@ from ..ops import all_ops
 from ..ops.params import NAME_PATTERN, Param
 from ..ops.registry import OpDef
 from .search_schema import search_schema
-from .train_schema import SOURCE_PATTERN, train_schema
+from .train_schema import SOURCE_PATTERN, train_schema  # pyright: ignore[reportUnknownVariableType]  # (returns a bare dict; train_schema.py is typed apart)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Schema = dict[str, Any]  # a JSON Schema (or part of one), as JSON reads it
 
 SCHEMA_ID = "https://netspec.dev/schemas/netspec.schema.json"
 # A dotted name is a module path: blocks produce them (`stage2.block0.conv1`), and a resolved spec
@@ -69,7 +76,7 @@ _IS_EXPR = {"type": "string", "pattern": r"\$\{"}
 _ANNOTATIONS = ("title", "description", "markdownDescription", "default", "examples", "defaultSnippets")
 
 
-def exprable(schema: dict) -> dict:
+def exprable(schema: Schema) -> Schema:
     """`schema`, or a `${...}` expression in its place (and in its list items). The expression's
     value is checked against `schema` once evaluated (spec/parse.py)."""
     inner = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
@@ -103,22 +110,25 @@ WHEN = {
 }
 
 
-def _param_examples(op: OpDef) -> dict[str, list]:
+def _param_examples(op: OpDef) -> dict[str, list[Any]]:
     """Each parameter's values in the layer's registered examples (a scalar sets the shorthand):
     editors offer real settings, and tests compile every one of them."""
-    out: dict[str, list] = {}
+    out: dict[str, list[Any]] = {}
     for ex in op.examples:
-        given = ex.params if isinstance(ex.params, dict) else {} if ex.params is None else {op.shorthand: ex.params}
+        params: Any = ex.params
+        given: dict[str, Any] = (
+            cast_schema(params) if isinstance(params, dict) else {} if params is None else {str(op.shorthand): params}
+        )
         for k, v in given.items():
             if v not in out.setdefault(k, []):
                 out[k].append(v)
     return out
 
 
-def op_schema(op: OpDef, authoring: bool = True) -> dict:
+def op_schema(op: OpDef, authoring: bool = True) -> Schema:
     """One layer type's schema. `authoring`: as written in a spec (expressions allowed, `repeat`);
     otherwise as evaluated, which is what the values must finally satisfy."""
-    wrap = exprable if authoring else (lambda s: s)
+    wrap: Callable[[Schema], Schema] = exprable if authoring else (lambda s: s)
     props = {**COMMON_KEYS, **({"repeat": REPEAT, "when": WHEN} if authoring else {})}
     examples = _param_examples(op)
     props.update({p.name: wrap(_param_schema(p, examples.get(p.name))) for p in op.params})
@@ -143,7 +153,7 @@ def op_schema(op: OpDef, authoring: bool = True) -> dict:
         other = {"type": "null"}
     else:  # parameters are required: only the mapping form is valid
         other = {"type": "object", "errorMessage": needs_parameters(op.name, needed)}
-    out = {
+    out: Schema = {
         "title": op.name,
         "description": op.doc,
         "markdownDescription": _op_markdown(op),
@@ -163,22 +173,23 @@ def needs_parameters(name: str, needed: list[str]) -> str:
     return f"layer '{name}' needs parameters: expected a mapping with {', '.join(needed)}; hint: write `- {name}: {{{keys}}}`"
 
 
-def _param_schema(p: Param, examples: list | None) -> dict:
+def _param_schema(p: Param, examples: list[Any] | None) -> Schema:
     """A parameter's schema with what editors show: its default in the hover text, and each
     choice of an enum with its meaning (completion offers every one, not just the examples)."""
-    s = p.schema(examples)
-    default = p.json_default
+    s: Schema = p.schema(examples)
+    default: Any = p.json_default
     s["markdownDescription"] = markdown_text(s["description"]) + (
         f"\n\ndefault: `{yaml_scalar(default)}`" if default is not None else ""
     )
-    target = s if "enum" in s else s.get("then") if isinstance(s.get("then"), dict) and "enum" in s["then"] else None
-    meanings: tuple = getattr(p.kind, "meanings", ())
+    target: Schema | None = s if "enum" in s else s["then"] if "enum" in s.get("then", {}) else None
+    meanings: tuple[str, ...] = getattr(p.kind, "meanings", ())
     if target is not None and len(meanings) == len(target["enum"]):
-        docs = [m + (" (default)" if v == default else "") for v, m in zip(target["enum"], meanings, strict=True)]
+        values: list[Any] = target["enum"]
+        docs = [m + (" (default)" if v == default else "") for v, m in zip(values, meanings, strict=True)]
         target["markdownEnumDescriptions"] = [markdown_text(d) for d in docs]
         s["defaultSnippets"] = [
             {"label": str(v), "markdownDescription": markdown_text(d), "body": v}
-            for v, d in zip(target["enum"], docs, strict=True)
+            for v, d in zip(values, docs, strict=True)
         ]
     return s
 
@@ -204,7 +215,7 @@ def _op_markdown(op: OpDef) -> str:
     lines = [markdown_text(op.doc)]
     if op.shape_rule:
         lines.append(f"shape: `{op.shape_rule}`")
-    params = []
+    params: list[str] = []
     for p in op.params:
         what = "required" if p.required else "inferred" if p.inferred else f"default `{yaml_scalar(p.json_default)}`"
         params.append(f"- `{p.name}` ({what}): {markdown_text(p.doc)}")
@@ -215,7 +226,7 @@ def _op_markdown(op: OpDef) -> str:
     return "\n\n".join(lines)
 
 
-def _block_arg(block: str, arg: str, required: bool) -> dict:
+def _block_arg(block: str, arg: str, required: bool) -> Schema:
     need = "required: the block gives it no default" if required else "default: the block's args: entry"
     return {
         "title": arg,
@@ -224,7 +235,7 @@ def _block_arg(block: str, arg: str, required: bool) -> dict:
     }
 
 
-def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]) -> dict:
+def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]) -> Schema:
     """A use of block `name`: its arguments (any value or expression) plus name/from/repeat."""
     props = {**COMMON_KEYS, "repeat": REPEAT, "when": WHEN, **{a: _block_arg(name, a, a in required) for a in args}}
     return {
@@ -237,7 +248,7 @@ def block_use_schema(name: str, args: tuple[str, ...], required: tuple[str, ...]
     }
 
 
-def _outputs(description: str) -> dict:
+def _outputs(description: str) -> Schema:
     return {
         "title": "outputs",
         "type": "array",
@@ -255,7 +266,7 @@ _BLOCK_LAYERS = [{"conv2d": {"out_channels": "${channels}", "kernel_size": 3, "p
 _BLOCK = {"args": {"channels": None}, "layers": _BLOCK_LAYERS}
 
 
-def _block_def_schema() -> dict:
+def _block_def_schema() -> Schema:
     return {
         "type": "object",
         "required": ["layers"],
@@ -298,27 +309,29 @@ def _block_def_schema() -> dict:
     }
 
 
-class _OpDefs(dict):
+class _OpDefs(dict[str, "Schema"]):
     """`$defs` whose layer-type entries are made when first looked up: a spec that uses 5 of the
     48 layer types makes 5 of their schemas (the fast check follows `$ref`s by lookup). Iterating
     or printing it shows only what was made, so every other reader gets a plain dict."""
 
-    def __init__(self, defs: dict, make):
+    def __init__(self, defs: Schema, make: Callable[[str], Schema]):
         super().__init__(defs)
         self.make = make
 
-    def __missing__(self, name: str) -> dict:
+    def __missing__(self, name: str) -> Schema:
         value = self[name] = self.make(name)  # KeyError for a name that is no layer type
         return value
 
 
-def _augment_op() -> dict:
-    from ..data.augment import item_schema  # made only for a spec that declares augmentation
+def _augment_op() -> Schema:
+    from ..data.augment import (  # made only for a spec that declares augmentation
+        item_schema,  # pyright: ignore[reportUnknownVariableType]  # (returns a bare dict; data/ is typed apart)
+    )
 
-    return item_schema()
+    return cast_schema(item_schema())
 
 
-def _op_defs(defs: dict, authoring: bool, lazy: bool) -> dict:
+def _op_defs(defs: Schema, authoring: bool, lazy: bool) -> Schema:
     ops = all_ops()
     if lazy:
         return _OpDefs(defs, lambda n: _augment_op() if n == "augment_op" else op_schema(ops[n], authoring))
@@ -327,7 +340,7 @@ def _op_defs(defs: dict, authoring: bool, lazy: bool) -> dict:
 
 def build_schema(
     blocks: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | None = None, lazy: bool = False
-) -> dict:
+) -> Schema:
     """The spec schema. `blocks` (name, args, required args) of one document makes the schema of
     that document: its block names become layer types, so a misspelt one or an unknown argument
     is reported like any other. Without it (the published schema) any name may be a block.
@@ -342,7 +355,7 @@ def build_schema(
             {"enum": names + sorted(uses)},
             {n: f"#/$defs/{n}" for n in names} | {b: f"#/$defs/block:{b}" for b in sorted(uses)},
         )
-        editor = {}
+        editor: Schema = {}
     else:  # the published schema: an editor's, which cannot know a document's block names
         layer, editor = _editor_layers(ops)
     dim = {
@@ -525,7 +538,7 @@ def _words(message: str, expected: str, hint: str | None = None) -> str:
     return f"{message}: expected {expected}" + (f"; hint: {hint}" if hint else "")
 
 
-def _layer_schema(string: dict, key: dict, refs: dict[str, str], other: dict | None = None) -> dict:
+def _layer_schema(string: Schema, key: Schema, refs: dict[str, str], other: Schema | None = None) -> Schema:
     """A layer item: a string (`string`: what it may be) or a mapping of one key (`key`: what it
     may be) whose value `refs` checks by the key (`other`: a key not in `refs`)."""
     mapping = {
@@ -550,7 +563,7 @@ def _one_of(names: list[str]) -> str:
     return "^(" + "|".join(names) + ")$"  # layer type names are identifiers: nothing to escape
 
 
-def _editor_layers(ops: dict[str, OpDef]) -> tuple[dict, dict]:
+def _editor_layers(ops: dict[str, OpDef]) -> tuple[Schema, Schema]:
     """The published schema's layer items: without `blocks:`, only layer types (a misspelt one is
     flagged); with it, a layer type or any name (a block's: a schema cannot list a document's
     block names), whose `name`, `from`, `repeat` and `when` are still checked. Either way, a bare
@@ -607,14 +620,14 @@ def _editor_layers(ops: dict[str, OpDef]) -> tuple[dict, dict]:
     return any_name, {"root": root, "builtin_layer": builtin, "block_use": use}
 
 
-def published_schema() -> dict:
+def published_schema() -> Schema:
     """The schema `netspec schema` prints, for editors (schemas/netspec.schema.json)."""
     schema = build_schema()
     for_editors(schema)
     return schema
 
 
-def evaluated_layer_schema(lazy: bool = False) -> dict:
+def evaluated_layer_schema(lazy: bool = False) -> Schema:
     """What a layer's values must satisfy once its expressions are evaluated."""
     ops = all_ops()
     return {
@@ -632,12 +645,22 @@ _SUBSCHEMA = ("if", "items", "additionalProperties", "propertyNames", "then", "e
 _SUBSCHEMAS = ("properties", "$defs", "anyOf")
 
 
-def for_editors(schema: object) -> None:
+def cast_schema(value: Any) -> Schema:
+    """`value`, known to be a mapping read from JSON, as a Schema (a checker sees dict[Any, Any])."""
+    return value
+
+
+def cast_list(value: Any) -> list[Any]:
+    return list(value)
+
+
+def for_editors(schema: Any) -> None:
     """Add, in place, what yaml-language-server shows and netspec's own schema does without: each
     pattern's message in netspec's words, and the default in the hover text of a field that has
     one (the server shows `default` nowhere). Runs on the published schema only."""
     if not isinstance(schema, dict):
         return
+    schema = cast_schema(schema)
     if "pattern" in schema and "patternErrorMessage" not in schema:
         message, expected = PATTERN_WORDS.get(
             schema["pattern"], ("invalid value", f"text matching {schema['pattern']}")
@@ -649,8 +672,8 @@ def for_editors(schema: object) -> None:
     for key in _SUBSCHEMA[1:]:  # not into `if`: a failing `if` shows no message
         for_editors(schema.get(key))
     for key in _SUBSCHEMAS:
-        value = schema.get(key)
-        for sub in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        value: Any = schema.get(key)
+        for sub in cast_list(value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()):
             for_editors(sub)
 
 
