@@ -105,9 +105,11 @@ def pg():
 
 
 def worker(spec: Path, out: Path, store: str, *extra: str) -> subprocess.Popen:
-    """A `netspec tune` process of its own, as a worker on another machine would be."""
+    """A `netspec tune` process of its own, as a worker on another machine would be (one thread: two
+    of them share this machine's cores)."""
+    args = ["tune", str(spec), "-o", str(out), "--storage", store, "-q", "--threads", "1", *extra]
     return subprocess.Popen(
-        [sys.executable, "-m", "netspec", "tune", str(spec), "-o", str(out), "--storage", store, "-q", *extra],
+        [sys.executable, "-m", "netspec", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
