@@ -17,6 +17,7 @@ from ..lower.trainsrc import train_source
 from ..spec.train_schema import source_kind
 from ..summary import summary_data, text
 from .atomic import atomic_write_bytes
+from .prepare import Prepared
 from .session import load_data, time_axis
 
 
@@ -42,8 +43,9 @@ def write_build(session, out: Path, *, seed: int | None = None) -> list[Path]:
         files["train.py"] = train_source(typed, cfg, session.hash, time_axis(typed), base).encode()
         if source_kind(cfg["data"]["source"]) not in ("folder", "npy"):  # those train.py reads where they are
             prep = load_data(session, session.spec_path.parent, arrays=True)
+            assert isinstance(prep, Prepared)  # arrays=True: an in-memory source comes back as its arrays
             npz = io.BytesIO()
-            np.savez(npz, **prep.to_npz_dict())
+            np.savez(npz, allow_pickle=False, **prep.to_npz_dict())
             files["data.npz"] = npz.getvalue()
     for name, blob in files.items():
         atomic_write_bytes(out / name, blob)

@@ -27,10 +27,14 @@ import tokenize
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..record import factory, record, replace
+
+if TYPE_CHECKING:  # data/tables.py imports this module
+    from ..data.tables import TableSource
 from ..summary import human_bytes
 
 
@@ -90,7 +94,7 @@ def _read_data(fp, h: ArrayHeader, where: str) -> np.ndarray:
     """Exactly the declared bytes, read in chunks into the final array: a stream that inflates
     beyond them is never read further, one that ends early is refused."""
     out = np.empty(math.prod(h.shape), dtype=h.dtype)
-    view = out.view(np.uint8) if out.size else memoryview(b"")
+    view = out.view(np.uint8)  # an empty array's view is empty too
     done = 0
     while done < h.nbytes:
         chunk = fp.read(min(_CHUNK, h.nbytes - done))
@@ -182,7 +186,7 @@ class RawData:
     classes: list[str] | None = None  # original label of each class index
     layout: str = "as_is"  # "channels_time" for UCR series: (C, L) per sample
     notes: list[str] = factory(list)
-    table: object | None = None  # a .csv/.parquet table (data/tables.py): x holds its row numbers
+    table: TableSource | None = None  # a .csv/.parquet table (data/tables.py): x holds its row numbers
 
 
 def _package_data_dirs() -> list[Path]:
@@ -316,14 +320,16 @@ def load_digits() -> RawData:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError as exc:
         raise DataError("the digits source needs scikit-learn: pip install 'netspec[data]'") from exc
-    d = sk_digits()
+    d = sk_digits(return_X_y=False)
+    if isinstance(d, tuple):  # not asked for: sklearn's Bunch comes back
+        raise DataError("scikit-learn's load_digits returned arrays, not its data set object")
     x = (d.images.astype(np.float32) / 16.0)[:, None, :, :]  # (N, 1, 8, 8), values in [0, 1]
     return RawData(
         x, d.target.astype(np.int64), classes=[str(c) for c in range(10)], notes=["digits: 1,797 8x8 images"]
     )
 
 
-def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tuple[np.ndarray, list[str]]:
+def class_labels(y: np.ndarray, what: str, rows: list[int] | None = None) -> tuple[np.ndarray, list[str] | None]:
     """Class indices and the class names, by one rule (every source's labels take it):
     integer labels that are exactly 0..K-1 are class indices and stay as they are (names None);
     any other set of integers (1..3, {2, 5, 9}, negatives) and any strings map to 0..K-1 in sorted

@@ -222,19 +222,20 @@ def prepare(
         )
     strat = data_cfg["stratify"] and task == "classification"
     train_idx, val_idx = stratified_split(y, data_cfg["val_fraction"], rng, strat)
-    splits_x = {"train": _take(x, train_idx), "val": _take(x, val_idx), "test": xt}
+    parts = {"train": _take(x, train_idx), "val": _take(x, val_idx), "test": xt}  # arrays, or lists of series
     splits_y = {"train": y[train_idx], "val": y[val_idx], "test": yt}
     if len(splits_y["train"]) == 0:
         raise DataError("no training samples left after the validation and test splits")
     if raw.table is not None:  # a table's row numbers -> features, encoded as the training split says
         from ..data.tables import encode_splits
 
-        table = encode_splits(raw.table, splits_x, table, data_cfg["standardize"], notes)
+        table = encode_splits(raw.table, parts, table, data_cfg["standardize"], notes)
 
     time_axis = next((i for i, d in enumerate(spec_shape) if not isinstance(d, int)), None)
     lengths = {}
+    splits_x: dict[str, np.ndarray] = {}
     for s in SPLITS:
-        xs = splits_x[s]
+        xs = parts[s]
         if len(splits_y[s]) == 0:
             xs = np.zeros((0, *[d if isinstance(d, int) else 1 for d in spec_shape]), dtype=np.float32)
         else:
@@ -246,7 +247,7 @@ def prepare(
         else:
             lengths[s] = None
         splits_x[s] = xs
-    if any(v is not None for v in lengths.values()):
+    if time_axis is not None and any(v is not None for v in lengths.values()):  # padded: a time axis
         notes.append("series of unequal length: zero-padded, lengths kept (recurrent layers pack, pooling masks)")
         for s in SPLITS:
             if lengths[s] is None:
@@ -364,9 +365,9 @@ def synthetic(
     the input, or of its token counts for token ids), so a network can learn them: a smoke test
     that shows learning, not just running."""
     n = cfg["data"]["samples"]
-    shape = tuple(d if isinstance(d, int) else bindings.get(d) for d in spec_shape)
-    if None in shape:
-        missing = [d for d in spec_shape if not isinstance(d, int) and d not in bindings]
+    missing = [d for d in spec_shape if not isinstance(d, int) and d not in bindings]
+    shape = tuple(d if isinstance(d, int) else int(bindings.get(d, 0)) for d in spec_shape)
+    if missing:
         raise DataError(f"synthetic data needs a size for {missing}: set `dims:` in the spec or pass --dim")
     values = n * math.prod(shape)
     if dtype == "int64":  # the ids, and one count per token of the vocabulary for the labels

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import jsontext
 from ..compiler import UNHASHED, compile_doc, spec_hash
+from ..data.feed import Streamed
 from ..data.load import load_source
 from ..errors import Diagnostic, SpecError, missing_section
 from ..ir.typed import TypedGraph
@@ -46,6 +47,18 @@ class Session:
     hash: str
     overrides: tuple[str, ...] = ()  # the --set arguments, applied on top of spec.yaml
 
+    @property
+    def config(self) -> dict:
+        """The resolved train: section; a RunError for a spec opened without one (require_train=False)."""
+        if self.cfg is None:
+            raise RunError(f"{self.spec_path} has no train: section")
+        return self.cfg
+
+
+def concrete(typed: TypedGraph, shape) -> tuple:
+    """A shape with the symbols the spec binds (dims:, --dim) replaced by their sizes."""
+    return tuple(typed.bindings.get(d, d) if isinstance(d, str) else d for d in shape)
+
 
 def open_spec(
     spec: Path, sets: list[str] | None = None, dims: dict | None = None, require_train=True, data=True
@@ -55,7 +68,8 @@ def open_spec(
     doc = load_file(spec)
     apply_overrides(doc, sets or [])
     res = compile_doc(doc, dims, search=False, data=data)  # `netspec tune` reads the section, not train
-    if not res.ok:
+    typed = res.typed
+    if not res.ok or typed is None:
         raise SpecError(res.diagnostics)
     for w in res.warnings:
         print(w.render(res.source_lines()), file=sys.stderr)
@@ -63,7 +77,7 @@ def open_spec(
         raise missing_section(
             str(spec), "train", "a train: mapping with at least data: {source: ...}", "  data: digits\n  epochs: 20"
         )
-    graph = res.typed.graph
+    graph = typed.graph
     if res.train is not None and require_train and (len(graph.inputs) != 1 or len(graph.outputs) != 1):
         raise SpecError(
             [
@@ -79,7 +93,7 @@ def open_spec(
             ]
         )
     stored = tuple(absolute_paths(sets or [], os.getcwd()))  # as applied: a resume elsewhere reads the same files
-    return Session(spec, doc.text, doc.data, res.typed, res.train, spec_hash(doc.data), stored)
+    return Session(spec, doc.text, doc.data, typed, res.train, spec_hash(doc.data), stored)
 
 
 def _vocab(typed: TypedGraph) -> int | None:
@@ -113,7 +127,7 @@ def load_data(
     encoding (data.json "table"), for a .csv/.parquet source."""
     from ..spec.train_schema import streamed
 
-    if streamed(s.cfg) and not (arrays and source_kind(s.cfg["data"]["source"]) not in ("folder", "npy")):
+    if streamed(s.config) and not (arrays and source_kind(s.config["data"]["source"]) not in ("folder", "npy")):
         return _load_streamed(s, base, stats, limit, progress)
     return _load_prepared(s, base, stats, limit, table)
 
@@ -122,9 +136,9 @@ def _load_streamed(s: Session, base: Path, stats, limit, progress, align: list[s
     """`align`: a trained run's classes, onto which another source's are mapped by name."""
     from ..data.feed import check_classes, open_streamed
 
-    cfg, typed = s.cfg, s.typed
-    out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
-    shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
+    cfg, typed = s.config, s.typed
+    out_shape = concrete(typed, typed.output.shape)
+    shape = concrete(typed, typed.input.shape)
     prepared = None
     if source_kind(cfg["data"]["source"]) not in ("folder", "npy"):
         prepared = _load_prepared(s, base, stats, limit)
@@ -178,17 +192,17 @@ def feed(s: Session, prep, device) -> tuple:
         arrays = prep.to_npz_dict()
         return arrays, digest(arrays)
 
-    out_shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.output.shape)
-    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
-    classes = (out_shape[-1] if out_shape else 1) if s.cfg["task"] == "classification" else None
-    return batch_sources(prep, s.cfg, shape, s.typed.input.dtype, device, classes), prep.fingerprint()
+    out_shape = concrete(s.typed, s.typed.output.shape)
+    shape = concrete(s.typed, s.typed.input.shape)
+    classes = (out_shape[-1] if out_shape else 1) if s.config["task"] == "classification" else None
+    return batch_sources(prep, s.config, shape, s.typed.input.dtype, device, classes), prep.fingerprint()
 
 
 def _load_prepared(
     s: Session, base: Path, stats: dict | None = None, limit: int | None = None, table: dict | None = None
 ) -> Prepared:
-    cfg, typed = s.cfg, s.typed
-    out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
+    cfg, typed = s.config, s.typed
+    out_shape = concrete(typed, typed.output.shape)
     source = cfg["data"]["source"]
     try:
         if source == "synthetic":
@@ -228,17 +242,17 @@ def _load_prepared(
     return prep
 
 
-def write_run_files(s: Session, run_dir: Path, prep: Prepared, target_stats: dict | None = None) -> None:
+def write_run_files(s: Session, run_dir: Path, prep: Prepared | Streamed, target_stats: dict | None = None) -> None:
     from ..lower.codegen import model_source, resolved_spec
     from ..lower.trainsrc import train_source
     from ..summary import summary_data
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "spec.yaml", s.text)
-    atomic_write_text(run_dir / "spec.resolved.yaml", resolved_spec(s.typed, s.data, str(s.spec_path), s.cfg))
+    atomic_write_text(run_dir / "spec.resolved.yaml", resolved_spec(s.typed, s.data, str(s.spec_path), s.config))
     atomic_write_text(run_dir / "model.py", model_source(s.typed, str(s.spec_path), s.data.get("description", "")))
     base = str(s.spec_path.parent.resolve())
-    atomic_write_text(run_dir / "train.py", train_source(s.typed, s.cfg, s.hash, time_axis(s.typed), base))
+    atomic_write_text(run_dir / "train.py", train_source(s.typed, s.config, s.hash, time_axis(s.typed), base))
     atomic_write_text(run_dir / "summary.json", jsontext.dumps(summary_data(s.typed)) + "\n")
     info = {
         "spec_hash": s.hash,
@@ -504,7 +518,7 @@ def train(
                 file=sys.stderr,
             )
         raise
-    cfg = {**s.cfg, "log": sorted({*s.cfg["log"], *(log or ())})}
+    cfg = {**s.config, "log": sorted({*s.config["log"], *(log or ())})}
     rank, world, local_rank = dist_env()
     try:  # a missing logger package or device is reported before any file is written
         tensorboard_writer(cfg)
@@ -560,15 +574,15 @@ def _train_locked(
             return done
         limit = default_limit() if max_memory is None else max_memory
         try:  # from the static counts, before data or model is allocated; again once the data is known
-            check(s.typed, limit, s.cfg)
+            check(s.typed, limit, s.config)
             prep = load_data(s, spec.parent, limit=limit, progress=rank == 0 and not quiet)
-            check(s.typed, limit, s.cfg, data_bytes(prep))
+            check(s.typed, limit, s.config, data_bytes(prep))
         except MemoryLimitError as exc:
             raise RunError(str(exc)) from None
-        model = lower(s.typed, seed=s.cfg["seed"])  # before the run's files: a failure here leaves none
+        model = lower(s.typed, seed=s.config["seed"])  # before the run's files: a failure here leaves none
         reporter = make_reporter(quiet or rank != 0)
         target_stats = None  # from the training split's targets, as train.py computes them from data.npz
-        if s.cfg["task"] == "regression" and s.cfg["data"]["standardize_target"]:
+        if s.config["task"] == "regression" and s.config["data"]["standardize_target"]:
             from .loop import target_statistics
 
             target_stats = target_statistics(prep.y["train"])
@@ -580,7 +594,7 @@ def _train_locked(
         if rank == 0:
             for note in prep.notes:
                 reporter.message(note)
-            if isinstance(data, dict) and "train" in data:
+            if isinstance(prep, Streamed):  # its batch sources say how many loader workers read it
                 reporter.message(prep.line(data["train"].workers))
             sizes = ", ".join(f"{k} {len(v)}" for k, v in prep.y.items())
             reporter.message(
@@ -827,7 +841,7 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
     from .loop import evaluate as eval_split
 
     s, model, info = load_run(run_dir)
-    cfg = dict(s.cfg)
+    cfg = dict(s.config)
     base = Path(info.get("base", run_dir))
     if data is not None:
         if data.endswith((".npz", ".csv", ".parquet", ".npy")) or Path(data).is_dir():
@@ -839,14 +853,16 @@ def evaluate(run_dir: Path, data: str | None = None, split: str = "test", max_me
         s = Session(s.spec_path, s.text, s.data, s.typed, cfg, s.hash)
     if streamed(cfg):
         return _evaluate_streamed(s, model, info, base, data, split, max_memory)
-    prep = load_data(s, base, stats=info.get("standardize"), limit=max_memory, table=info.get("table"))
+    prep = _load_prepared(s, base, info.get("standardize"), max_memory, info.get("table"))  # not streamed: arrays
     if data is not None:
         split = "test" if len(prep.y["test"]) else "train"  # a file without a test split: all of it
         _align_classes(prep, info.get("classes"), data)
     with torch.no_grad():
         sp = Split(prep.x[split], prep.y[split], prep.lengths[split], torch.device("cpu"), time_axis(s.typed))
         cpu = torch.device("cpu")
-        result, out = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, cpu, True, _target(cfg, info))
+        answer = eval_split(model, sp, cfg, make_loss(cfg), 0, 1, _nullctx, cpu, True, _target(cfg, info))
+    assert isinstance(answer, tuple)  # want_predictions: (metrics, outputs)
+    result, out = answer
     result["split"] = split if data is None else data
     result["samples"] = len(prep.y[split])
     if cfg["task"] == "classification" and prep.classes:
@@ -867,19 +883,25 @@ def _evaluate_streamed(s: Session, model, info: dict, base: Path, data, split: s
     st = _load_streamed(s, base, info.get("standardize"), limit, False, info.get("classes") if data else None)
     if data is not None:
         split = "test" if len(st.index["test"]) else "train"  # a source without a test split: all of it
-    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
-    sp = eval_source(st.sets[split], st.index[split], s.cfg, shape, s.typed.input.dtype, "cpu", st.kind == "folder")
+    shape = concrete(s.typed, s.typed.input.shape)
+    sp = eval_source(st.sets[split], st.index[split], s.config, shape, s.typed.input.dtype, "cpu", st.kind == "folder")
     with torch.no_grad():
         cpu = torch.device("cpu")
-        result, out = eval_split(model, sp, s.cfg, make_loss(s.cfg), 0, 1, _nullctx, cpu, True, _target(s.cfg, info))
+        answer = eval_split(
+            model, sp, s.config, make_loss(s.config), 0, 1, _nullctx, cpu, True, _target(s.config, info)
+        )
+    assert isinstance(answer, tuple)  # want_predictions: (metrics, outputs)
+    result, out = answer
     result["split"] = split if data is None else data
     result["samples"] = len(sp)
-    if s.cfg["task"] == "classification" and st.classes:
+    if s.config["task"] == "classification" and st.classes:
         result.update(class_report(sp.labels, predicted_labels(out).numpy(), st.classes))
     return result
 
 
-def _class_lut(own: list[str], run: list[str], used: set[int], source: str, indices_ok: bool) -> np.ndarray | None:
+def _class_lut(
+    own: list[str] | None, run: list[str] | None, used: set[int], source: str, indices_ok: bool
+) -> np.ndarray | None:
     """Another source's class indices -> the run's, matched by name (a file's labels are numbered
     in its own sorted order, which differs from the run's when it lacks a class); None when they
     already agree. Only the classes it holds count (its list also names outputs beyond them).
@@ -900,7 +922,7 @@ def _align_streamed(st, run_classes: list[str] | None, source: str) -> None:
     sets = list({id(v): v for v in st.sets.values()}.values())
     used = {int(v) for samples in sets for v in np.unique(np.asarray(samples.labels))}
     lut = _class_lut(st.classes, run_classes, used, source, indices_ok=False)
-    if lut is not None:
+    if lut is not None and run_classes is not None:
         for samples in sets:
             samples.labels = lut[samples.labels]
         st.classes = list(run_classes)
@@ -910,7 +932,7 @@ def _align_classes(prep: Prepared, run_classes: list[str] | None, source: str) -
     """An in-memory source's labels by name onto the run's class indices."""
     used = {int(v) for y in prep.y.values() for v in np.unique(y)}
     lut = _class_lut(prep.classes, run_classes, used, source, indices_ok=True)
-    if lut is not None:
+    if lut is not None and run_classes is not None:
         for k, y in prep.y.items():
             prep.y[k] = lut[y] if len(y) else y
         prep.classes = list(run_classes)
@@ -965,9 +987,9 @@ def predict(run_dir: Path, inputs, output: Path, max_memory: int | None = None) 
         raw = _read_inputs(input_path, max_memory, info.get("table"))
     except DataError as exc:
         raise RunError(str(exc)) from None
-    cfg = {**s.cfg, "data": {**s.cfg["data"], "val_fraction": 0.0, "test_fraction": 0.0, "stratify": False}}
+    cfg = {**s.config, "data": {**s.config["data"], "val_fraction": 0.0, "test_fraction": 0.0, "stratify": False}}
     dummy = np.zeros(len(raw), dtype=np.int64)
-    out_shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.output.shape)
+    out_shape = concrete(s.typed, s.typed.output.shape)
     try:
         prep = prepare(
             RawData(raw, dummy),
@@ -1019,21 +1041,21 @@ def _predict_images(s: Session, model, info: dict, inputs: list[Path], output: P
     from ..data.feed import check_sizes, eval_source
     from ..data.sources import open_image_files
 
-    shape = tuple(s.typed.bindings.get(d, d) for d in s.typed.input.shape)
-    if len(shape) != 3 or s.cfg["task"] != "classification":
+    shape = concrete(s.typed, s.typed.input.shape)
+    if len(shape) != 3 or s.config["task"] != "classification":
         raise RunError(
             "predicting on images needs a classification model with an image input (channels, height, width)"
         )
     try:
         src = open_image_files(inputs, shape[0])
-        check_sizes(s.cfg, shape, src.image_sizes, Path("/"), train=False)
+        check_sizes(s.config, shape, src.image_sizes, Path("/"), train=False)
     except DataError as exc:
         raise RunError(str(exc)) from None
     files = src.train
-    sp = eval_source(files, np.arange(len(files)), s.cfg, shape, s.typed.input.dtype, "cpu", True)
+    sp = eval_source(files, np.arange(len(files)), s.config, shape, s.typed.input.dtype, "cpu", True)
     outs = []
     with torch.no_grad():
-        for x, _, _ in sp.batches(list(range(len(files))), 0, s.cfg["batch_size"]):
+        for x, _, _ in sp.batches(list(range(len(files))), 0, s.config["batch_size"]):
             outs.append(model(x))
     out = torch.cat(outs)
     probs = torch.softmax(out, -1) if out.shape[-1] > 1 else torch.cat([1 - torch.sigmoid(out), torch.sigmoid(out)], -1)
