@@ -58,8 +58,8 @@ def _streamed_main(cfg: dict) -> str:
 def train_source(typed: TypedGraph, cfg: dict, spec_hash: str, time_axis: int | None, data_base: str = ".") -> str:
     cls = ident(model_class(typed))
     stream = streamed(cfg)
-    shape = tuple(typed.bindings.get(d, d) for d in typed.input.shape)
-    out_shape = tuple(typed.bindings.get(d, d) for d in typed.output.shape)
+    shape = tuple(typed.bindings.get(d, d) if isinstance(d, str) else d for d in typed.input.shape)
+    out_shape = tuple(typed.bindings.get(d, d) if isinstance(d, str) else d for d in typed.output.shape)
     if stream:
         load = _streamed_main(cfg)
     else:
