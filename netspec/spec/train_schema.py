@@ -6,18 +6,24 @@ filled in by `resolve_train`, the docs and the generated train.py all come from 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
 from ..errors import Diagnostic, format_path
+
+JSON = dict[str, Any]  # a JSON Schema fragment, or a mapping of the config
+Table = dict[str, tuple[JSON, Any, str]]  # key -> (schema, default, description)
 
 # A named data set, a file by its suffix, or a folder of images (any path with a `/`: `./photos`).
 SOURCE_PATTERN = r"^(digits|synthetic|ucr:[A-Za-z0-9_]+|.+\.(npz|csv|parquet|npy)|.*/.*)$"
-_NPY = {"type": ["string", "null"], "pattern": r"^.+\.npy$"}
-_WORKERS = {
+_NPY: JSON = {"type": ["string", "null"], "pattern": r"^.+\.npy$"}
+_WORKERS: JSON = {
     "type": ["string", "integer"],
     "if": {"type": "string"},
     "then": {"enum": ["auto"]},
     "else": {"minimum": 0, "maximum": 256},
 }
-LOADER = {
+LOADER: Table = {
     "workers": (
         _WORKERS,
         "auto",
@@ -31,12 +37,12 @@ LOADER = {
     ),
     "persistent": ({"type": "boolean"}, True, "keep the workers alive between epochs"),
 }
-_POS_INT = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-_FRACTION = {"type": "number", "minimum": 0, "maximum": 0.9}
+_POS_INT: JSON = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+_FRACTION: JSON = {"type": "number", "minimum": 0, "maximum": 0.9}
 
 
-def _num(lo=None, hi=None, exclusive_lo=False):
-    s: dict = {"type": "number"}
+def _num(lo: float | None = None, hi: float | None = None, exclusive_lo: bool = False) -> JSON:
+    s: JSON = {"type": "number"}
     if lo is not None:
         s["exclusiveMinimum" if exclusive_lo else "minimum"] = lo
     if hi is not None:
@@ -45,7 +51,7 @@ def _num(lo=None, hi=None, exclusive_lo=False):
 
 
 # key: (schema, default, description)
-DATA = {
+DATA: Table = {
     "source": (
         {"type": "string", "pattern": SOURCE_PATTERN},
         None,
@@ -136,7 +142,7 @@ DATA = {
         "classes of the synthetic source (default: outputs)",
     ),
 }
-OPTIMIZER = {
+OPTIMIZER: Table = {
     "name": ({"enum": ["sgd", "adam", "adamw", "rmsprop"]}, "adam", "the optimizer"),
     "lr": (_num(0, 10, exclusive_lo=True), 1e-3, "learning rate (the peak rate with warmup or onecycle)"),
     "weight_decay": (_num(0, 1), 0.0, "L2 penalty (decoupled for adamw)"),
@@ -148,7 +154,7 @@ OPTIMIZER = {
         "Adam betas (default [0.9, 0.999])",
     ),
 }
-SCHEDULE = {
+SCHEDULE: Table = {
     "name": ({"enum": ["constant", "step", "cosine", "onecycle", "plateau"]}, "constant", "learning-rate schedule"),
     "warmup_epochs": (
         {"type": "integer", "minimum": 0, "maximum": 10_000},
@@ -162,7 +168,7 @@ SCHEDULE = {
     "factor": (_num(0, 1, exclusive_lo=True), 0.1, "plateau: decay factor"),
     "patience": ({"type": "integer", "minimum": 0, "maximum": 10_000}, 5, "plateau: epochs without improvement"),
 }
-LOSS = {
+LOSS: Table = {
     "name": (
         {"enum": ["cross_entropy", "mse", "bce_with_logits"]},
         None,
@@ -170,7 +176,7 @@ LOSS = {
     ),
     "label_smoothing": (_num(0, 0.99), 0.0, "cross_entropy label smoothing"),
 }
-EARLY = {
+EARLY: Table = {
     "monitor": (
         {"enum": [f"{p}{m}" for p in ("val_", "") for m in ("loss", "accuracy", "mae", "mse", "rmse", "r2")]},
         "val_loss",
@@ -185,7 +191,7 @@ EARLY = {
     "min_delta": (_num(0), 0.0, "smallest change that counts as improvement"),
     "restore_best": ({"type": "boolean"}, True, "after stopping early, restore the best epoch's weights"),
 }
-DISTRIBUTED = {
+DISTRIBUTED: Table = {
     "timeout": (
         {"type": "number", "minimum": 1, "maximum": 86_400},
         300,
@@ -195,7 +201,7 @@ DISTRIBUTED = {
 }
 METRICS = ("accuracy", "mae", "mse", "rmse", "r2")
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
-TRAIN = {
+TRAIN: Table = {
     "task": ({"enum": ["classification", "regression"]}, "classification", "what the outputs mean"),
     "batch_size": (_POS_INT, 32, "samples per step per process (global batch = batch_size x processes)"),
     "epochs": (_POS_INT, 10, "passes over the training split"),
@@ -261,7 +267,7 @@ TRAIN = {
 }
 # `gpu` is what many write; torch (and so the config, train.py and the resolved spec) says cuda.
 DEVICE_ALIASES = {"gpu": "cuda"}
-SECTIONS = {
+SECTIONS: dict[str, Table] = {
     "data": DATA,
     "optimizer": OPTIMIZER,
     "schedule": SCHEDULE,
@@ -273,7 +279,7 @@ SHORT = {"optimizer": "name", "schedule": "name", "loss": "name", "data": "sourc
 
 # The keys each optimizer and schedule uses, beyond the shared ones. Setting another is an error,
 # and the resolved spec writes only these.
-RELEVANT = {
+RELEVANT: dict[str, dict[str, tuple[str, ...]]] = {
     "optimizer": {
         "sgd": ("momentum", "nesterov"),
         "rmsprop": ("momentum",),
@@ -288,7 +294,7 @@ RELEVANT = {
         "plateau": ("factor", "patience"),
     },
 }
-SHARED = {"optimizer": ("name", "lr", "weight_decay"), "schedule": ("name",)}
+SHARED: dict[str, tuple[str, ...]] = {"optimizer": ("name", "lr", "weight_decay"), "schedule": ("name",)}
 
 
 def relevant_keys(section: str, choice: str) -> tuple[str, ...]:
@@ -297,7 +303,7 @@ def relevant_keys(section: str, choice: str) -> tuple[str, ...]:
 
 # Editor examples (yaml-language-server offers them) where the default and the allowed values are
 # not enough; every other key shows those. A test validates each example against its key's schema.
-EXAMPLES = {
+EXAMPLES: dict[str, list[Any]] = {
     "data.source": ["digits", "ucr:ItalyPowerDemand", "synthetic", "data/train.npz", "./photos", "data/x.npy"],
     "data.labels": ["data/y.npy"],
     "data.test_source": ["data/x_test.npy"],
@@ -336,7 +342,7 @@ EXAMPLES = {
 }
 
 
-def _annotated(path: str, schema: dict, default, doc: str, required: bool = False) -> dict:
+def _annotated(path: str, schema: JSON, default: Any, doc: str, required: bool = False) -> JSON:
     """A key's schema with title, description, default and examples, for editors' completion
     and hover (annotations only: validation is unchanged)."""
     out = {"title": path.rsplit(".", 1)[-1], **schema, "description": f"{doc} (required)" if required else doc}
@@ -348,7 +354,7 @@ def _annotated(path: str, schema: dict, default, doc: str, required: bool = Fals
     return out
 
 
-def _object(table: dict, section: str, required=()) -> dict:
+def _object(table: Table, section: str, required: Sequence[str] = ()) -> JSON:
     props = {
         key: _annotated(f"{section}.{key}", schema, default, doc, key in required)
         for key, (schema, default, doc) in table.items()
@@ -365,7 +371,7 @@ DATA["loader"] = (
 )
 
 
-def train_schema() -> dict:
+def train_schema() -> JSON:
     props = {}
     for key, (schema, default, doc) in TRAIN.items():
         props[key] = _annotated(key, schema, default, doc)
@@ -419,26 +425,37 @@ def source_kind(source: str) -> str:
     return suffix if suffix in ("npz", "csv", "parquet", "npy") else "folder"
 
 
-def streamed(cfg: dict) -> bool:
+def streamed(cfg: JSON) -> bool:
     """Is the data read as it trains (an image folder, a .npy, or declared augmentation) rather
     than sliced from tensors loaded whole?"""
     return source_kind(cfg["data"]["source"]) in ("folder", "npy") or bool(cfg["data"]["augment"])
 
 
-def _copy(value):
+def _copy(value: Any) -> Any:
     """A copy of schema-valid data (dicts, lists, scalars) that the config may then change; not
     copy.deepcopy, whose import (weakref) costs start-up more than this whole function."""
     if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: _copy(v) for k, v in _mapping(value).items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_copy(v) for v in cast("list[Any]", value)]
     return value
 
 
-TABLE_KEYS = {"feature_columns": None, "drop_columns": [], "encode": None, "missing": "error", "fill": None}
+def _mapping(value: Any) -> JSON:
+    """`value` when it is a mapping (of schema-valid data: string keys), else an empty one."""
+    return cast(JSON, value) if isinstance(value, dict) else {}
 
 
-def _table_keys(data: dict, given: dict, kind: str, bad) -> None:
+TABLE_KEYS: dict[str, Any] = {
+    "feature_columns": None,
+    "drop_columns": [],
+    "encode": None,
+    "missing": "error",
+    "fill": None,
+}
+
+
+def _table_keys(data: JSON, given: JSON, kind: str, bad: Callable[..., None]) -> None:
     """The table keys are errors where they would be ignored: with a source that is no table, or
     beside a key that overrides them."""
     table = kind in ("csv", "parquet")
@@ -481,7 +498,7 @@ def _table_keys(data: dict, given: dict, kind: str, bad) -> None:
     if feats and label in feats:
         bad(("data", "feature_columns"), "the label column cannot be a feature", f"columns other than {label!r}", label)
     if isinstance(encode, dict):
-        for col in encode:
+        for col in _mapping(encode):
             if col == label or (feats and col not in feats):
                 bad(
                     ("data", "encode", col),
@@ -491,7 +508,7 @@ def _table_keys(data: dict, given: dict, kind: str, bad) -> None:
                 )
 
 
-def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
+def resolve_train(raw: JSON, loc: Callable[..., Any]) -> tuple[JSON, list[Diagnostic]]:
     """Schema-valid `train:` data -> a complete config with every default; plus semantic errors
     (settings that would be silently ignored are errors, like unknown keys)."""
     diags: list[Diagnostic] = []
@@ -511,7 +528,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
     cfg["metrics"] = cfg["metrics"] or (["accuracy"] if task == "classification" else ["mae", "rmse", "r2"])
     opt = cfg["optimizer"]
 
-    def bad(path, message, expected, received, hint=None):
+    def bad(path: tuple[Any, ...], message: str, expected: str, received: Any, hint: str | None = None) -> None:
         diags.append(
             Diagnostic(
                 message,
@@ -526,7 +543,7 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
 
     # A key that the chosen optimizer or schedule would ignore is an error, like an unknown key.
     for section in RELEVANT:
-        given = raw.get(section) if isinstance(raw.get(section), dict) else {}
+        given = _mapping(raw.get(section))
         choice = cfg[section]["name"]
         for key in given:
             if key not in relevant_keys(section, choice):
@@ -579,9 +596,9 @@ def resolve_train(raw: dict, loc) -> tuple[dict, list[Diagnostic]]:
             f"task: {task}",
         )
     data = cfg["data"]
-    data["loader"] = {k: (data["loader"] or {}).get(k, d) for k, (_, d, _) in LOADER.items()}
+    data["loader"] = {k: _mapping(data["loader"]).get(k, d) for k, (_, d, _) in LOADER.items()}
     kind = source_kind(data["source"])
-    given_data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    given_data = _mapping(raw.get("data"))
     if kind == "npy" and not data["labels"]:
         bad(
             ("data", "source"),
