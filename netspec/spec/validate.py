@@ -19,15 +19,44 @@ from .schema import IDENTIFIER, MAX_LAYERS, PATTERN_WORDS, UNKNOWN_LAYER, build_
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
 
-_TYPE_NAMES = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+    from jsonschema import ValidationError
+    from jsonschema.protocols import Validator
+
+    from .fastschema import Check
+    from .schema import Schema
+
+    Path = tuple[str | int, ...]  # a key path into the document
+    Key = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] | str  # a schema: block signature or EVALUATED
+
+_TYPE_NAMES: dict[type, str] = {
+    dict: "mapping",
+    list: "list",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+}
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    """A value known (by isinstance) to be a mapping of the document, as a checker should see it:
+    its keys and values are any YAML values."""
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    """As _mapping, for a list."""
+    return value
 
 
 def type_name(v: Any) -> str:
     if v is None:
         return "null"
-    return _TYPE_NAMES.get(type(v), type(v).__name__)
+    kind: type[object] = type(v)  # pyright: ignore[reportUnknownVariableType]  # (v is any YAML value)
+    return _TYPE_NAMES.get(kind, kind.__name__)
 
 
 def show(v: Any) -> str:
@@ -43,81 +72,82 @@ def show(v: Any) -> str:
     return f"{text} ({type_name(v)})"
 
 
-def _at(data: Any, path: tuple) -> Any:
+def _at(data: Any, path: Path) -> Any:
     for part in path:
         data = data[part]
     return data
 
 
-def _at_or_none(data: Any, path: tuple) -> Any:
+def _at_or_none(data: Any, path: Path) -> Any:
     try:
         return _at(data, path)
     except (KeyError, IndexError, TypeError):
         return None
 
 
-def _nonfinite(data: Any, path: tuple = ()):
+def _nonfinite(data: Any, path: Path = ()) -> Iterator[tuple[Path, float]]:
     """(path, value) of every NaN or infinity: JSON Schema cannot refuse them (NaN passes every
     bound), and no size, rate or probability of a spec may be one."""
     if isinstance(data, float) and not math.isfinite(data):
         yield path, data
     elif isinstance(data, dict):
-        for k, v in data.items():
+        for k, v in _mapping(data).items():
             yield from _nonfinite(v, path + (k,))
     elif isinstance(data, list):
-        for i, v in enumerate(data):
+        for i, v in enumerate(_list(data)):
             yield from _nonfinite(v, path + (i,))
 
 
 EVALUATED = "evaluated"  # the schema key of one evaluated layer; other keys are block signatures
 
 
-def _schema(key: tuple | str | None, lazy: bool) -> dict:
-    return evaluated_layer_schema(lazy) if key == EVALUATED else build_schema(key, lazy)
+def _schema(key: Key, lazy: bool) -> Schema:
+    return evaluated_layer_schema(lazy) if isinstance(key, str) else build_schema(key, lazy)
 
 
 @functools.lru_cache(maxsize=16)
-def _is_valid(key: tuple | str | None):
+def _is_valid(key: Key) -> Check:
     """The fast yes/no check (spec/fastschema.py); jsonschema runs only on a no, to explain it."""
     return compile_schema(_schema(key, lazy=True))
 
 
 @functools.cache
-def _jsonschema_class():
+def _jsonschema_class() -> type[Validator]:
     """Draft 2020-12 as jsonschema implements it, except `pattern`: JSON Schema regexes are ECMA-262's,
     where `$` is the end of input (jsonschema's re.search lets "fc\\n" match `^[a-z]+$`)."""
     from jsonschema import Draft202012Validator, ValidationError, validators
 
-    def pattern(validator, value, instance, schema):
+    def pattern(validator: Validator, value: str, instance: Any, schema: Schema) -> Iterator[ValidationError]:
         if isinstance(instance, str) and ecma_regex(value).search(instance) is None:
             yield ValidationError(f"{instance!r} does not match {value!r}")
 
-    return validators.extend(Draft202012Validator, {"pattern": pattern})
+    # jsonschema's `extend` is untyped: its result is the class it extends, with one keyword replaced
+    return validators.extend(Draft202012Validator, {"pattern": pattern})  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
 
 
-def jsonschema_validator(schema: dict | bool):
+def jsonschema_validator(schema: Schema | bool) -> Validator:
     """A jsonschema validator of `schema` that reads patterns as the fast check does."""
     return _jsonschema_class()(schema)
 
 
 @functools.lru_cache(maxsize=16)
-def _validator(key: tuple | str | None):
+def _validator(key: Key) -> Validator:
     return jsonschema_validator(_schema(key, lazy=False))
 
 
-def block_signature(data: Any) -> tuple:
+def block_signature(data: Any) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]:
     """(name, args, required args) of each block the document defines, as far as it is well formed
     (the schema reports the rest); keys the per-document schema."""
-    blocks = data.get("blocks") if isinstance(data, dict) else None
-    out = []
-    for name, block in (blocks or {}).items() if isinstance(blocks, dict) else ():
-        args = block.get("args") if isinstance(block, dict) else None
-        args = args if isinstance(args, dict) else {}
-        out.append((str(name), tuple(map(str, args)), tuple(str(a) for a, v in args.items() if v is None)))
+    blocks = _mapping(data).get("blocks") if isinstance(data, dict) else None
+    out: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
+    for name, block in _mapping(blocks).items() if isinstance(blocks, dict) else ():
+        args = _mapping(block).get("args") if isinstance(block, dict) else None
+        given = _mapping(args) if isinstance(args, dict) else {}
+        out.append((str(name), tuple(map(str, given)), tuple(str(a) for a, v in given.items() if v is None)))
     return tuple(out)
 
 
-def _expected_type(t) -> str:
+def _expected_type(t: Any) -> str:
     names = {
         "object": "a mapping",
         "array": "a list",
@@ -127,11 +157,11 @@ def _expected_type(t) -> str:
         "boolean": "true or false",
         "null": "nothing (no value)",
     }
-    ts = t if isinstance(t, list) else [t]
-    return " or ".join(names.get(x, x) for x in ts)
+    ts = _list(t) if isinstance(t, list) else [t]
+    return " or ".join(names.get(str(x), str(x)) for x in ts)
 
 
-def _layer_op(doc: Document, path: tuple) -> tuple[str | None, tuple]:
+def _layer_op(doc: Document, path: Path) -> tuple[str | None, Path]:
     """For a path inside a layer item (`layers[i]`, or `blocks.b.layers[i]`), the layer's type and
     the item's path; (None, ()) elsewhere."""
     for i in range(len(path) - 2, -1, -1):
@@ -140,8 +170,8 @@ def _layer_op(doc: Document, path: tuple) -> tuple[str | None, tuple]:
                 item = _at(doc.data, path[: i + 2])
             except (KeyError, IndexError, TypeError):
                 return None, ()
-            if isinstance(item, dict) and len(item) == 1:
-                return next(iter(item)), path[: i + 2]
+            if isinstance(item, dict) and len(_mapping(item)) == 1:
+                return str(next(iter(_mapping(item)))), path[: i + 2]
             if isinstance(item, str):
                 return item, path[: i + 2]
             return None, path[: i + 2]
@@ -153,28 +183,29 @@ def _blocks(doc: Document) -> dict[str, list[str]]:
     return {name: list(required) for name, _, required in block_signature(doc.data)}
 
 
-def _is_item(doc: Document, path: tuple) -> bool:
+def _is_item(doc: Document, path: Path) -> bool:
     """Is `path` a layer item itself (not a key inside one)?"""
     return bool(path) and _layer_op(doc, path)[1] == path
 
 
-def _branches_of_type(err) -> set[int]:
+def _branches_of_type(err: ValidationError) -> set[int]:
     """The anyOf branches whose `type` admits the failing instance (or that name no type)."""
-    return {i for i, branch in enumerate(err.validator_value) if _admits(branch, err.instance)}
+    return {i for i, branch in enumerate(_list(err.validator_value)) if _admits(branch, err.instance)}
 
 
-def _admits(branch, value) -> bool:
+def _admits(branch: Any, value: Any) -> bool:
     """Does the branch's `type` (or that of every branch of its own anyOf) admit the value?"""
     if not isinstance(branch, dict):
         return True
-    if "type" not in branch and "anyOf" in branch:
-        return any(_admits(b, value) for b in branch["anyOf"])
-    t = branch.get("type")
-    names = [t] if isinstance(t, str) else list(t or [])
+    schema = _mapping(branch)
+    if "type" not in schema and "anyOf" in schema:
+        return any(_admits(b, value) for b in _list(schema["anyOf"]))
+    t = schema.get("type")
+    names: list[str] = [t] if isinstance(t, str) else list(_list(t or []))
     return not names or any(_TYPE_OK[n](value) for n in names if n in _TYPE_OK)
 
 
-_TYPE_OK = {
+_TYPE_OK: dict[str, Callable[[Any], bool]] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
@@ -185,14 +216,16 @@ _TYPE_OK = {
 }
 
 
-def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
+def _diag(doc: Document, err: ValidationError, prefix: Path = ()) -> list[Diagnostic]:
     """`prefix`: where the validated instance sits in the document (for values checked alone)."""
     path = prefix + tuple(err.absolute_path)
-    kw = err.validator
-    inst = err.instance
+    kw = str(err.validator)
+    inst: Any = err.instance
+    wanted: Any = err.validator_value  # the keyword's value in the schema: a bound, a list of choices...
+    schema: dict[Any, Any] = _mapping(err.schema) if isinstance(err.schema, dict) else {}
     ops = all_ops()
 
-    def make(message, p=path, *, key=False, **kwargs):
+    def make(message: str, p: Path = path, *, key: bool = False, **kwargs: Any) -> Diagnostic:
         return Diagnostic(message, format_path(p), doc.loc(p, key=key), code="schema", **kwargs)
 
     if path == ("blocks",) and isinstance(inst, str) and inst in ops and kw in ("not", "type"):
@@ -208,9 +241,9 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
             )
         ]
     if kw == "additionalProperties":
-        allowed = sorted(err.schema.get("properties", {}))
-        out = []
-        for k in inst:
+        allowed: list[str] = sorted(schema.get("properties", {}))
+        out: list[Diagnostic] = []
+        for k in _mapping(inst):
             if k in allowed:
                 continue
             op, item = _layer_op(doc, path)
@@ -263,7 +296,7 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
             )
         ]
     if kw == "enum":
-        choices = err.validator_value
+        choices = _list(wanted)
         if _is_item(doc, path) and isinstance(inst, str):
             kinds = [c for c in choices if isinstance(c, str)]  # layer types and this spec's blocks
             if isinstance(_at(doc.data, path), dict):
@@ -316,14 +349,14 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
             )
         ]
     if kw == "required":
-        missing = [r for r in err.validator_value if r not in inst]
+        missing: list[str] = [str(r) for r in _list(wanted) if r not in inst]
         op, item = _layer_op(doc, path)
-        out = []
-        props = err.schema.get("properties", {})
-        if err.schema.get("additionalProperties") is False:
+        out = list[Diagnostic]()
+        props: dict[str, Any] = schema.get("properties", {})
+        if schema.get("additionalProperties") is False:
             # `kernal_size: 5` is one mistake: its unknown-key error already says "did you mean
             # 'kernel_size'?", so don't also report kernel_size as missing.
-            typos = {closest(k, props) for k in inst if k not in props}
+            typos = {closest(str(k), props) for k in _mapping(inst) if k not in props}
             missing = [m for m in missing if m not in typos]
         for m in missing:
             hint = None
@@ -338,23 +371,19 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
     if kw == "type":
         op, item = _layer_op(doc, path)
         hint = None
-        if op in ops and path == item + (op,) and "object" in str(err.validator_value):
+        if op in ops and path == item + (op,) and "object" in str(wanted):
             needed = [p.name for p in ops[op].params if p.required]
             hint = f"{op} takes a mapping: `{op}: {{{', '.join(n + ': ...' for n in needed)}}}`"
-        elif isinstance(inst, float) and "integer" in str(err.validator_value):
+        elif isinstance(inst, float) and "integer" in str(wanted):
             hint = "sizes are whole numbers"
-        elif (
-            isinstance(inst, str)
-            and _is_number(inst)
-            and ("integer" in str(err.validator_value) or "number" in str(err.validator_value))
-        ):
+        elif isinstance(inst, str) and _is_number(inst) and ("integer" in str(wanted) or "number" in str(wanted)):
             hint = "write the number without quotes"  # only when it is one: not for `kernel_size: three`
-        return [make("wrong type", expected=_expected_type(err.validator_value), received=show(inst), hint=hint)]
+        return [make("wrong type", expected=_expected_type(wanted), received=show(inst), hint=hint)]
     if kw in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         sym = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kw]
-        return [make("value out of range", expected=f"a value {sym} {err.validator_value}", received=show(inst))]
+        return [make("value out of range", expected=f"a value {sym} {wanted}", received=show(inst))]
     if kw in ("minItems", "maxItems"):
-        lo, hi = err.schema.get("minItems"), err.schema.get("maxItems")
+        lo, hi = schema.get("minItems"), schema.get("maxItems")
         want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if kw == "minItems" else f"at most {hi}")
         hint = "one value per spatial axis, or a single int for all" if lo == hi and lo and lo > 1 else None
         return [
@@ -384,10 +413,10 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
             ]
     if kw == "const":
         hint = "write `netspec: 1`, the spec format this version reads" if path == ("netspec",) else None
-        return [make("unsupported value", expected=repr(err.validator_value), received=show(inst), hint=hint)]
+        return [make("unsupported value", expected=repr(wanted), received=show(inst), hint=hint)]
     if kw == "pattern":
         parent = _at(doc.data, path)
-        hint = _unprintable_hint(inst, err.validator_value)
+        hint = _unprintable_hint(inst, wanted)
         if isinstance(parent, dict) and inst in parent:
             # propertyNames: the offending *key* is the instance, reported at its mapping's path
             return [
@@ -415,7 +444,7 @@ def _diag(doc: Document, err, prefix: tuple = ()) -> list[Diagnostic]:
                     ),
                 )
             ]
-        message, expected = _PATTERN_WORDS.get(err.validator_value, ("invalid name", _IDENTIFIER))
+        message, expected = _PATTERN_WORDS.get(wanted, ("invalid name", _IDENTIFIER))
         return [make(message, expected=expected, received=show(inst), hint=hint)]
     return [make(err.message)]
 
@@ -454,20 +483,23 @@ def _is_number(text: str) -> bool:
 
 def validate(doc: Document) -> list[Diagnostic]:
     """All schema errors of the document, sorted by position."""
-    if not isinstance(doc.data, dict):
+    whole: Any = doc.data
+    if not isinstance(whole, dict):
         return [
             Diagnostic(
                 "the spec must be a mapping",
                 "",
                 doc.loc(()),
                 expected="a mapping with netspec, inputs and layers",
-                received=type_name(doc.data),
+                received=type_name(whole),
                 code="schema",
             )
         ]
-    blocks = doc.data.get("blocks")
-    written = [("layers",)] + [("blocks", b, "layers") for b in (blocks if isinstance(blocks, dict) else {})]
-    count = sum(len(x) for x in (_at_or_none(doc.data, p) for p in written) if isinstance(x, list))
+    data = _mapping(whole)
+    blocks = data.get("blocks")
+    written: list[Path] = [("layers",)]
+    written += [("blocks", b, "layers") for b in (_mapping(blocks) if isinstance(blocks, dict) else {})]
+    count = sum(len(_list(x)) for x in (_at_or_none(data, p) for p in written) if isinstance(x, list))
     if count > MAX_LAYERS:
         return [
             Diagnostic(
@@ -480,7 +512,7 @@ def validate(doc: Document) -> list[Diagnostic]:
                 code="schema",
             )
         ]
-    nonfinite = dict(_nonfinite(doc.data))
+    nonfinite = dict(_nonfinite(data))
     diags: list[Diagnostic] = [
         Diagnostic(
             "not a finite number",
@@ -492,10 +524,10 @@ def validate(doc: Document) -> list[Diagnostic]:
         )
         for p, v in nonfinite.items()
     ]
-    signature = block_signature(doc.data)
-    if not diags and _is_valid(signature)(doc.data):
+    signature = block_signature(data)
+    if not diags and _is_valid(signature)(data):
         return []
-    for err in _validator(signature).iter_errors(doc.data):
+    for err in _validator(signature).iter_errors(data):
         if tuple(err.absolute_path) in nonfinite:
             continue  # said once above, instead of as a wrong type and a bound
         diags.extend(_diag(doc, err))
@@ -503,7 +535,7 @@ def validate(doc: Document) -> list[Diagnostic]:
     return sorted(unique.values(), key=lambda d: (d.loc.line, d.loc.col, d.path))
 
 
-def validate_evaluated(doc: Document, item: dict, path: tuple) -> list[Diagnostic]:
+def validate_evaluated(doc: Document, item: dict[str, Any], path: Path) -> list[Diagnostic]:
     """Check a layer whose `${...}` values were just evaluated (`item` = {type: params}) against
     what its values must be; `path` is where the layer is written, for locations."""
     if _is_valid(EVALUATED)(item):
