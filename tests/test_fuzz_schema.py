@@ -516,3 +516,24 @@ def test_huge_num_layers_compiles_quickly():
     # -14: the alarm went off (SIGALRM); 1 with MemoryError: the address space ran out
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.startswith("True"), proc.stdout
+
+
+def test_published_schema_agrees_with_netspecs_schema_check():
+    """What an editor checks (the published schema, tests/test_editor_lsp.py runs it in a language
+    server) is what `netspec check`'s schema stage checks, on fuzzed specs of every layer type,
+    valid and not: no squiggle on a spec netspec accepts, and none missing on one it refuses (the
+    fuzzer writes no blocks, where the editor must allow any name)."""
+    from jsonschema import Draft202012Validator
+
+    from netspec.spec.loader import load_text
+    from netspec.spec.schema import published_schema
+    from netspec.spec.validate import validate
+
+    editor = Draft202012Validator(published_schema())
+    verdicts = []
+    for seed in range(200):
+        doc = load_text(draw_spec(RandomDraw(seed)), FILE)
+        accepted = not validate(doc)
+        assert editor.is_valid(doc.data) == accepted, (seed, [e.message for e in editor.iter_errors(doc.data)])
+        verdicts.append(accepted)
+    assert 5 <= verdicts.count(False) <= 195, "the sample must hold accepted and refused specs"
