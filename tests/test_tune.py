@@ -335,13 +335,13 @@ def test_several_processes_share_one_study(tmp_path):
     st, notes, interrupted = study.run(plan, tmp_path / "s", jobs=2, quiet=True)
     assert not interrupted and not notes  # no worker process failed (SQLite shared under its lock)
     finished = [t for t in st.trials if t.state.name == "COMPLETE"]
-    assert len(finished) == len(st.trials) and 3 <= len(finished) <= 4  # a race may add one per extra process
+    assert len(finished) == len(st.trials) == 3  # exactly: each trial is made under the study's lock
     assert sorted(t.number for t in st.trials) == list(range(len(st.trials)))
 
 
 def test_a_trial_another_process_finished_first_does_not_stop_the_worker(tmp_path, monkeypatch):
-    """Two processes can claim one queued trial (SQLite has no row locks): the one that finishes
-    second cannot record it, and must go on with the budget rather than die."""
+    """Another process can record a trial this one runs (a stalled worker's trial, failed as stale
+    and retried): this one cannot record it then, and must go on with the budget rather than die."""
     from optuna.trial import TrialState
 
     spec = tiny(tmp_path, "space: {vars.width: {int: [4, 16]}}\ntrials: 3\npruner: none\n")

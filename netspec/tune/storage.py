@@ -225,9 +225,23 @@ def study_name(given: str | None, where: Where, plan_name: str, key: str) -> str
 # ----------------------------------------------------------------------------- opening
 
 
+_OPEN: dict[tuple[str, int], Any] = {}  # a server's or journal's storage, once per process
+
+
 def open_storage(where: Where, grace: int = GRACE_S) -> Any:
     """Optuna's storage for `where`, with a heartbeat of grace / 6 seconds; a StudyError says why
-    it cannot be opened."""
+    it cannot be opened. A server's or a journal's is made once per process: each RDBStorage has a
+    pool of connections (many workers times a few pools would fill the server's max_connections),
+    each JournalStorage replays the whole log when made."""
+    if where.kind == "sqlite":
+        return _open(where, grace)
+    key = (where.url, grace)
+    if key not in _OPEN:
+        _OPEN[key] = _open(where, grace)
+    return _OPEN[key]
+
+
+def _open(where: Where, grace: int) -> Any:
     import optuna
 
     heartbeat = max(1, grace // 6)
