@@ -178,6 +178,8 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_retried_on_rerun
     b = worker(spec, tmp_path / "b", url, *slow)
     try:
         victim = wait_running(spec, url, a.pid)
+        held = (tmp_path / "a" / ".lock").read_text()  # who holds the folder: the command, masked
+        assert "--storage postgresql+psycopg2://postgres:***@127.0.0.1" in held and PASSWORD not in held
         a.send_signal(signal.SIGKILL)
         a.wait()
         again = worker(spec, tmp_path / "a", url, *slow)  # a scheduler restarting the same command

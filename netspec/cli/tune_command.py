@@ -153,7 +153,9 @@ def tune(
     notes: list[str] = []
     interrupted = False
     try:  # the study's lock (study.run takes it, nested) also covers writing its reports
-        with lock.hold(out):
+        # The lock file records the command line, for a second writer to be told who holds the
+        # folder: with the URL's password masked.
+        with lock.hold(out, command=stores.mask(lock.command_line(), stores.password_of(where))):
             if report_only:
                 study = open_study(plan, where, create=False)
             else:

@@ -285,6 +285,11 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def password_of(where: Where) -> str | None:
+    """The password in a server's URL (to mask wherever text may quote it)."""
+    return _password(where)
+
+
 def _password(where: Where) -> str | None:
     if where.kind in ("journal", "sqlite"):
         return None
