@@ -370,7 +370,9 @@ def _text_labels(table: Table, label: str, what: str) -> tuple[np.ndarray, list[
     names = [str(v) for v in enc.dictionary.to_pylist()]
     if any(n.strip() == "" or n.strip().lower() == "nan" for n in names):
         text = col.fill_null("").to_numpy(zero_copy_only=False).astype(str)
-        return class_labels(text, what, _lines(table))
+        codes, classes = class_labels(text, what, _lines(table))
+        assert classes is not None  # text labels always come back with their names
+        return codes, classes
     order = sorted(range(len(names)), key=names.__getitem__)
     lut = np.empty(len(names), dtype=np.int64)
     lut[order] = np.arange(len(names))
