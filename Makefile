@@ -27,9 +27,11 @@ demo: install
 	$(BIN)/netspec build specs/digits_cnn.yaml -o build/digits_cnn --force
 	$(BIN)/netspec train specs/digits_cnn.yaml -o runs/digits_cnn --force
 
+# ruff, then the type checker: strict on ir/ ops/ passes/ spec/, basic elsewhere (docs/architecture.md).
 lint: dev
 	$(BIN)/ruff check netspec tests bench
 	$(BIN)/ruff format --check netspec tests bench
+	$(BIN)/basedpyright
 
 test: lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -p no:cacheprovider  # 2 workers x 1 thread: no oversubscription
