@@ -4,7 +4,7 @@ and the run ends where an uninterrupted one does; a dead peer is named; SIGTERM 
 every rank after one step with one checkpoint; a worker gets SIGTERM when its agent dies; a run moves 1 -> 2 -> 1 processes keeping its global batch and its
 sample order; SIGTERM stops a single process with a checkpoint and exit 143.
 
-Real torchrun processes (gloo on the CPU, nccl where a GPU is: the device is train.device auto)
+Real torchrun processes (gloo on the CPU; NCCL with two GPUs or more, train.device being auto)
 and real signals, sent by the runs themselves at a chosen step through NETSPEC_FAULT (runtime/loop.py),
 so that a run of a second cannot be missed. One intra-op thread per process (the same arithmetic
 in every process). torchrun's start-up is most of the time here: the tests share their runs.
