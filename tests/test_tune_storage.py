@@ -105,9 +105,8 @@ def pg():
 
 
 def worker(spec: Path, out: Path, store: str, *extra: str) -> subprocess.Popen:
-    """A `netspec tune` process of its own, as a worker on another machine would be (one thread: two
-    of them share this machine's cores)."""
-    args = ["tune", str(spec), "-o", str(out), "--storage", store, "-q", "--threads", "1", *extra]
+    """A `netspec tune` process of its own, as a worker on another machine would be."""
+    args = ["tune", str(spec), "-o", str(out), "--storage", store, "-q", *extra]
     return subprocess.Popen(
         [sys.executable, "-m", "netspec", *args],
         stdout=subprocess.PIPE,
@@ -174,15 +173,15 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_retried_on_rerun
     spec = spec_file(tmp_path, 6)
     url = f"{pg}/optuna"
     slow = ("--grace", "600")
-    a = worker(spec, tmp_path / "a", url, *slow)
-    b = worker(spec, tmp_path / "b", url, *slow)
+    a = worker(spec, tmp_path / "a", url, *slow, "--threads", "1")
+    b = worker(spec, tmp_path / "b", url, *slow)  # no --threads: it splits the cores with the others here
     try:
         victim = wait_running(spec, url, a.pid)
         held = (tmp_path / "a" / ".lock").read_text()  # who holds the folder: the command, masked
         assert "--storage postgresql+psycopg2://postgres:***@127.0.0.1" in held and PASSWORD not in held
         a.send_signal(signal.SIGKILL)
         a.wait()
-        again = worker(spec, tmp_path / "a", url, *slow)  # a scheduler restarting the same command
+        again = worker(spec, tmp_path / "a", url, *slow, "--threads", "1")  # a scheduler restarting the same command
         code_b, out_b, err_b = finish(b)
         code_a, out_a, err_a = finish(again)
     finally:
@@ -195,6 +194,12 @@ def test_two_workers_share_a_postgres_study_and_a_killed_one_is_retried_on_rerun
     per = check_study(st, 6)
     assert st.trials[victim.number].state.name == "FAIL"
     assert len(per) >= 2, per  # the workers shared the work
+    # B, without --threads, took torch's default alone and half the cores beside another worker here
+    # (which of its trials overlapped another's is timing: test_local_threads holds the rule).
+    from netspec.runtime.loop import available_cores
+
+    mine = {t.user_attrs["threads"] for t in st.trials if t.user_attrs.get("worker", {}).get("pid") == b.pid}
+    assert mine and mine <= {None, max(1, available_cores() // 2)}, mine
     print(f"trials per worker: {sorted(per.values())}")
     for out, text in ((tmp_path / "a", out_a), (tmp_path / "b", out_b)):  # each wrote the whole study's report
         summary = json.loads((out / "trials.json").read_text())
@@ -212,8 +217,8 @@ def test_two_workers_share_a_journal_file_and_a_dead_ones_trial_is_retried(tmp_p
     spec = spec_file(tmp_path, 6)
     log = f"journal://{tmp_path / 'shared' / 'study.log'}"
     (tmp_path / "shared").mkdir()
-    a = worker(spec, tmp_path / "a", log, "--grace", "3")
-    b = worker(spec, tmp_path / "b", log, "--grace", "3")
+    a = worker(spec, tmp_path / "a", log, "--grace", "3", "--threads", "1")
+    b = worker(spec, tmp_path / "b", log, "--grace", "3", "--threads", "1")
     try:
         victim = wait_running(spec, log, a.pid)
         a.send_signal(signal.SIGKILL)
@@ -234,6 +239,27 @@ def test_two_workers_share_a_journal_file_and_a_dead_ones_trial_is_retried(tmp_p
     assert summary["best"] is not None and (tmp_path / "report" / "best.yaml").is_file()
     assert f"study {st.study_name!r}" in (tmp_path / "report" / "best.yaml").read_text()
     assert "tuning" not in text  # nothing ran
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_local_threads_split_the_cores_among_this_machines_running_workers(tmp_path):
+    """Invocations without --threads on one machine: a trial takes torch's default while no other
+    worker of the study runs one here, and cores / N when N do; a worker elsewhere does not count."""
+    from optuna.trial import TrialState
+
+    plan = study.load_plan(spec_file(tmp_path, 3))
+    st = study.open_study(plan, tmp_path / "s")
+    me = stores.worker_attr()
+    assert study.local_threads(st, me, 8) is None
+    elsewhere = st.ask()
+    elsewhere.set_user_attr("worker", {**me, "pid": 1, "machine": "another-host|boot|pid:[1]"})
+    assert study.local_threads(st, me, 8) is None
+    here = st.ask()
+    here.set_user_attr("worker", {**me, "pid": me["pid"] + 1})  # another process on this machine
+    assert study.local_threads(st, me, 8) == 4
+    assert study.local_threads(st, me, 1) == 1  # at least one
+    st.tell(here, state=TrialState.FAIL)
+    assert study.local_threads(st, me, 8) is None  # it ended: the cores are this worker's again
 
 
 # ----------------------------------------------------------------------------- mistakes

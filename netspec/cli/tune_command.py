@@ -52,8 +52,8 @@ def tune(
         typer.Option(
             "--threads",
             min=1,
-            help="CPU threads of each process, when the spec leaves train.threads at auto (default: cores / jobs; "
-            "give cores / N to each of N invocations that share one machine)",
+            help="CPU threads of each process, when the spec leaves train.threads at auto (default: cores / jobs "
+            "with --jobs; else torch's own, or cores / N while N workers of the study run trials on this machine)",
             rich_help_panel=OPT_RESOURCES,
         ),
     ] = None,

@@ -194,6 +194,19 @@ def prepare(study: optuna.Study, search: Search) -> list[str]:
     return notes
 
 
+def local_threads(study: optuna.Study, me: dict[str, Any], cores: int) -> int | None:
+    """CPU threads for a trial this process starts: None (torch's default, as `netspec train`) while
+    no other worker of the study runs a trial on this machine, else cores / the workers that do
+    (separate invocations on one machine, each with its own -o, then never each take every core).
+    Counted at each trial's start: a worker that joins later is counted from its neighbours' next trial."""
+    here = {me["pid"]}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker")
+        if isinstance(w, dict) and w.get("machine") == me["machine"]:
+            here.add(w.get("pid"))
+    return max(1, cores // len(here)) if len(here) > 1 else None
+
+
 def claim_worker(study: optuna.Study) -> int:
     """Under the study's mutex: this process's number among all that ever worked on the study, so
     that each draws its own sampler stream, on whatever machine it runs."""
@@ -347,9 +360,15 @@ def work(
     objective = Objective(plan, threads)
     me = _worker_attr()
     poll = max(0.5, min(2.0, where.grace / 6))
+    from ..runtime.loop import available_cores
+
+    cores = available_cores()
 
     def guarded(trial: optuna.Trial):
         trial.set_user_attr("worker", me)
+        if threads is None:  # no --threads, no --jobs: share the cores with this machine's other workers
+            objective.threads = local_threads(study, me, cores)
+        trial.set_user_attr("threads", objective.threads)
         mutex.release()  # the trial exists: others may make theirs
         return objective(trial)
 
