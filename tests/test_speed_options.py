@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from netspec.compiler import compile_text
+from netspec.lower.classes import channels_last_helps
 from netspec.lower.module import lower
 from netspec.runtime import loop
 from netspec.runtime.session import load_data, open_spec, time_axis
@@ -181,14 +182,24 @@ def test_available_cores_is_the_affinity_mask():
 # ----------------------------------------------------------------------------- channels_last
 
 
-def test_channels_last_auto_only_on_cuda_with_conv2d():
-    cnn = lower(compile_text(CNN).typed, seed=0)
-    mlp = lower(compile_text(MLP).typed, seed=0)
+def test_channels_last_auto_only_on_cuda_with_a_layer_that_gains():
+    cnn = channels_last_helps(compile_text(CNN).typed)
+    mlp = channels_last_helps(compile_text(MLP).typed)
+    assert cnn and not mlp  # conv2d's OpDef says it gains; no layer of the MLP does
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)  # a device object needs no GPU
     assert not loop.wants_channels_last("auto", cpu, cnn)
     assert loop.wants_channels_last("auto", cuda, cnn)
     assert not loop.wants_channels_last("auto", cuda, mlp)
     assert loop.wants_channels_last(True, cpu, cnn) and not loop.wants_channels_last(False, cuda, cnn)
+
+
+def test_train_py_decides_channels_last_as_netspec_does(tmp_path):
+    """train.py carries the registry's answer as a constant: it runs without netspec."""
+    from netspec.lower.trainsrc import train_source
+
+    res = compile_text(CNN)
+    source = train_source(res.typed, res.train, "hash", None)
+    assert "CHANNELS_LAST_HELPS = True" in source and "channels_last_helps=CHANNELS_LAST_HELPS" in source
 
 
 def _fit_in_process(tmp_path: Path, text: str, sets: list[str]):

@@ -23,6 +23,12 @@ def ctor_of(layer: LayerInfo):
     return get(layer.node.op).lower(dict(layer.node.params), layer.in_type, layer.out_type)
 
 
+def channels_last_helps(typed: TypedGraph) -> bool:
+    """Does a layer of the network run faster in channels-last memory format on CUDA (its
+    OpDef.channels_last)? What train.channels_last: auto decides by, there and in train.py."""
+    return any(get(layer.node.op).channels_last for layer in typed.layers)
+
+
 @record(frozen=False)
 class Owner:
     """The root model or one block instance, with its direct items in forward order."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..ir.typed import TypedGraph
 from ..spec.train_schema import source_kind, streamed
+from .classes import channels_last_helps
 from .codegen import doc_text, ident, literal, model_class
 
 RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
@@ -91,6 +92,7 @@ import sys
 {config_source(cfg)}
 SPEC_HASH = {literal(spec_hash)}
 TIME_AXIS = {literal(time_axis)}  # axis of the variable time dim in a batch, or None
+CHANNELS_LAST_HELPS = {literal(channels_last_helps(typed))}  # train.channels_last: auto turns it on on CUDA
 INPUT_SHAPE, INPUT_DTYPE = {literal(shape)}, {literal(typed.input.dtype)}
 OUTPUTS = {literal(out_shape[-1] if out_shape else 1)}
 
@@ -113,7 +115,8 @@ def main(argv=None):
         torch.manual_seed(CONFIG["seed"])
         model = {cls}()
     results = fit(model, data, CONFIG, args.out, spec_hash=SPEC_HASH, resume=args.resume,
-                  max_steps=args.max_steps, time_axis=TIME_AXIS, classes=classes, data_fingerprint=fingerprint)
+                  max_steps=args.max_steps, time_axis=TIME_AXIS, classes=classes, data_fingerprint=fingerprint,
+                  channels_last_helps=CHANNELS_LAST_HELPS)
     if results is not None and dist_env()[0] == 0:
         print(json.dumps({{k: v for k, v in results.items() if k != "test"}}, default=str))
         print("test:", json.dumps({{k: v for k, v in (results.get("test") or {{}}).items()

@@ -150,6 +150,7 @@ def _make(n: int) -> OpDef:
 
     return OpDef(
         name=f"conv{n}d",
+        channels_last=n == 2,
         family="convolution",
         doc=f"{n}-D convolution over {LAYOUT[n]} inputs (nn.Conv{n}d). in_channels is inferred.",
         params=(

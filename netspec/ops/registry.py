@@ -110,6 +110,9 @@ class OpDef:
     recurrent: bool = False
     # The identity at inference (dropout): export's passes drop it from the graph.
     inference_identity: bool = False
+    # Runs faster on CUDA with channels-last (NHWC) tensors (cuDNN's 2-D convolutions): under
+    # train.channels_last: auto, a model with such a layer trains in that memory format on CUDA.
+    channels_last: bool = False
     # The batchnorm layer type that folds into this layer's output at export, when that batchnorm
     # reads this layer alone: (params, x, y) -> its name, or None. The layer has a `bias` parameter
     # and a `weight` whose first axis is its output channels (export/weights.py folds into them).

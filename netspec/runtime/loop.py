@@ -279,11 +279,12 @@ def seed_everything(seed, deterministic):
         torch.backends.cudnn.benchmark = False
 
 
-def wants_channels_last(setting, device, model):
-    """train.channels_last: auto means on CUDA for a model with 2-D convolutions, off on the CPU
-    (measured no faster there); true / false force it (a model without conv2d is unaffected)."""
+def wants_channels_last(setting, device, helps):
+    """train.channels_last: auto means on CUDA for a model with layers that run faster so (`helps`:
+    netspec asks each layer's OpDef.channels_last, 2-D convolutions), off on the CPU (measured no
+    faster there); true / false force it (only 4-D weights change format)."""
     if setting == "auto":
-        return device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+        return device.type == "cuda" and helps
     return bool(setting)
 
 
@@ -1049,6 +1050,7 @@ def _fit(
     resume_hint="continue with --resume",
     data_fingerprint=None,
     target_stats=None,
+    channels_last_helps=False,
 ):
     run_dir = Path(run_dir)
     summary_writer = tensorboard_writer(cfg)  # before anything runs: a missing package fails at once
@@ -1092,7 +1094,7 @@ def _fit(
     fault = fault_hook(rank)
 
     model.to(device)
-    if wants_channels_last(cfg["channels_last"], device, model):
+    if wants_channels_last(cfg["channels_last"], device, channels_last_helps):
         model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unaffected
     if init_from is not None:
         state, err = load_checkpoint(init_from)

@@ -20,6 +20,7 @@ from ..data.feed import Streamed
 from ..data.load import load_source
 from ..errors import Diagnostic, SpecError, missing_section
 from ..ir.typed import TypedGraph
+from ..lower.classes import channels_last_helps
 from ..ops import get
 from ..passes.lengths import lengths_plan, time_symbol
 from ..record import record
@@ -625,6 +626,7 @@ def _train_locked(
                 resume_hint=f"continue with: {again}",
                 data_fingerprint=fingerprint,
                 target_stats=target_stats,
+                channels_last_helps=channels_last_helps(s.typed),
             )
             if world > 1 and torch.distributed.is_initialized():
                 # Every rank leaves together: a rank that tore its process group down while rank 0
