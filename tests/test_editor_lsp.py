@@ -60,14 +60,15 @@ def _install() -> Path:
     staging = cache / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    cmd = [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--omit=dev"]
+    cmd = [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--omit=dev", "--fetch-retries=1"]
     try:
         done = subprocess.run([*cmd, f"yaml-language-server@{VERSION}"], capture_output=True, text=True, timeout=180)
     except subprocess.TimeoutExpired:
         done = None
     if done is None or done.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        why = "timed out" if done is None else (done.stderr.strip().splitlines() or ["no output"])[-1]
+        said = [] if done is None else [line for line in done.stderr.splitlines() if "error" in line]
+        why = "timed out" if done is None else " / ".join(said[:2]) or f"exit code {done.returncode}"
         pytest.skip(f"could not install yaml-language-server@{VERSION} with npm (offline?): {why}")
     try:
         staging.rename(home)  # whole or not at all: a concurrent run may have won the race
@@ -394,6 +395,7 @@ def test_completion_inserts_a_layers_required_keys(server):
         ("  - lstm:\n      hidden_size: 8\n      output: ", ["sequence", "last", "mean", "max"]),
         ("  - conv2d:\n      out_channels: 4\n      kernel_size: 3\n      padding: ", ["same", "valid"]),
     ],
+    ids=["lstm.output", "conv2d.padding"],
 )
 def test_completion_offers_every_enum_value_with_its_meaning(server, text, values):
     text = HEAD + "layers:\n" + text
