@@ -6,10 +6,12 @@ naming the file and its size, before any run starts. `train` scans every header 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from ..errors import Diagnostic, format_path
+from ..errors import Diagnostic, did_you_mean, format_path
+from ..spec.train_schema import source_kind
 from .augment import Sample, eval_items, items, mismatch, run_chain
 
 PER_CLASS = 4  # headers read per class folder: a check stays well under 50 ms for 1,000 classes
@@ -38,8 +40,6 @@ def _sample_files(root: Path) -> list[Path]:
 def data_base(spec_file: str) -> Path:
     """The folder a spec's data paths are relative to: the spec's own, or for a run's copy of it
     (RUN/spec.yaml, spec.resolved.yaml) the original spec's folder, which RUN/data.json records."""
-    import json
-
     folder = Path(spec_file).resolve().parent
     info = folder / "data.json"
     if info.is_file():
@@ -121,9 +121,6 @@ def check_files(cfg: dict, spec_file: str, loc) -> list[Diagnostic]:
     """A data file (or image folder) the spec names that does not exist: an error at its key,
     told without training. Paths in a spec are relative to its folder (--set ones were made
     absolute against the current directory when applied)."""
-    from ..errors import did_you_mean
-    from ..spec.train_schema import source_kind
-
     if not Path(spec_file).is_file():
         return []  # a spec given as text: nothing to be relative to
     base = data_base(spec_file)

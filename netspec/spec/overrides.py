@@ -3,11 +3,13 @@ exactly like the file (and its diagnostics name the --set that caused them)."""
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 
 from ..errors import Diagnostic, Location, SpecError
 from .loader import Document, Mark, load_text
-from .train_schema import SHORT
+from .train_schema import SHORT, source_kind
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
@@ -48,10 +50,6 @@ PATH_KEYS = {
 def absolute_paths(sets: list[str], cwd: str) -> list[str]:
     """The --set items with each relative data path made absolute against `cwd`: what the run
     stores (RUN/data.json), so a resume from another directory reads the same files."""
-    import posixpath
-
-    from .train_schema import source_kind
-
     out: list[str] = []
     for item in sets or []:
         key, sep, text = item.partition("=")
@@ -66,8 +64,6 @@ def absolute_paths(sets: list[str], cwd: str) -> list[str]:
 def apply_overrides(doc: Document, sets: list[str]) -> None:
     """Apply each override to doc.data in order; raise SpecError listing every malformed one.
     Relative data paths in them are made absolute against the current directory first."""
-    import os
-
     errors: list[Diagnostic] = []
     for typed, item in zip(sets or [], absolute_paths(sets, os.getcwd()), strict=True):
         where = Location(f"--set {typed}")  # as the user typed it

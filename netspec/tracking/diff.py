@@ -18,6 +18,7 @@ from ..ir.typed import TypedGraph
 from ..lower.codegen import resolved_spec
 from ..record import record
 from ..summary import fmt_int, fmt_shape
+from .runs import run_info
 
 
 class DiffError(Exception):
@@ -48,8 +49,6 @@ def load_side(path: str, dims: dict | None = None) -> Side:
         spec = p / "spec.resolved.yaml"
         if not spec.is_file():
             raise DiffError(f"{path} is a folder but not a run directory: it has no spec.resolved.yaml")
-        from .runs import run_info
-
         run = run_info(p)
     elif p.is_file():
         spec = p

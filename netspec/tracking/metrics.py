@@ -6,6 +6,7 @@ cannot import netspec.)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..record import record
@@ -21,8 +22,6 @@ def read_epochs(path: Path) -> Records:
     """The epoch records of a metrics.jsonl. A torn last line is what a kill leaves (the loop skips
     it too) and is not counted as damage; an epoch written twice keeps its last record. Raises
     OSError or UnicodeDecodeError when the file cannot be read at all."""
-    import json
-
     lines = path.read_text(encoding="utf-8").splitlines()
     by_epoch: dict[int, dict] = {}
     damaged = 0

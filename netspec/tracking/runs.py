@@ -18,6 +18,9 @@ import socket
 import time
 from pathlib import Path
 
+import yaml
+
+from ..errors import did_you_mean
 from .metrics import read_epochs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
@@ -87,8 +90,6 @@ def _resolved(run_dir: Path, problems: list[str]) -> dict:
     path = run_dir / "spec.resolved.yaml"
     if not path.exists():
         return {}
-    import yaml
-
     try:
         data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -269,8 +270,6 @@ def sort_runs(runs: list[dict], column: str, reverse: bool = False) -> list[dict
     metric's direction: accuracy and r2 up, losses and errors down; -r: worst first). The groups
     follow each other by task, then metric name; a value is never ranked against another metric's."""
     if column not in COLUMNS:
-        from ..errors import did_you_mean
-
         hint = did_you_mean(column, COLUMNS) or ""
         raise RunsError(f"unknown column {column!r} for --sort; expected one of {', '.join(COLUMNS)}. {hint}".strip())
     key = _sort_key(column)
