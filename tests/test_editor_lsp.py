@@ -60,9 +60,19 @@ def _install() -> Path:
     staging = cache / f".staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    cmd = [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--omit=dev", "--fetch-retries=1"]
+    cmd = [
+        npm,
+        "install",
+        "--prefix",
+        str(staging),
+        "--no-audit",
+        "--no-fund",
+        "--omit=dev",
+        "--fetch-retries=1",
+        "--fetch-timeout=20000",
+    ]
     try:
-        done = subprocess.run([*cmd, f"yaml-language-server@{VERSION}"], capture_output=True, text=True, timeout=180)
+        done = subprocess.run([*cmd, f"yaml-language-server@{VERSION}"], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         done = None
     if done is None or done.returncode != 0:
