@@ -8,8 +8,8 @@ summary's 24 KB, more than the rest of printing it.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Any, TypeAlias
 

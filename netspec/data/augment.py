@@ -19,10 +19,11 @@ modules it builds from.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import Diagnostic, did_you_mean, format_path
 from ..record import record, replace
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

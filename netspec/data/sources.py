@@ -23,13 +23,13 @@ import re
 import tokenize
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..record import factory, record
 from ..runtime.datasets import NUMERIC, DataError, check_bytes, check_headers, class_labels, read_arrays, read_headers
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 

@@ -17,8 +17,8 @@ No third-party imports: this is the bottom floor, beside ir/types.py.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Literal, TypeAlias
 

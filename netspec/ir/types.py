@@ -9,10 +9,11 @@ size (spec `dims:` or `--dim T=...`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..record import record
 from . import dims
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

@@ -3,13 +3,14 @@ PReLU with learnable slopes."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ShapeError
 from ..ir.types import TensorType
 from .common import nondefault, torch_dim
 from .params import Accepts, Enum, Float, Int, Param
 from .registry import KEEP, MIX, Ctor, Example, OpDef, register
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from .common import Inferred
     from .registry import Params

@@ -4,12 +4,13 @@ axis names, and kwargs for the lowering that omit PyTorch's defaults so generate
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import WARNING, Diagnostic, ShapeError, format_path
 from ..ir import dims
 from ..ir import types as T
 from ..ir.types import Dim
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
     from typing import Any, TypeAlias

@@ -9,6 +9,8 @@ every other axis equal. A mismatch names both shapes and the axis that disagrees
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ShapeError
 from ..ir import types as T
 from ..ir.types import TensorType
@@ -16,7 +18,6 @@ from .common import torch_dim
 from .params import Accepts, Int, Param
 from .registry import Ctor, Example, OpDef, register
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from ..ir.types import Dim
     from .common import Inferred

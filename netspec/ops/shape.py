@@ -4,6 +4,7 @@ batch), so values copied from PyTorch code mean the same here; the batch itself 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ..errors import ShapeError
 from ..ir import types as T
@@ -12,7 +13,6 @@ from .common import nondefault, torch_dim
 from .params import Accepts, Int, IntList, Param
 from .registry import Ctor, Example, OpDef, register
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from ..ir.types import Dim
     from .common import Inferred

@@ -9,12 +9,13 @@ ones (a strided conv, a flatten or softmax over time) is an error, found statica
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ShapeError
 from ..ir.typed import TypedGraph
 from ..ops import get
 from ..ops.registry import KEEP, MASK, MIX, USE, USE_LAST
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from ..ir.typed import LayerInfo
 

@@ -14,12 +14,13 @@ it while it expands blocks.)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..ir import Graph
 from ..ir.graph import frozen_map, is_later
 from ..ops import get
 from ..record import replace
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from ..ir import Node
 

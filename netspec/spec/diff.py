@@ -4,10 +4,10 @@ path, for messages such as `train.optimizer.lr: 0.01 -> 0.02`. No torch, no nets
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from ..errors import format_path
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import TypeAlias
 

@@ -39,11 +39,11 @@ import operator
 import re
 from collections import namedtuple
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import did_you_mean
 from ..record import record
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, NamedTuple, TypeAlias, TypeGuard

@@ -14,8 +14,8 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Any, TypeAlias, TypeGuard
 

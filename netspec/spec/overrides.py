@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, Location, SpecError
 from .loader import Document, Mark, load_text
 from .train_schema import SHORT, source_kind
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from ..jsontext import JSON
     from .loader import KeyPath

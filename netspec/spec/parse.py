@@ -13,6 +13,7 @@ from __future__ import annotations
 import keyword
 import math
 from collections import ChainMap
+from typing import TYPE_CHECKING
 
 from ..errors import WARNING, Diagnostic, did_you_mean, format_path
 from ..ir import Graph, Input, Instance, Node, TensorType
@@ -25,7 +26,6 @@ from .resolve import LaterValue, Pending, contains_expr, expr_diag, later, names
 from .schema import MAX_LAYERS, MAX_REPEAT
 from .validate import show, validate_evaluated  # pyright: ignore[reportUnknownVariableType]  # validate.py is not annotated yet
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
     from typing import Any, TypeGuard

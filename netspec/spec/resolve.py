@@ -19,6 +19,7 @@ images, (T, F) for sequences; a graph input's layout is read from its rank and s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import Diagnostic, did_you_mean, format_path
 from ..ir import Node, TensorType
@@ -29,7 +30,6 @@ from .expr import AttributeProblem, Attributes, ExprError, is_array, substitute,
 from .loader import Document
 from .validate import show, validate_evaluated  # pyright: ignore[reportUnknownVariableType]  # validate.py is not annotated yet
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
