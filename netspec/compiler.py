@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .errors import Diagnostic, SpecError, format_path
 from .ir import Graph
 from .ir.typed import TypedGraph
+from .ops import all_ops
 from .passes.canonicalize import canonicalize
 from .passes.infer import infer
 from .passes.scale import scale_width
@@ -18,10 +21,9 @@ from .record import factory, record
 from .spec.loader import Document, load_file, load_text
 from .spec.parse import parse
 from .spec.resolve import SpecResolver
-from .spec.train_schema import resolve_train
+from .spec.train_schema import resolve_train, source_kind
 from .spec.validate import validate
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -69,7 +71,6 @@ def spec_hash(data: dict) -> str:
     """Identity of what a run computes: the whole spec but its UNHASHED keys, so a run may resume
     on another machine or thread count, or with TensorBoard turned on."""
     import hashlib  # here, not at the top: check and summarize never need it (start-up time)
-    import json
 
     clean = json.loads(json.dumps(data, default=str))
     for *parents, key in UNHASHED:
@@ -166,8 +167,6 @@ def _known_layers_only(doc: Document) -> Document:
     """`doc` with each layer item that is no layer type or block (`- relux`, `- 3`) replaced by a
     bare layer of no parameters: parse can expand the rest, and what it says of the stand-in is
     dropped with every other error but the expressions'."""
-    from .ops import all_ops
-
     ops = all_ops()
     stand_in = next(n for n in sorted(ops) if ops[n].bare_ok and ops[n].arity == 1)
     data = dict(doc.data)
@@ -199,8 +198,6 @@ def _check_data(cfg: dict, typed: TypedGraph, doc: Document, files: bool) -> lis
     """Pass the sample through train.data.augment, as layers pass their shapes (data/augment.py);
     with `files`, also that the data files exist and, for an image folder, a few of its files'
     sizes (data/peek.py)."""
-    from .spec.train_schema import source_kind
-
     kind = source_kind(cfg["data"]["source"])
     diags = _check_augment(cfg, typed, doc, kind == "folder") if cfg["data"]["augment"] else []
     if cfg["data"]["standardize"] != "none" and any(t.dtype == "int64" for t in typed.inputs):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from .ops import all_ops
 from .ops.params import REQUIRED
 from .ops.registry import OpDef
+from .spec.train_schema import SECTIONS, SHORT, TRAIN
 
 
 def _default(p) -> str:
@@ -236,7 +239,6 @@ def augment_markdown() -> str:
 
 def train_markdown() -> str:
     """docs/train.md: every key of the `train:` section, from the tables in spec/train_schema.py."""
-    from .spec.train_schema import SECTIONS, SHORT, TRAIN
 
     def rows(table):
         out = ["| key | default | meaning |", "|---|---|---|"]
@@ -284,8 +286,4 @@ def train_markdown() -> str:
 
 
 if __name__ == "__main__":
-    import sys
-
-    from .ops import all_ops
-
     print(train_markdown() if "--train" in sys.argv else layers_markdown(all_ops()), end="")

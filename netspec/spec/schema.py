@@ -6,13 +6,15 @@ schemas/netspec.schema.json is this function's output, checked in so editors
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 from ..ops import all_ops
 from ..ops.params import NAME_PATTERN, Param
 from ..ops.registry import OpDef
 from .search_schema import search_schema
 from .train_schema import SOURCE_PATTERN, train_schema  # pyright: ignore[reportUnknownVariableType]  # (returns a bare dict; train_schema.py is typed apart)
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
@@ -196,8 +198,6 @@ def _param_schema(p: Param, examples: list[Any] | None) -> Schema:
 
 def yaml_scalar(value: object) -> str:
     """A default as a spec writes it: true, null, [1, 1], zeros."""
-    import json
-
     return value if isinstance(value, str) else json.dumps(value)
 
 
@@ -678,6 +678,4 @@ def for_editors(schema: Any) -> None:
 
 
 def schema_text() -> str:
-    import json  # `netspec schema` only: start-up of check and summarize does without
-
     return json.dumps(published_schema(), indent=2, sort_keys=False) + "\n"

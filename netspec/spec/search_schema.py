@@ -7,9 +7,10 @@ netspec/tune/space.py, with the same kind of diagnostics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .train_schema import EARLY  # pyright: ignore[reportUnknownVariableType]  # train_schema.py is not annotated yet
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up (~4 ms)
 if TYPE_CHECKING:
     from typing import Any
 
