@@ -19,6 +19,7 @@ from .passes.infer import infer
 from .passes.scale import scale_width
 from .record import factory, record
 from .spec.loader import Document, load_file, load_text
+from .spec.overrides import apply_overrides
 from .spec.parse import parse
 from .spec.resolve import SpecResolver
 from .spec.train_schema import resolve_train, source_kind
@@ -260,8 +261,6 @@ def compile_file(
     try:
         doc = load_file(path)
         if sets:
-            from .spec.overrides import apply_overrides
-
             apply_overrides(doc, sets)
     except SpecError as exc:
         return Result(diagnostics=exc.diagnostics)

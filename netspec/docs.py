@@ -8,7 +8,7 @@ from pathlib import Path
 from .ops import all_ops
 from .ops.params import REQUIRED
 from .ops.registry import OpDef
-from .spec.train_schema import SECTIONS, SHORT, TRAIN
+from .spec.train_schema import LOADER, SECTIONS, SHORT, TRAIN
 
 
 def _default(p) -> str:
@@ -279,8 +279,6 @@ def train_markdown() -> str:
         short += " `null` or absent: off." if name == "early_stopping" else ""
         out += [f"## `{name}`", "", f"A mapping.{short}", "", *rows(table), ""]
         if name == "data":
-            from .spec.train_schema import LOADER
-
             out += ["### `data.loader`", "", *rows(LOADER), "", augment_markdown()]
     return "\n".join(out)
 
