@@ -11,7 +11,7 @@ from netspec.docs import layers_markdown, train_markdown
 from netspec.lower.codegen import resolved_spec
 from netspec.lower.module import lower
 from netspec.ops import all_ops
-from netspec.spec.schema import schema_text
+from netspec.spec.schema import build_schema, schema_text
 
 from .conftest import ROOT, SPECS
 
@@ -66,6 +66,14 @@ def test_lenet5_reference_numbers():
 def test_checked_in_schema_is_current():
     assert (ROOT / "schemas" / "netspec.schema.json").read_text() == schema_text(), "run `make schema`"
     json.loads(schema_text())
+
+
+def test_publishing_the_schema_changes_nothing_it_is_built_from():
+    """published_schema adds editor keywords to a copy: the tables build_schema reads stay as they
+    were, so the text is the same however often it is made (it once grew markers in place)."""
+    before = json.dumps(build_schema())
+    first = schema_text()
+    assert schema_text() == first and json.dumps(build_schema()) == before
 
 
 def test_layer_docs_are_current():

@@ -621,8 +621,10 @@ def _editor_layers(ops: dict[str, OpDef]) -> tuple[Schema, Schema]:
 
 
 def published_schema() -> Schema:
-    """The schema `netspec schema` prints, for editors (schemas/netspec.schema.json)."""
-    schema = build_schema()
+    """The schema `netspec schema` prints, for editors (schemas/netspec.schema.json). A copy:
+    build_schema shares sub-schemas with module-level tables (train_schema's), which the editor
+    additions must not change under netspec's own validation."""
+    schema = cast_schema(json.loads(json.dumps(build_schema())))
     for_editors(schema)
     return schema
 
