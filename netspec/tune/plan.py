@@ -57,6 +57,9 @@ def load_plan(spec: Path, sets: list[str] | tuple[str, ...] = ()) -> Plan:
     return Plan(spec, tuple(sets), doc, res.search, res.typed.graph.name, study_key(doc.data), res.train["seed"])
 
 
+ORPHAN_GRACE_S = 20  # how long an orphaned --jobs process may take to stop as Ctrl-C would
+
+
 def watch_parent() -> None:
     """In a --jobs process: when the process that started it dies (killed: Ctrl-C reaches every
     process of the group by itself), stop as Ctrl-C would. The trial in progress then ends at its
@@ -68,5 +71,10 @@ def watch_parent() -> None:
         while os.getppid() == parent:  # a dead parent's children are adopted by another process
             time.sleep(0.5)
         os.kill(os.getpid(), signal.SIGINT)
+        # A Ctrl-C that lands in a blocking call or in a lock taken at shutdown can leave the
+        # process hanging (seen once in the suite): nobody waits for it any more, so it ends
+        # anyway. Its trial, left RUNNING, is failed and retried by the study's dead-worker rules.
+        time.sleep(ORPHAN_GRACE_S)
+        os._exit(130)
 
     threading.Thread(target=watch, name="netspec-watch-parent", daemon=True).start()
