@@ -326,8 +326,7 @@ def _probe(where: Where) -> None:
             _DRIVERS.get(driver, f"install the SQLAlchemy driver {driver!r}"),
         ) from None
     try:
-        with engine.connect():
-            pass
+        engine.connect().close()  # a probe: reach the server once, within the connect timeout
     except DBAPIError as exc:
         reason = mask(_first_line(exc), _password(where))
         low = reason.lower()
